@@ -1,0 +1,1 @@
+"""Synthesizers, their parameters, and the dataset writer (never imports TensorFlow)."""

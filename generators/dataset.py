@@ -1,0 +1,278 @@
+"""The HDF5 dataset format: its schema, and a reader that sees shards as one dataset.
+
+Schema (``FORMAT_VERSION`` 1), one file per dataset or per shard:
+
+=================  ==========================  ==========================================
+name               type, shape                 meaning
+=================  ==========================  ==========================================
+``audio``          float32 [N, n_samples]      the rendered examples, in [-1, 1]
+``labels``         int16 [N, n_parameters]     class index of every parameter
+``values``         float32 [N, n_parameters]   the parameter values the audio was made with
+``done_chunks``    bool [n_chunks]             progress of an unfinished run (for resume)
+=================  ==========================  ==========================================
+
+Attributes: ``format_version``, ``complete`` (False until the writer finished),
+``sample_rate`` (Hz), ``n_samples``, ``generator`` (registry name),
+``generator_config`` and ``parameter_set`` (JSON), ``seed``, ``n_examples``
+(rows of this file), ``example_offset`` (global index of row 0),
+``total_examples`` (all shards together), ``shard`` ("K/N"), ``chunk_size``,
+``silent_examples`` (examples whose peak is below 1e-4 or not finite),
+``created_by``.
+
+Row ``i`` of a file is global example ``example_offset + i``; its parameters
+depend only on ``(seed, example_offset + i)``, so shards made on different
+machines concatenate to exactly the dataset one job would have made.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from generators.errors import InverSynthError
+from generators.parameters import ParameterSet
+
+__all__ = ["FORMAT_VERSION", "SynthDataset", "open_dataset", "resolve_paths"]
+
+FORMAT_VERSION = 1
+SILENCE_PEAK = 1e-4  # below this peak an example counts as silent
+
+# Attributes that must agree between the shards of one dataset.
+_SHARED_ATTRS = (
+    "format_version",
+    "sample_rate",
+    "n_samples",
+    "generator",
+    "generator_config",
+    "parameter_set",
+    "seed",
+    "total_examples",
+)
+
+
+def _attr(f: h5py.File, name: str) -> Any:
+    value = f.attrs[name]
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def resolve_paths(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files named by a path, a glob pattern, or a list of either."""
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    paths: list[Path] = []
+    for item in items:
+        text = str(item)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise InverSynthError(f"no dataset file matches {text!r}")
+            paths.extend(Path(m) for m in matches)
+        else:
+            paths.append(Path(text))
+    if not paths:
+        raise InverSynthError("no dataset file given")
+    return paths
+
+
+class _Part:
+    """One file of a dataset, opened read-only."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            hint = ""
+            if Path(str(path) + ".partial").exists():
+                hint = f" (an unfinished run left {path}.partial: resume it with --resume)"
+            raise InverSynthError(f"dataset file {str(path)!r} does not exist{hint}")
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as exc:
+            raise InverSynthError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from None
+        self.path = path
+        f = self.file
+        missing = [k for k in ("audio", "labels", "values") if k not in f]
+        if missing or "format_version" not in f.attrs:
+            self.file.close()
+            raise InverSynthError(
+                f"{str(path)!r} is not an InverSynth dataset (missing {missing or 'format_version'})"
+            )
+        if _attr(f, "format_version") != FORMAT_VERSION:
+            self.file.close()
+            raise InverSynthError(
+                f"{str(path)!r} has format version {_attr(f, 'format_version')}, "
+                f"this toolkit reads version {FORMAT_VERSION}"
+            )
+        if not bool(_attr(f, "complete")):
+            self.file.close()
+            raise InverSynthError(
+                f"dataset {str(path)!r} is incomplete: its run never finished; "
+                "finish it with the same command and --resume"
+            )
+        self.attrs = {k: _attr(f, k) for k in f.attrs}
+        self.offset = int(self.attrs["example_offset"])
+        self.n_examples = int(self.attrs["n_examples"])
+        self.audio: h5py.Dataset = f["audio"]
+        self.labels: h5py.Dataset = f["labels"]
+        self.values: h5py.Dataset = f["values"]
+
+
+class SynthDataset:
+    """Read-only view of a dataset made of one file or of all its shards.
+
+    Parameters
+    ----------
+    source : path, glob pattern, or sequence of them
+        One complete dataset file, or every shard of one dataset (in any order).
+
+    Raises
+    ------
+    InverSynthError
+        For a missing, unreadable, unfinished or foreign file, shards of
+        different datasets, or shards that leave a gap or overlap.
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path]) -> None:
+        parts = [_Part(p) for p in resolve_paths(source)]
+        parts.sort(key=lambda part: part.offset)
+        first = parts[0]
+        for part in parts[1:]:
+            for key in _SHARED_ATTRS:
+                if part.attrs.get(key) != first.attrs.get(key):
+                    self._close(parts)
+                    raise InverSynthError(
+                        f"{str(part.path)!r} and {str(first.path)!r} are not shards of one dataset "
+                        f"(their {key!r} differ)"
+                    )
+        expected = 0
+        for part in parts:
+            if part.offset != expected:
+                self._close(parts)
+                raise InverSynthError(
+                    f"shards do not join up: {str(part.path)!r} starts at example {part.offset}, "
+                    f"expected {expected}"
+                )
+            expected += part.n_examples
+        if len(parts) > 1 and expected != int(first.attrs["total_examples"]):
+            self._close(parts)
+            raise InverSynthError(
+                f"shards hold {expected} of the dataset's {first.attrs['total_examples']} examples: "
+                "some shard is missing"
+            )
+        self._parts = parts
+        self._starts = np.array([p.offset for p in parts], dtype=np.int64)
+        self.attrs: dict[str, Any] = dict(first.attrs)
+        self.paths = [p.path for p in parts]
+        self.n_examples = expected
+        self.sample_rate = int(self.attrs["sample_rate"])
+        self.n_samples = int(self.attrs["n_samples"])
+        self.generator_name = str(self.attrs["generator"])
+        self.generator_config: dict[str, Any] = json.loads(self.attrs["generator_config"])
+        self.parameter_set = ParameterSet.from_json(self.attrs["parameter_set"])
+        self.seed = int(self.attrs["seed"])
+
+    @staticmethod
+    def _close(parts: list[_Part]) -> None:
+        for part in parts:
+            part.file.close()
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What makes two datasets interchangeable for a model, plus a fingerprint of it."""
+        ident: dict[str, Any] = {
+            "generator": self.generator_name,
+            "generator_config": self.generator_config,
+            "parameter_set": json.loads(self.attrs["parameter_set"]),
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "n_examples": self.n_examples,
+        }
+        digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        ident["fingerprint"] = digest
+        return ident
+
+    def __len__(self) -> int:
+        return self.n_examples
+
+    def _check_indices(self, indices: np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_examples):
+            raise InverSynthError(
+                f"example indices must be in [0, {self.n_examples}), got {idx.min()}..{idx.max()}"
+            )
+        return idx
+
+    def read(self, indices: np.ndarray, *, with_values: bool = False) -> tuple[np.ndarray, ...]:
+        """Examples by global index, in the order given.
+
+        Returns
+        -------
+        audio : np.ndarray [batch, n_samples], float32
+        labels : np.ndarray [batch, n_parameters], int64
+        values : np.ndarray [batch, n_parameters], float32 (only with ``with_values``)
+        """
+        idx = self._check_indices(indices)
+        n_par = self.parameter_set.n_parameters
+        audio = np.empty((idx.size, self.n_samples), dtype=np.float32)
+        labels = np.empty((idx.size, n_par), dtype=np.int64)
+        values = np.empty((idx.size, n_par), dtype=np.float32) if with_values else None
+        # h5py reads increasing, unique indices fastest: sort, read per file, scatter back.
+        order = np.argsort(idx, kind="stable")
+        sorted_idx = idx[order]
+        part_of = np.searchsorted(self._starts, sorted_idx, side="right") - 1
+        for p in np.unique(part_of):
+            part = self._parts[int(p)]
+            sel = part_of == p
+            local = sorted_idx[sel] - part.offset
+            uniq, inverse = np.unique(local, return_inverse=True)
+            dest = order[sel]
+            audio[dest] = part.audio[uniq][inverse]
+            labels[dest] = part.labels[uniq][inverse]
+            if values is not None:
+                values[dest] = part.values[uniq][inverse]
+        if values is not None:
+            return audio, labels, values
+        return audio, labels
+
+    def read_range(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Examples ``[start, stop)``: (audio [b, n_samples] float32, labels [b, n_parameters] int64)."""
+        audio, labels = self.read(np.arange(start, stop))
+        return audio, labels
+
+    def make_generator(self) -> Any:
+        """The synth that made this dataset (a :class:`~generators.generator.SoundGenerator`)."""
+        from generators.generator import load_generator
+
+        return load_generator(self.generator_name, self.generator_config)
+
+    def close(self) -> None:
+        self._close(self._parts)
+
+    def __enter__(self) -> SynthDataset:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"SynthDataset({self.generator_name!r}, n_examples={self.n_examples}, "
+            f"n_parameters={self.parameter_set.n_parameters}, files={len(self.paths)})"
+        )
+
+
+def open_dataset(source: str | Path | Sequence[str | Path]) -> SynthDataset:
+    """Open a dataset file, or all shards of one (a list or a glob such as ``data/fm_data.shard-*``)."""
+    return SynthDataset(source)

@@ -1,0 +1,356 @@
+"""Quantized synthesizer parameters: declaration, sampling and label encoding.
+
+A :class:`Parameter` is a name plus the finite list of values (levels) it may
+take. A :class:`ParameterSet` is the ordered list of a synth's parameters; it
+
+* samples class indices, one independent uniform draw per parameter,
+  deterministically from ``(seed, example_index)`` so that a dataset is the
+  same however it is split into batches, workers or shards;
+* maps class indices to parameter values;
+* encodes indices as the concatenated one-hot vector the models are trained on
+  (23 x 16 = 368 outputs for the paper's FM synth) and decodes score vectors
+  back to indices (argmax within each parameter's slice);
+* serializes to JSON and back exactly, so a dataset and a trained model can
+  carry the set they were made with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from generators.errors import InverSynthError
+
+__all__ = ["Parameter", "ParameterSet", "example_uniforms"]
+
+_SPACINGS = ("linear", "note", "custom")
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One quantized parameter.
+
+    Parameters
+    ----------
+    name : str
+        Unique within its set, e.g. ``"f_cut"``.
+    levels : tuple of float
+        The values the parameter takes, in class-index order (class ``i`` is
+        ``levels[i]``). At least 2.
+    unit : str
+        Unit of the values, for display (``"Hz"``, ``"s"``, ``""``).
+    spacing : {"linear", "note", "custom"}
+        How the levels were made; informational, the levels are the truth.
+    """
+
+    name: str
+    levels: tuple[float, ...]
+    unit: str = ""
+    spacing: str = "custom"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InverSynthError(f"parameter name must be a non-empty string, got {self.name!r}")
+        if len(self.levels) < 2:
+            raise InverSynthError(
+                f"parameter {self.name!r} needs at least 2 levels, got {len(self.levels)}"
+            )
+        if not all(np.isfinite(v) for v in self.levels):
+            raise InverSynthError(f"parameter {self.name!r} has non-finite levels {self.levels}")
+        if self.spacing not in _SPACINGS:
+            raise InverSynthError(
+                f"parameter {self.name!r}: spacing must be one of {_SPACINGS}, got {self.spacing!r}"
+            )
+        object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
+
+    @classmethod
+    def linear(
+        cls, name: str, *, low: float, high: float, n_levels: int = 16, unit: str = ""
+    ) -> Parameter:
+        """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
+        if n_levels < 2:
+            raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
+        levels = np.linspace(low, high, n_levels, dtype=np.float64)
+        return cls(name=name, levels=tuple(levels.tolist()), unit=unit, spacing="linear")
+
+    @classmethod
+    def notes(
+        cls, name: str, *, base_hz: float = 440.0, n_levels: int = 16, unit: str = "Hz"
+    ) -> Parameter:
+        """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
+        if n_levels < 2:
+            raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
+        levels = base_hz * 2.0 ** (np.arange(n_levels, dtype=np.float64) / 12.0)
+        return cls(name=name, levels=tuple(levels.tolist()), unit=unit, spacing="note")
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    def value(self, index: int) -> float:
+        """The value of class ``index``."""
+        if not 0 <= index < self.n_levels:
+            raise InverSynthError(
+                f"parameter {self.name!r}: class index must be in [0, {self.n_levels}), got {index}"
+            )
+        return self.levels[index]
+
+    def nearest_index(self, value: float) -> int:
+        """The class whose level is closest to ``value``."""
+        return int(np.argmin(np.abs(np.asarray(self.levels) - value)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "levels": list(self.levels),
+            "unit": self.unit,
+            "spacing": self.spacing,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Parameter:
+        try:
+            return cls(
+                name=data["name"],
+                levels=tuple(data["levels"]),
+                unit=data.get("unit", ""),
+                spacing=data.get("spacing", "custom"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InverSynthError(f"malformed parameter description {data!r}: {exc}") from None
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer: a bijective 64-bit mix, vectorized. ``x`` is uint64."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return x ^ (x >> np.uint64(31))
+
+
+def example_uniforms(
+    *, seed: int, start: int, n_examples: int, n_draws: int, stream: int = 0
+) -> np.ndarray:
+    """Uniform numbers in [0, 1) that depend only on (seed, stream, example index, draw).
+
+    Counter-based, so any slice of examples can be drawn on its own: drawing
+    examples [0, 256) at once equals drawing [0, 128) and [128, 256).
+
+    Parameters
+    ----------
+    seed : int >= 0
+    start : int >= 0
+        Global index of the first example.
+    n_examples : int >= 0
+    n_draws : int > 0
+        Numbers per example.
+    stream : int >= 0
+        Separates independent uses of the same seed (parameters, note pitch, ...).
+
+    Returns
+    -------
+    u : np.ndarray [n_examples, n_draws], float64 in [0, 1)
+    """
+    if seed < 0 or start < 0 or n_examples < 0 or n_draws <= 0 or stream < 0:
+        raise InverSynthError(
+            f"example_uniforms needs seed, start, n_examples, stream >= 0 and n_draws > 0, got "
+            f"seed={seed}, start={start}, n_examples={n_examples}, n_draws={n_draws}, "
+            f"stream={stream}"
+        )
+    key = _splitmix64(np.array([seed], dtype=np.uint64))
+    key = _splitmix64(key ^ np.uint64(stream))
+    examples = np.arange(start, start + n_examples, dtype=np.uint64)[:, None]  # [n, 1]
+    draws = np.arange(n_draws, dtype=np.uint64)[None, :]  # [1, d]
+    h = _splitmix64(key ^ _splitmix64(examples))
+    h = _splitmix64(h ^ draws)  # [n, d]
+    # Top 53 bits -> a double in [0, 1).
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """The ordered parameters of a synth.
+
+    Parameters
+    ----------
+    parameters : sequence of Parameter
+        Names must be unique.
+    """
+
+    parameters: tuple[Parameter, ...]
+    _offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __init__(self, parameters: Iterable[Parameter]) -> None:
+        params = tuple(parameters)
+        if not params:
+            raise InverSynthError("a parameter set needs at least one parameter, got none")
+        names = [p.name for p in params]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InverSynthError(f"parameter names must be unique, repeated: {dupes}")
+        object.__setattr__(self, "parameters", params)
+        offsets = np.concatenate([[0], np.cumsum([p.n_levels for p in params])])
+        object.__setattr__(self, "_offsets", tuple(int(o) for o in offsets))
+
+    # ---- shape -------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    @property
+    def n_parameters(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def n_levels(self) -> np.ndarray:
+        """Levels per parameter, int64 [n_parameters]."""
+        return np.array([p.n_levels for p in self.parameters], dtype=np.int64)
+
+    @property
+    def n_outputs(self) -> int:
+        """Length of the one-hot encoding: the sum of every parameter's levels."""
+        return self._offsets[-1]
+
+    @property
+    def slices(self) -> list[slice]:
+        """Where each parameter's classes sit in the one-hot vector."""
+        return [slice(a, b) for a, b in zip(self._offsets[:-1], self._offsets[1:], strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    def __getitem__(self, name: str) -> Parameter:
+        return self.parameters[self.index(name)]
+
+    def index(self, name: str) -> int:
+        """Position of the parameter called ``name``."""
+        for i, p in enumerate(self.parameters):
+            if p.name == name:
+                return i
+        raise InverSynthError(f"unknown parameter {name!r}; known: {self.names}")
+
+    # ---- sampling and values ------------------------------------------------
+    def sample_indices(self, *, seed: int, start: int = 0, n_examples: int) -> np.ndarray:
+        """Uniform, independent class indices for examples ``[start, start + n_examples)``.
+
+        Returns
+        -------
+        indices : np.ndarray [n_examples, n_parameters], int64
+        """
+        u = example_uniforms(
+            seed=seed, start=start, n_examples=n_examples, n_draws=self.n_parameters
+        )
+        return np.floor(u * self.n_levels[None, :]).astype(np.int64)
+
+    def check_indices(self, indices: np.ndarray) -> np.ndarray:
+        """Validate a [batch, n_parameters] integer array of class indices."""
+        idx = np.asarray(indices)
+        if idx.ndim != 2 or idx.shape[1] != self.n_parameters:
+            raise InverSynthError(
+                f"class indices must have shape [batch, {self.n_parameters}], got {idx.shape}"
+            )
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise InverSynthError(f"class indices must be integers, got dtype {idx.dtype}")
+        bad = (idx < 0) | (idx >= self.n_levels[None, :])
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise InverSynthError(
+                f"class index {int(idx[row, col])} out of range [0, {self.n_levels[col]}) "
+                f"for parameter {self.parameters[col].name!r}"
+            )
+        return idx.astype(np.int64)
+
+    def to_values(self, indices: np.ndarray) -> np.ndarray:
+        """Parameter values of class indices.
+
+        Parameters
+        ----------
+        indices : np.ndarray [batch, n_parameters], int
+
+        Returns
+        -------
+        values : np.ndarray [batch, n_parameters], float64
+        """
+        idx = self.check_indices(indices)
+        out = np.empty(idx.shape, dtype=np.float64)
+        for j, p in enumerate(self.parameters):
+            out[:, j] = np.asarray(p.levels)[idx[:, j]]
+        return out
+
+    def nearest_indices(self, values: np.ndarray) -> np.ndarray:
+        """Class indices whose levels are closest to ``values`` [batch, n_parameters]."""
+        vals = np.asarray(values, dtype=np.float64)
+        if vals.ndim != 2 or vals.shape[1] != self.n_parameters:
+            raise InverSynthError(
+                f"values must have shape [batch, {self.n_parameters}], got {vals.shape}"
+            )
+        out = np.empty(vals.shape, dtype=np.int64)
+        for j, p in enumerate(self.parameters):
+            out[:, j] = np.argmin(np.abs(vals[:, j, None] - np.asarray(p.levels)[None, :]), axis=1)
+        return out
+
+    # ---- label encoding ----------------------------------------------------
+    def encode(self, indices: np.ndarray) -> np.ndarray:
+        """Concatenated one-hot vectors.
+
+        Returns
+        -------
+        one_hot : np.ndarray [batch, n_outputs], float32
+        """
+        idx = self.check_indices(indices)
+        out = np.zeros((idx.shape[0], self.n_outputs), dtype=np.float32)
+        cols = idx + np.asarray(self._offsets[:-1])[None, :]
+        np.put_along_axis(out, cols, 1.0, axis=1)
+        return out
+
+    def split_scores(self, scores: np.ndarray) -> list[np.ndarray]:
+        """Cut a [batch, n_outputs] score array into one [batch, n_levels] array per parameter."""
+        s = np.asarray(scores)
+        if s.ndim != 2 or s.shape[1] != self.n_outputs:
+            raise InverSynthError(f"scores must have shape [batch, {self.n_outputs}], got {s.shape}")
+        return [s[:, sl] for sl in self.slices]
+
+    def decode(self, scores: np.ndarray) -> np.ndarray:
+        """Class indices from scores: the argmax within each parameter's slice.
+
+        Returns
+        -------
+        indices : np.ndarray [batch, n_parameters], int64
+        """
+        parts = self.split_scores(scores)
+        return np.stack([np.argmax(p, axis=1) for p in parts], axis=1).astype(np.int64)
+
+    # ---- serialization -----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"parameters": [p.to_dict() for p in self.parameters]}
+
+    def to_json(self) -> str:
+        # Python's float repr round-trips exactly, so levels survive unchanged.
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParameterSet:
+        if not isinstance(data, dict) or not isinstance(data.get("parameters"), list):
+            raise InverSynthError(
+                f"a parameter set must be a dict with a 'parameters' list, got {data!r:.200}"
+            )
+        return cls(Parameter.from_dict(p) for p in data["parameters"])
+
+    @classmethod
+    def from_json(cls, text: str) -> ParameterSet:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InverSynthError(f"parameter set is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def describe(self, indices: Sequence[int]) -> dict[str, float]:
+        """``{name: value}`` of one example's class indices, for display."""
+        idx = self.check_indices(np.asarray(indices)[None, :])[0]
+        return {p.name: p.levels[i] for p, i in zip(self.parameters, idx, strict=True)}

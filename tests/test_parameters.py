@@ -1,0 +1,136 @@
+"""Parameter sets: sampling, values, one-hot encoding and JSON, for arbitrary inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generators.errors import InverSynthError
+from generators.parameters import Parameter, ParameterSet, example_uniforms
+
+level_counts = st.lists(st.integers(min_value=2, max_value=20), min_size=1, max_size=8)
+
+
+def make_set(counts: list[int]) -> ParameterSet:
+    return ParameterSet(
+        Parameter.linear(f"p{i}", low=-1.5 * i, high=3.0 + i, n_levels=n) for i, n in enumerate(counts)
+    )
+
+
+@st.composite
+def set_and_indices(draw: st.DrawFn) -> tuple[ParameterSet, np.ndarray]:
+    counts = draw(level_counts)
+    batch = draw(st.integers(min_value=1, max_value=10))
+    rows = [[draw(st.integers(0, n - 1)) for n in counts] for _ in range(batch)]
+    return make_set(counts), np.array(rows, dtype=np.int64)
+
+
+@given(set_and_indices())
+def test_encode_then_decode_returns_the_indices(case: tuple[ParameterSet, np.ndarray]) -> None:
+    pset, idx = case
+    one_hot = pset.encode(idx)
+    assert one_hot.shape == (idx.shape[0], sum(p.n_levels for p in pset.parameters))
+    assert np.all(one_hot.sum(axis=1) == pset.n_parameters)
+    np.testing.assert_array_equal(pset.decode(one_hot), idx)
+
+
+@given(set_and_indices(), st.integers(0, 2**31))
+def test_decode_takes_the_argmax_within_each_parameter(
+    case: tuple[ParameterSet, np.ndarray], seed: int
+) -> None:
+    pset, idx = case
+    rng = np.random.default_rng(seed)
+    scores = rng.random((idx.shape[0], pset.n_outputs)) * 0.5
+    scores += pset.encode(idx)  # the true class gets the highest score of its slice
+    np.testing.assert_array_equal(pset.decode(scores), idx)
+
+
+@given(set_and_indices())
+def test_json_round_trip_is_exact(case: tuple[ParameterSet, np.ndarray]) -> None:
+    pset, idx = case
+    again = ParameterSet.from_json(pset.to_json())
+    assert again == pset
+    np.testing.assert_array_equal(again.to_values(idx), pset.to_values(idx))
+
+
+@given(set_and_indices())
+def test_values_map_back_to_their_indices(case: tuple[ParameterSet, np.ndarray]) -> None:
+    pset, idx = case
+    np.testing.assert_array_equal(pset.nearest_indices(pset.to_values(idx)), idx)
+
+
+def test_linear_levels_sit_on_the_range_ends() -> None:
+    p = Parameter.linear("cutoff_hz", low=200.0, high=4000.0, n_levels=16)
+    assert p.levels[0] == 200.0 and p.levels[-1] == 4000.0
+    np.testing.assert_allclose(np.diff(p.levels), 3800.0 / 15)
+
+
+def test_note_levels_are_semitones_from_a4() -> None:
+    p = Parameter.notes("f", base_hz=440.0, n_levels=16)
+    assert p.levels[0] == 440.0
+    assert p.levels[12] == pytest.approx(880.0)
+    assert p.levels[15] == pytest.approx(1046.502, abs=1e-3)  # C6
+
+
+def test_sampling_is_batch_independent() -> None:
+    pset = make_set([16] * 23)
+    whole = pset.sample_indices(seed=7, start=0, n_examples=256)
+    halves = np.concatenate(
+        [
+            pset.sample_indices(seed=7, start=0, n_examples=128),
+            pset.sample_indices(seed=7, start=128, n_examples=128),
+        ]
+    )
+    np.testing.assert_array_equal(whole, halves)
+    assert not np.array_equal(whole, pset.sample_indices(seed=8, start=0, n_examples=256))
+
+
+def test_sampling_is_uniform_and_independent() -> None:
+    pset = make_set([16, 16, 5])
+    idx = pset.sample_indices(seed=1, start=0, n_examples=40_000)
+    for j, n in enumerate([16, 16, 5]):
+        counts = np.bincount(idx[:, j], minlength=n)
+        expected = len(idx) / n
+        chi2 = float(np.sum((counts - expected) ** 2 / expected))
+        assert chi2 < 3 * n, f"parameter {j}: chi2 {chi2:.1f} for {n} classes"
+    # Two parameters are independent: their joint histogram is flat too.
+    joint = np.bincount(idx[:, 0] * 16 + idx[:, 1], minlength=256)
+    chi2 = float(np.sum((joint - len(idx) / 256) ** 2 / (len(idx) / 256)))
+    assert chi2 < 2 * 256
+
+
+def test_uniforms_lie_in_the_unit_interval_and_streams_differ() -> None:
+    u0 = example_uniforms(seed=3, start=10, n_examples=1000, n_draws=4, stream=0)
+    u1 = example_uniforms(seed=3, start=10, n_examples=1000, n_draws=4, stream=1)
+    assert u0.min() >= 0.0 and u0.max() < 1.0
+    assert abs(float(np.corrcoef(u0.ravel(), u1.ravel())[0, 1])) < 0.05
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: Parameter("x", (1.0,)),
+        lambda: Parameter("", (1.0, 2.0)),
+        lambda: Parameter("x", (1.0, float("nan"))),
+        lambda: ParameterSet([Parameter("x", (1.0, 2.0)), Parameter("x", (3.0, 4.0))]),
+        lambda: make_set([4]).to_values(np.array([[4]])),
+        lambda: make_set([4]).to_values(np.array([[0, 1]])),
+        lambda: make_set([4]).decode(np.zeros((1, 5))),
+        lambda: make_set([4]).index("nope"),
+        lambda: ParameterSet.from_json("{not json"),
+        lambda: ParameterSet.from_json('{"parameters": [{"levels": [1, 2]}]}'),
+    ],
+)
+def test_bad_input_raises_the_package_error(bad) -> None:
+    with pytest.raises(InverSynthError):
+        bad()
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2**40), st.integers(0, 10**9), st.integers(1, 50))
+def test_uniforms_of_a_slice_equal_the_same_rows_of_a_longer_draw(seed: int, start: int, n: int) -> None:
+    long = example_uniforms(seed=seed, start=start, n_examples=n + 5, n_draws=3)
+    part = example_uniforms(seed=seed, start=start + 5, n_examples=n, n_draws=3)
+    np.testing.assert_array_equal(long[5:], part)
