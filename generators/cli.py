@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from generators.errors import InverSynthError
 
@@ -89,9 +89,9 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
     elif default is None:
         parser = str
     else:
-        parser = type(default)
+        parser = cast(Callable[[str], Any], type(default))
     try:
-        value: T = parser(text)
+        value = cast(T, parser(text))
     except (TypeError, ValueError):
         raise InverSynthError(
             f"environment/.env variable {ENV_PREFIX}{name.upper()}={text!r} is not a valid "
@@ -140,13 +140,15 @@ def make_parser(prog: str | None = None, description: str | None = None) -> argp
     )
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser, *, default_name: str) -> None:
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser, *, default_name: str, default_examples: int = 20_000
+) -> None:
     """The options every dataset-making command shares (names as in the first implementation)."""
     g = parser.add_argument_group("dataset")
     g.add_argument(
         "--num_examples",
         type=_positive_int,
-        default=env_default("NUM_EXAMPLES", 2000, _positive_int),
+        default=env_default("NUM_EXAMPLES", default_examples, _positive_int),
         help="examples in the whole dataset (all shards together)",
     )
     g.add_argument(
@@ -219,9 +221,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, default_name: str)
         help="K/N: make only the K-th of N equal parts (1-based), for jobs on many machines; "
         "the file is {name}_data.shard-K-of-N.hdf5",
     )
-    g.add_argument(
-        "--no_progress", action="store_true", help="no progress bar (for logs)"
-    )
+    g.add_argument("--no_progress", action="store_true", help="no progress bar (for logs)")
 
 
 def dataset_path(directory: Path, name: str, shard: tuple[int, int] | None = None) -> Path:
@@ -235,7 +235,7 @@ def dataset_path(directory: Path, name: str, shard: tuple[int, int] | None = Non
 
 def n_samples_from_args(args: argparse.Namespace) -> int:
     """Samples per example from ``--length`` (s) and ``--sample_rate`` (Hz)."""
-    n = int(round(args.length * args.sample_rate))
+    n = round(args.length * args.sample_rate)
     if n <= 0:
         raise InverSynthError(
             f"--length {args.length} s at --sample_rate {args.sample_rate} Hz gives no samples"
@@ -268,7 +268,9 @@ def create_dataset_from_args(generator: Any, args: argparse.Namespace) -> Path:
     return out
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> NoReturn:
+def run_cli(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> NoReturn:
     """Call ``main(argv)`` and exit; bad input becomes one line on stderr and exit code 2."""
     try:
         code = main(argv)

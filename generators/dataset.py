@@ -262,7 +262,10 @@ class SynthDataset:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -276,3 +279,44 @@ class SynthDataset:
 def open_dataset(source: str | Path | Sequence[str | Path]) -> SynthDataset:
     """Open a dataset file, or all shards of one (a list or a glob such as ``data/fm_data.shard-*``)."""
     return SynthDataset(source)
+
+
+def _info(source: list[str]) -> str:
+    with open_dataset(source) as ds:
+        lines = [
+            f"files          : {', '.join(str(p) for p in ds.paths)}",
+            f"examples       : {ds.n_examples}",
+            f"generator      : {ds.generator_name} {json.dumps(ds.generator_config, sort_keys=True)}",
+            f"audio          : {ds.n_samples} samples at {ds.sample_rate} Hz",
+            f"seed           : {ds.seed}",
+            f"silent examples: {ds.attrs.get('silent_examples', 0)}",
+            f"fingerprint    : {ds.identity['fingerprint']}",
+            f"parameters     : {ds.parameter_set.n_parameters} "
+            f"({ds.parameter_set.n_outputs} one-hot outputs)",
+        ]
+        for p in ds.parameter_set.parameters:
+            unit = f" {p.unit}" if p.unit else ""
+            lines.append(
+                f"  {p.name:<14} {p.n_levels:>3} levels, {p.levels[0]:.6g} .. {p.levels[-1]:.6g}{unit}"
+                f" ({p.spacing})"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from generators.cli import make_parser
+
+    parser = make_parser(
+        prog="python -m generators.dataset",
+        description="Describe a dataset (one file, or all shards of one: list them or give a glob).",
+    )
+    parser.add_argument("files", nargs="+", help="dataset file(s) or a quoted glob pattern")
+    args = parser.parse_args(argv)
+    print(_info(args.files))
+    return 0
+
+
+if __name__ == "__main__":
+    from generators.cli import run_cli
+
+    run_cli(main)

@@ -90,7 +90,9 @@ class SoundGenerator(abc.ABC):
         """Render class indices [batch, n_parameters]; see :meth:`render`."""
         return self.render(self.parameter_set.to_values(indices))
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sample and render the dataset examples ``[start, start + n_examples)``.
 
         The dataset writer calls this; a synth that must redraw some examples
@@ -123,7 +125,9 @@ class SoundGenerator(abc.ABC):
         v = np.asarray(values, dtype=np.float64)
         n = self.parameter_set.n_parameters
         if v.ndim != 2 or v.shape[1] != n:
-            raise InverSynthError(f"{self.name}: values must have shape [batch, {n}], got {v.shape}")
+            raise InverSynthError(
+                f"{self.name}: values must have shape [batch, {n}], got {v.shape}"
+            )
         if not np.isfinite(v).all():
             raise InverSynthError(f"{self.name}: parameter values must be finite")
         return v
@@ -278,7 +282,12 @@ class DatasetCreator:
 
     def _chunks(self) -> list[_Chunk]:
         return [
-            _Chunk(chunk_id=i, row=row, start=self.start + row, n=min(self.chunk_size, self.n_examples - row))
+            _Chunk(
+                chunk_id=i,
+                row=row,
+                start=self.start + row,
+                n=min(self.chunk_size, self.n_examples - row),
+            )
             for i, row in enumerate(range(0, self.n_examples, self.chunk_size))
         ]
 
@@ -303,7 +312,9 @@ class DatasetCreator:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise InverSynthError(f"cannot create folder {str(folder)!r}: {exc.strerror}") from None
+                raise InverSynthError(
+                    f"cannot create folder {str(folder)!r}: {exc.strerror}"
+                ) from None
             if not os.access(folder, os.W_OK):
                 raise InverSynthError(f"folder {str(folder)!r} is not writable")
 
@@ -314,7 +325,13 @@ class DatasetCreator:
         # Early allocation: every chunk's place in the file exists from the
         # start, so writing a chunk later only writes raw data (no index
         # updates), and a run killed between flushes leaves a readable file.
-        _create_preallocated(f, "audio", (n_rows, self.generator.n_samples), np.float32, (1, self.generator.n_samples))
+        _create_preallocated(
+            f,
+            "audio",
+            (n_rows, self.generator.n_samples),
+            np.float32,
+            (1, self.generator.n_samples),
+        )
         rows_per_chunk = max(1, min(n_rows, 4096))
         _create_preallocated(f, "labels", (n_rows, n_par), np.int16, (rows_per_chunk, n_par))
         _create_preallocated(f, "values", (n_rows, n_par), np.float32, (rows_per_chunk, n_par))
@@ -443,7 +460,9 @@ class DatasetCreator:
         try:
             # Keep a bounded number of chunks in flight so memory stays flat.
             for chunk in itertools.islice(queue, 2 * self.workers):
-                pending.add(pool.submit(_render_chunk_in_worker, chunk, self.seed, wav_dir, self.wav_prefix))
+                pending.add(
+                    pool.submit(_render_chunk_in_worker, chunk, self.seed, wav_dir, self.wav_prefix)
+                )
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -451,7 +470,9 @@ class DatasetCreator:
                     nxt = next(queue, None)
                     if nxt is not None:
                         pending.add(
-                            pool.submit(_render_chunk_in_worker, nxt, self.seed, wav_dir, self.wav_prefix)
+                            pool.submit(
+                                _render_chunk_in_worker, nxt, self.seed, wav_dir, self.wav_prefix
+                            )
                         )
         except BaseException:
             for future in pending:

@@ -313,7 +313,9 @@ class ParameterSet:
         """Cut a [batch, n_outputs] score array into one [batch, n_levels] array per parameter."""
         s = np.asarray(scores)
         if s.ndim != 2 or s.shape[1] != self.n_outputs:
-            raise InverSynthError(f"scores must have shape [batch, {self.n_outputs}], got {s.shape}")
+            raise InverSynthError(
+                f"scores must have shape [batch, {self.n_outputs}], got {s.shape}"
+            )
         return [s[:, sl] for sl in self.slices]
 
     def decode(self, scores: np.ndarray) -> np.ndarray:

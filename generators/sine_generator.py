@@ -49,4 +49,8 @@ class SineGenerator(SoundGenerator):
         return audio.astype(np.float32)
 
     def config(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "n_samples": self.n_samples, "n_levels": self.n_levels}
+        return {
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "n_levels": self.n_levels,
+        }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -27,9 +28,9 @@ def sine() -> SineGenerator:
     return SineGenerator(sample_rate=8192, n_samples=N_SAMPLES)
 
 
-def make(path: Path, **kwargs) -> Path:
-    options = {"n_examples": 50, "seed": 5, "workers": 1, "chunk_size": 8, "progress": False}
-    options.update(kwargs)
+def make(path: Path, **kwargs: Any) -> Path:
+    options: dict[str, Any] = {"n_examples": 50, "seed": 5, "workers": 1, "chunk_size": 8}
+    options.update(progress=False, **kwargs)
     return DatasetCreator(sine(), path=path, **options).run()
 
 
@@ -51,7 +52,9 @@ def test_round_trip_follows_the_schema(tmp_path: Path) -> None:
         # The stored audio is what the synth renders from the stored labels and values.
         np.testing.assert_array_equal(audio, gen.render_indices(labels))
         np.testing.assert_array_equal(values, ds.parameter_set.to_values(labels).astype(np.float32))
-        np.testing.assert_array_equal(labels, ds.parameter_set.sample_indices(seed=5, start=0, n_examples=50)[idx])
+        np.testing.assert_array_equal(
+            labels, ds.parameter_set.sample_indices(seed=5, start=0, n_examples=50)[idx]
+        )
         assert ds.parameter_set == gen.parameter_set
         assert ds.identity["fingerprint"] == open_dataset(path).identity["fingerprint"]
 
@@ -69,7 +72,10 @@ def test_same_seed_gives_the_same_bytes_with_one_or_two_workers(tmp_path: Path) 
 
 def test_shards_read_as_one_dataset_equal_the_whole(tmp_path: Path) -> None:
     whole = make(tmp_path / "w_data.hdf5", n_examples=23)
-    shards = [make(tmp_path / f"s_data.shard-{k}-of-3.hdf5", n_examples=23, shard=(k, 3)) for k in (3, 1, 2)]
+    shards = [
+        make(tmp_path / f"s_data.shard-{k}-of-3.hdf5", n_examples=23, shard=(k, 3))
+        for k in (3, 1, 2)
+    ]
     with open_dataset(whole) as a, open_dataset(str(tmp_path / "s_data.shard-*")) as b:
         assert b.n_examples == 23 and len(b.paths) == 3
         idx = np.array([22, 0, 7, 8, 15, 16])
@@ -85,8 +91,9 @@ def test_shards_read_as_one_dataset_equal_the_whole(tmp_path: Path) -> None:
 
 
 class _InterruptAfter(SineGenerator):
-    """A sine synth that is interrupted (Ctrl-C) while rendering its n-th chunk."""
+    """A sine synth that is interrupted (Ctrl-C) while rendering its 4th chunk."""
 
+    name = "sine"  # workers and readers rebuild it as the plain sine synth
     calls = 0
 
     def render_examples(self, *, seed: int, start: int, n_examples: int):
@@ -99,13 +106,12 @@ class _InterruptAfter(SineGenerator):
 def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: Path) -> None:
     path = tmp_path / "r_data.hdf5"
     gen = _InterruptAfter(sample_rate=8192, n_samples=N_SAMPLES)
-    gen.name = "sine"
     creator = DatasetCreator(gen, path=path, n_examples=50, seed=5, chunk_size=8, progress=False)
     with pytest.raises(KeyboardInterrupt):
         creator.run()
     partial = Path(str(path) + ".partial")
     assert partial.exists() and not path.exists()
-    with pytest.raises(InverSynthError, match="does not exist.*--resume"):
+    with pytest.raises(InverSynthError, match=r"does not exist.*--resume"):
         open_dataset(path)
     with pytest.raises(InverSynthError, match="incomplete"):
         open_dataset(partial)
@@ -115,9 +121,9 @@ def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: P
         DatasetCreator(sine(), path=path, n_examples=50, seed=6, chunk_size=8, progress=False).run(
             resume=True
         )
-    resumed = DatasetCreator(sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False).run(
-        resume=True
-    )
+    resumed = DatasetCreator(
+        sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False
+    ).run(resume=True)
     reference = make(tmp_path / "ref_data.hdf5")
     with open_dataset(resumed) as a, open_dataset(reference) as b:
         for x, y in zip(a.read_range(0, 50), b.read_range(0, 50), strict=True):
@@ -147,13 +153,15 @@ KILLED_RUN = textwrap.dedent(
 
 def test_resume_after_a_killed_process_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "k_data.hdf5"
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(path)], cwd=REPO, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(path)], cwd=REPO, capture_output=True
+    )
     assert proc.returncode == -signal.SIGKILL
     with h5py.File(str(path) + ".partial", "r") as f:
         assert f["done_chunks"][...].sum() == 4  # four chunks were written before the kill
-    resumed = DatasetCreator(sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False).run(
-        resume=True
-    )
+    resumed = DatasetCreator(
+        sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False
+    ).run(resume=True)
     reference = make(tmp_path / "ref_data.hdf5")
     with open_dataset(resumed) as a, open_dataset(reference) as b:
         for x, y in zip(a.read_range(0, 50), b.read_range(0, 50), strict=True):
@@ -161,7 +169,9 @@ def test_resume_after_a_killed_process_loses_and_duplicates_nothing(tmp_path: Pa
 
 
 def test_wav_files_hold_the_dataset_audio(tmp_path: Path) -> None:
-    path = make(tmp_path / "w_data.hdf5", n_examples=5, wav_directory=tmp_path / "wavs", wav_prefix="w")
+    path = make(
+        tmp_path / "w_data.hdf5", n_examples=5, wav_directory=tmp_path / "wavs", wav_prefix="w"
+    )
     files = sorted((tmp_path / "wavs").glob("*.wav"))
     assert [f.name for f in files] == [f"w_{i:07d}.wav" for i in range(5)]
     audio, rate = sf.read(files[3], dtype="float32")
@@ -192,7 +202,9 @@ def test_existing_dataset_is_not_overwritten_by_accident(tmp_path: Path) -> None
         ({"shard": (3, 2)}, "shard"),
     ],
 )
-def test_bad_options_are_refused_before_anything_is_written(tmp_path: Path, options, message) -> None:
+def test_bad_options_are_refused_before_anything_is_written(
+    tmp_path: Path, options, message
+) -> None:
     kwargs = {"n_examples": 10, "progress": False, **options}
     with pytest.raises(InverSynthError, match=message):
         DatasetCreator(sine(), path=tmp_path / "b_data.hdf5", **kwargs).run()

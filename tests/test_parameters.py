@@ -15,7 +15,8 @@ level_counts = st.lists(st.integers(min_value=2, max_value=20), min_size=1, max_
 
 def make_set(counts: list[int]) -> ParameterSet:
     return ParameterSet(
-        Parameter.linear(f"p{i}", low=-1.5 * i, high=3.0 + i, n_levels=n) for i, n in enumerate(counts)
+        Parameter.linear(f"p{i}", low=-1.5 * i, high=3.0 + i, n_levels=n)
+        for i, n in enumerate(counts)
     )
 
 
@@ -130,7 +131,9 @@ def test_bad_input_raises_the_package_error(bad) -> None:
 
 @settings(max_examples=30)
 @given(st.integers(0, 2**40), st.integers(0, 10**9), st.integers(1, 50))
-def test_uniforms_of_a_slice_equal_the_same_rows_of_a_longer_draw(seed: int, start: int, n: int) -> None:
+def test_uniforms_of_a_slice_equal_the_same_rows_of_a_longer_draw(
+    seed: int, start: int, n: int
+) -> None:
     long = example_uniforms(seed=seed, start=start, n_examples=n + 5, n_draws=3)
     part = example_uniforms(seed=seed, start=start + 5, n_examples=n, n_draws=3)
     np.testing.assert_array_equal(long[5:], part)
