@@ -14,11 +14,12 @@ import itertools
 import json
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import h5py
 import numpy as np
@@ -151,12 +152,23 @@ def load_generator(name: str, config: dict[str, Any]) -> SoundGenerator:
 # --------------------------------------------------------------------------
 
 _worker_generator: SoundGenerator | None = None
+_FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
 
 
 def _init_worker(name: str, config: dict[str, Any]) -> None:
     """Build the synth once per worker process."""
     global _worker_generator
     _worker_generator = load_generator(name, config)
+
+
+class _Rendered(NamedTuple):
+    """A rendered chunk, as sent back from a worker."""
+
+    chunk_id: int
+    labels: np.ndarray  # [n, n_parameters] int16
+    values: np.ndarray  # [n, n_parameters] float32
+    audio: np.ndarray  # [n, n_samples] float32
+    n_silent: int
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,7 @@ def _render_chunk(
     seed: int,
     wav_directory: str | None,
     wav_prefix: str,
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+) -> _Rendered:
     """Sample and render one chunk; optionally write its WAV files."""
     indices, audio = generator.render_examples(seed=seed, start=chunk.start, n_examples=chunk.n)
     values = generator.parameter_set.to_values(indices).astype(np.float32)
@@ -186,12 +198,14 @@ def _render_chunk(
         for i in range(chunk.n):
             path = Path(wav_directory) / f"{wav_prefix}_{chunk.start + i:07d}.wav"
             sf.write(path, audio[i], generator.sample_rate, subtype="FLOAT")
-    return chunk.chunk_id, indices.astype(np.int16), values, audio
+    peaks = np.max(np.abs(audio), axis=1)  # [n]
+    n_silent = int(np.sum(~(peaks >= SILENCE_PEAK)))  # NaN peaks count as silent
+    return _Rendered(chunk.chunk_id, indices.astype(np.int16), values, audio, n_silent)
 
 
 def _render_chunk_in_worker(
     chunk: _Chunk, seed: int, wav_directory: str | None, wav_prefix: str
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+) -> _Rendered:
     if _worker_generator is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("worker has no generator")
     return _render_chunk(_worker_generator, chunk, seed, wav_directory, wav_prefix)
@@ -416,19 +430,37 @@ class DatasetCreator:
             smoothing=0.1,
         )
 
-        def write(result: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> None:
-            nonlocal silent
-            chunk_id, labels, values, audio = result
-            chunk = by_id[chunk_id]
-            rows = slice(chunk.row, chunk.row + chunk.n)
-            f["audio"][rows] = audio
-            f["labels"][rows] = labels
-            f["values"][rows] = values
-            peaks = np.max(np.abs(audio), axis=1)
-            silent += int(np.sum(~(peaks >= SILENCE_PEAK)))  # NaN peaks count as silent
-            f.attrs["silent_examples"] = silent
-            f["done_chunks"][chunk_id] = True
+        audio_ds, labels_ds, values_ds, done_ds = (
+            f["audio"],
+            f["labels"],
+            f["values"],
+            f["done_chunks"],
+        )
+
+        unmarked: list[int] = []  # chunks whose rows are written but not yet recorded as done
+        last_flush = time.monotonic()
+
+        def record() -> None:
+            # Rows first, then their marks, each made durable by its own flush:
+            # a crash can lose marks (the chunk is redone), never mark missing rows.
             f.flush()
+            for chunk_id in unmarked:
+                done_ds[chunk_id] = True
+            f.attrs["silent_examples"] = silent
+            unmarked.clear()
+
+        def write(result: _Rendered) -> None:
+            nonlocal silent, last_flush
+            chunk = by_id[result.chunk_id]
+            rows = slice(chunk.row, chunk.row + chunk.n)
+            audio_ds[rows] = result.audio
+            labels_ds[rows] = result.labels
+            values_ds[rows] = result.values
+            silent += result.n_silent
+            unmarked.append(result.chunk_id)
+            if time.monotonic() - last_flush > _FLUSH_INTERVAL_S:
+                record()
+                last_flush = time.monotonic()
             bar.update(chunk.n)
 
         try:
@@ -438,12 +470,14 @@ class DatasetCreator:
             else:
                 self._fill_parallel(todo, write, wav_dir)
         finally:
+            record()
+            f.flush()
             bar.close()
 
     def _fill_parallel(
         self,
         todo: list[_Chunk],
-        write: Callable[[tuple[int, np.ndarray, np.ndarray, np.ndarray]], None],
+        write: Callable[[_Rendered], None],
         wav_dir: str | None,
     ) -> None:
         # "spawn": workers start clean, without whatever the parent imported
@@ -455,7 +489,7 @@ class DatasetCreator:
             initializer=_init_worker,
             initargs=(self.generator.name, self.generator.config()),
         )
-        pending: set[Future[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = set()
+        pending: set[Future[_Rendered]] = set()
         queue = iter(todo)
         try:
             # Keep a bounded number of chunks in flight so memory stays flat.

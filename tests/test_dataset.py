@@ -133,10 +133,12 @@ def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: P
 KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
+    import generators.generator
     from generators.generator import DatasetCreator
     from generators.sine_generator import SineGenerator
 
     class Killed(SineGenerator):
+        name = "sine"
         calls = 0
         def render_examples(self, **kw):
             Killed.calls += 1
@@ -144,8 +146,8 @@ KILLED_RUN = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().render_examples(**kw)
 
+    generators.generator._FLUSH_INTERVAL_S = 0.0  # record every chunk, so some are done
     gen = Killed(sample_rate=8192, n_samples={n})
-    gen.name = "sine"
     DatasetCreator(gen, path=sys.argv[1], n_examples=50, seed=5, chunk_size=8, progress=False).run()
     """
 ).format(n=N_SAMPLES)
@@ -158,7 +160,8 @@ def test_resume_after_a_killed_process_loses_and_duplicates_nothing(tmp_path: Pa
     )
     assert proc.returncode == -signal.SIGKILL
     with h5py.File(str(path) + ".partial", "r") as f:
-        assert f["done_chunks"][...].sum() == 4  # four chunks were written before the kill
+        done = int(f["done_chunks"][...].sum())
+    assert 0 < done < 4  # some chunks were recorded, the one cut off by the kill was not
     resumed = DatasetCreator(
         sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False
     ).run(resume=True)
