@@ -1,0 +1,255 @@
+"""The paper's FM synthesizer (SPEC section 1) as a :class:`SoundGenerator`, and its dataset CLI.
+
+Four band-limited oscillators (sine, saw, triangle, square), each with its own
+carrier frequency, amplitude and frequency LFO, mixed, shaped by an ADSR
+envelope, a resonant low-pass and a gater; 23 parameters of 16 levels each.
+The signal processing is in :mod:`generators.fm_dsp`.
+
+Parameters, in column order (the table :data:`FM_PARAMETERS`):
+
+=========================  ======================================  =========
+name                       levels (16 each)                        unit
+=========================  ======================================  =========
+f_sine f_saw f_tri f_sqr   440 * 2^(n/12), n = 0..15 (A4 .. C6)    Hz
+A_sine A_saw A_tri A_sqr   evenly spaced in [0.001, 1]             linear
+B_sine B_saw B_tri B_sqr   evenly spaced in [0, 1500] (LFO depth)  Hz
+v_sine v_saw v_tri v_sqr   evenly spaced in [1, 30] (LFO rate)     Hz
+attack_s decay_s           evenly spaced in [0.001, 1]             s
+sustain                    evenly spaced in [0.001, 1]             linear
+release_s                  evenly spaced in [0.001, 1]             s
+cutoff_hz                  evenly spaced in [200, 4000]            Hz
+q                          evenly spaced in [0.01, 10]             -
+gate_hz                    evenly spaced in [0.5, 30]              Hz
+=========================  ======================================  =========
+
+Make the paper's dataset (``{dataset_directory}/{name}_data.hdf5``)::
+
+    python -m generators.fm_generator --num_examples 200000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from generators import fm_dsp
+from generators.cli import (
+    add_dataset_arguments,
+    create_dataset_from_args,
+    env_default,
+    make_parser,
+    n_samples_from_args,
+    run_cli,
+)
+from generators.errors import InverSynthError
+from generators.generator import SoundGenerator
+from generators.parameters import Parameter, ParameterSet
+
+__all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
+
+N_LEVELS = 16
+
+# The 23 parameters, declared once. Their order is the column order of values,
+# labels and of fm_dsp's controls.
+FM_PARAMETERS = ParameterSet(
+    [
+        *(Parameter.notes(f"f_{w}", base_hz=440.0, n_levels=N_LEVELS) for w in fm_dsp.WAVEFORMS),
+        *(
+            Parameter.linear(f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS)
+            for w in fm_dsp.WAVEFORMS
+        ),
+        *(
+            Parameter.linear(f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz")
+            for w in fm_dsp.WAVEFORMS
+        ),
+        *(
+            Parameter.linear(f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz")
+            for w in fm_dsp.WAVEFORMS
+        ),
+        Parameter.linear("attack_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
+        Parameter.linear("decay_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
+        Parameter.linear("sustain", low=0.001, high=1.0, n_levels=N_LEVELS),
+        Parameter.linear("release_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
+        Parameter.linear("cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz"),
+        Parameter.linear("q", low=0.01, high=10.0, n_levels=N_LEVELS),
+        Parameter.linear("gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz"),
+    ]
+)
+# fm_dsp's kernel reads controls by column; the table above must keep its layout.
+assert tuple(FM_PARAMETERS.names) == fm_dsp.CONTROL_NAMES
+
+
+def controls_from_values(values: np.ndarray) -> np.ndarray:
+    """Parameter values -> the DSP's controls.
+
+    The FM synth's parameters are its controls (the same physical units, the
+    same order), so this only checks and converts.
+
+    Parameters
+    ----------
+    values : np.ndarray [batch, 23], float
+        Columns in :data:`FM_PARAMETERS` order.
+
+    Returns
+    -------
+    controls : np.ndarray [batch, 23], float64, C-contiguous
+    """
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != FM_PARAMETERS.n_parameters:
+        raise InverSynthError(
+            f"fm: values must have shape [batch, {FM_PARAMETERS.n_parameters}], got {v.shape}"
+        )
+    return v
+
+
+def render_fm(
+    values: np.ndarray,
+    *,
+    sample_rate: int = 16384,
+    n_samples: int = 16384,
+    note_off_s: float = 0.75,
+    normalise: bool = False,
+) -> np.ndarray:
+    """Render FM parameter values; the one code path of datasets and of resynthesis.
+
+    Parameters
+    ----------
+    values : np.ndarray [batch, 23], float
+        Columns in :data:`FM_PARAMETERS` order (Hz, seconds, linear levels).
+    sample_rate : int
+        Hz.
+    n_samples : int
+        Samples per example.
+    note_off_s : float >= 0
+        Note-off time, s: the envelope's release starts here.
+    normalise : bool
+        Scale every example to peak 1 (otherwise only examples that would clip
+        are scaled down into [-1, 1]).
+
+    Returns
+    -------
+    audio : np.ndarray [batch, n_samples], float32 in [-1, 1]
+    """
+    return fm_dsp.render_controls(
+        controls_from_values(values),
+        sample_rate=sample_rate,
+        n_samples=n_samples,
+        note_off_s=note_off_s,
+        normalise=normalise,
+    )
+
+
+class FMGenerator(SoundGenerator):
+    """The paper's FM synthesizer.
+
+    Parameters
+    ----------
+    sample_rate : int > 0
+        Hz.
+    n_samples : int > 0
+        Samples per example.
+    note_off_s : float >= 0
+        Note-off time, s (the paper's examples are 1 s long; the release starts at 0.75 s).
+    normalise : bool
+        Scale every example to peak 1 instead of only those that would clip.
+    """
+
+    name = "fm"
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16384,
+        n_samples: int = 16384,
+        note_off_s: float = 0.75,
+        normalise: bool = False,
+    ) -> None:
+        super().__init__(sample_rate=sample_rate, n_samples=n_samples)
+        if isinstance(note_off_s, bool) or not isinstance(note_off_s, (int, float)):
+            raise InverSynthError(f"note_off_s must be a number of seconds, got {note_off_s!r}")
+        if not (np.isfinite(note_off_s) and note_off_s >= 0):
+            raise InverSynthError(f"note_off_s must be >= 0 s, got {note_off_s!r}")
+        if not isinstance(normalise, (bool, np.bool_)):
+            raise InverSynthError(f"normalise must be True or False, got {normalise!r}")
+        max_cutoff = FM_PARAMETERS["cutoff_hz"].levels[-1]
+        if self.sample_rate <= 2 * max_cutoff:
+            raise InverSynthError(
+                f"sample_rate must exceed {2 * max_cutoff:g} Hz (twice the highest cutoff), "
+                f"got {self.sample_rate}"
+            )
+        self.note_off_s = float(note_off_s)
+        self.normalise = bool(normalise)
+
+    @property
+    def parameter_set(self) -> ParameterSet:
+        return FM_PARAMETERS
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """Render values [batch, 23] (columns as :data:`FM_PARAMETERS`) -> float32 [batch, n_samples]."""
+        return render_fm(
+            self.check_values(values),
+            sample_rate=self.sample_rate,
+            n_samples=self.n_samples,
+            note_off_s=self.note_off_s,
+            normalise=self.normalise,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "note_off_s": self.note_off_s,
+            "normalise": self.normalise,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(text)
+    return value
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        prog="python -m generators.fm_generator",
+        description="Make a dataset of the paper's FM synthesizer: 23 parameters of 16 levels, "
+        "drawn uniformly; audio, class labels and values in one HDF5 file.",
+    )
+    synth = parser.add_argument_group("FM synth")
+    synth.add_argument(
+        "--normalise",
+        action=argparse.BooleanOptionalAction,
+        default=env_default("NORMALISE", False),
+        help="scale every example to peak 1 (otherwise only examples that would clip are scaled)",
+    )
+    synth.add_argument(
+        "--note_off",
+        type=_non_negative_float,
+        default=env_default("NOTE_OFF", 0.75, _non_negative_float),
+        help="note-off time in seconds: the envelope's release starts here",
+    )
+    add_dataset_arguments(parser, default_name="fm")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    generator = FMGenerator(
+        sample_rate=args.sample_rate,
+        n_samples=n_samples_from_args(args),
+        note_off_s=args.note_off,
+        normalise=args.normalise,
+    )
+    create_dataset_from_args(generator, args)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
