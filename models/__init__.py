@@ -1,0 +1,1 @@
+"""Models that estimate synthesizer parameters from audio: training, evaluation, sound matching."""

@@ -1,0 +1,294 @@
+"""The training command shared by ``models.spectrogram_cnn`` and ``models.e2e_cnn``.
+
+Each entry point only restricts the model choice and its default. Every option
+also has an environment/.env default (``INVERSYNTH_<NAME>``, listed in
+``.env.example``); the command line wins.
+
+Examples
+--------
+Train C6 on ``data/fm_data.hdf5`` (or on all its shards), evaluate it::
+
+    python -m models.spectrogram_cnn --model C6 --dataset_name fm
+    python -m models.spectrogram_cnn --model C6 --dataset_file "data/fm_data.shard-*.hdf5"
+
+Continue an interrupted run (same command plus ``--resume``)::
+
+    python -m models.spectrogram_cnn --model C6 --dataset_name fm --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+
+from generators.cli import dataset_path, env_default, make_parser
+from generators.errors import InverSynthError
+
+__all__ = ["dataset_source", "get_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    from models.common.data import parse_split
+
+    try:
+        return parse_split(text)
+    except InverSynthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def get_parser(
+    *,
+    prog: str,
+    models: Sequence[str],
+    default_model: str,
+    model_env: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """The training options (see the module docstring).
+
+    Parameters
+    ----------
+    prog : str
+        Program name for help and errors.
+    models : sequence of str
+        Models this entry point offers.
+    default_model : str
+    model_env : str
+        Name of the environment variable (without prefix) for ``--model``.
+    description : str
+    """
+    from models.common.model_table import DATA_FORMATS, HEADS
+
+    model_default = env_default(model_env, default_model)
+    if model_default not in models:
+        raise InverSynthError(
+            f"environment/.env variable INVERSYNTH_{model_env}={model_default!r} is not one of {list(models)}"
+        )
+    parser = make_parser(prog=prog, description=description)
+    m = parser.add_argument_group("model")
+    m.add_argument("--model", choices=list(models), default=model_default, help="architecture")
+    m.add_argument(
+        "--head",
+        choices=HEADS,
+        default=env_default("HEAD", "sigmoid"),
+        help="sigmoid: one unit per class, binary cross-entropy (paper); "
+        "softmax: one softmax per parameter, summed cross-entropy",
+    )
+    m.add_argument(
+        "--data_format",
+        choices=DATA_FORMATS,
+        default=env_default("DATA_FORMAT", "channels_last"),
+        help="layout of the feature maps (channels_first can be faster on GPUs)",
+    )
+
+    d = parser.add_argument_group("data")
+    d.add_argument(
+        "--dataset_file",
+        default=env_default("DATASET_FILE", None),
+        help="dataset file, or a glob of its shards (overrides --dataset_dir/--dataset_name)",
+    )
+    d.add_argument(
+        "--dataset_dir",
+        "--dataset_directory",
+        dest="dataset_dir",
+        type=Path,
+        default=env_default("DATASET_DIRECTORY", Path("data"), Path),
+        help="folder of the dataset",
+    )
+    d.add_argument(
+        "--dataset_name",
+        default=env_default("NAME", None),
+        help="dataset name: trains on {dataset_dir}/{dataset_name}_data.hdf5 (or its shards)",
+    )
+    d.add_argument(
+        "--split",
+        type=_split,
+        default=env_default("SPLIT", "0.8,0.1,0.1"),
+        help="train,validation,test fractions of the examples (contiguous blocks by index)",
+    )
+    d.add_argument(
+        "--max_examples",
+        type=_positive_int,
+        default=env_default("MAX_EXAMPLES", None, _positive_int),
+        help="use only the first N examples of the dataset",
+    )
+
+    t = parser.add_argument_group("training")
+    t.add_argument(
+        "--epochs", type=_positive_int, default=env_default("EPOCHS", 100, _positive_int)
+    )
+    t.add_argument(
+        "--batch_size",
+        type=_positive_int,
+        default=env_default("BATCH_SIZE", 16, _positive_int),
+        help="global batch size (all devices together)",
+    )
+    t.add_argument(
+        "--learning_rate",
+        type=_positive_float,
+        default=env_default("LEARNING_RATE", 1e-3, _positive_float),
+        help="Adam's learning rate",
+    )
+    t.add_argument(
+        "--patience",
+        type=_non_negative_int,
+        default=env_default("PATIENCE", 10, _non_negative_int),
+        help="stop after this many epochs without a better validation loss (0: never stop early)",
+    )
+    t.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=env_default("TRAIN_SEED", 0, _non_negative_int),
+        help="seed of the weights' initialization and of the shuffling",
+    )
+
+    t.add_argument(
+        "--time_limit",
+        type=_positive_float,
+        default=env_default("TIME_LIMIT", None, _positive_float),
+        help="minutes: stop before an epoch that would end later (continue with --resume)",
+    )
+
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--output_dir",
+        type=Path,
+        default=env_default("OUTPUT_DIR", Path("runs"), Path),
+        help="folder of the run folders",
+    )
+    o.add_argument(
+        "--run_name",
+        default=env_default("RUN_NAME", None),
+        help="the run folder is {output_dir}/{run_name}; default {model}_{dataset name}",
+    )
+    o.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    o.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=env_default("TENSORBOARD", False),
+        help="write TensorBoard logs to {run}/tensorboard",
+    )
+    o.add_argument("--no_evaluate", action="store_true", help="skip the test-split evaluation")
+    o.add_argument(
+        "--no_progress", action="store_true", help="one line per epoch instead of a progress bar"
+    )
+    return parser
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """Destinations of the options that appear on the command line."""
+    found: set[str] = set()
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if any(tok == opt or tok.startswith(opt + "=") for tok in argv):
+                found.add(action.dest)
+    return found
+
+
+def dataset_source(args: argparse.Namespace) -> str:
+    """The dataset file (or shard glob) the options name."""
+    if args.dataset_file:
+        return str(args.dataset_file)
+    if not args.dataset_name:
+        raise InverSynthError(
+            "no dataset given: pass --dataset_file PATH, or --dataset_name NAME (and --dataset_dir)"
+        )
+    single = dataset_path(args.dataset_dir, args.dataset_name)
+    if single.exists():
+        return str(single)
+    shards = str(Path(args.dataset_dir) / f"{args.dataset_name}_data.shard-*-of-*.hdf5")
+    if glob.glob(shards):
+        return shards
+    return str(single)  # open_dataset reports it missing (or unfinished)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "python -m models.app",
+    models: Sequence[str] | None = None,
+    default_model: str = "C6",
+    model_env: str = "MODEL",
+    description: str = "Train a model that predicts synth parameters from audio.",
+) -> int:
+    """Train (or resume), then evaluate on the test split."""
+    import sys
+
+    from models.common.model_table import MODELS
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = get_parser(
+        prog=prog,
+        models=list(models or MODELS),
+        default_model=default_model,
+        model_env=model_env,
+        description=description,
+    )
+    args = parser.parse_args(argv)
+    source = dataset_source(args)
+
+    from models.common.training import TrainConfig, is_chief, train
+
+    config = TrainConfig(
+        model=args.model,
+        dataset=[source],
+        output_dir=args.output_dir,
+        run_name=args.run_name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        head=args.head,
+        data_format=args.data_format,
+        seed=args.seed,
+        patience=args.patience,
+        split=args.split,
+        max_examples=args.max_examples,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
+        verbose=2 if args.no_progress else 1,
+    )
+    run_dir = train(config, explicit=explicit_options(parser, argv))
+    if not args.no_evaluate and is_chief():
+        from models.evaluate import evaluate_run
+
+        evaluate_run(run_dir, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    from generators.cli import run_cli
+
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""Shared model code: architectures, the STFT front end, data pipeline, metrics, runs."""

@@ -1,0 +1,118 @@
+"""The paper's model table, with no TensorFlow needed: names, layers, parameter counts.
+
+:mod:`models.common.architectures` builds the networks from it; command-line
+tools read it to validate options without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CONV_LAYERS",
+    "DATA_FORMATS",
+    "E2E_FRONT_END",
+    "E2E_MODELS",
+    "HEADS",
+    "MODELS",
+    "PAPER_PARAMETER_COUNTS",
+    "SPECTROGRAM_MODELS",
+    "ConvSpec",
+    "ModelSpec",
+]
+
+DATA_FORMATS = ("channels_last", "channels_first")
+HEADS = ("sigmoid", "softmax")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """``C(F, k1, k2, s1, s2)``: Conv2D, F filters, kernel (k1, k2), strides (s1, s2), ReLU, "same"."""
+
+    filters: int
+    k1: int
+    k2: int
+    s1: int
+    s2: int
+
+
+def C(filters: int, k1: int, k2: int, s1: int, s2: int) -> ConvSpec:  # noqa: N802 - the paper's name
+    return ConvSpec(filters, k1, k2, s1, s2)
+
+
+# The paper's Table 2 (time x frequency kernels and strides).
+_C6 = (
+    C(32, 3, 3, 2, 2),
+    C(71, 3, 3, 2, 2),
+    C(128, 3, 4, 2, 3),
+    C(128, 3, 3, 2, 2),
+    C(128, 3, 3, 2, 2),
+    C(128, 3, 3, 1, 2),
+)
+CONV_LAYERS: dict[str, tuple[ConvSpec, ...]] = {
+    "C1": (C(38, 13, 26, 13, 26),),
+    "C2": (C(35, 6, 7, 5, 6), C(87, 6, 9, 5, 8)),
+    "C3": (C(32, 4, 5, 3, 4), C(98, 4, 6, 3, 5), C(128, 4, 6, 3, 5)),
+    "C4": (C(32, 3, 4, 2, 3), C(65, 3, 4, 2, 3), C(105, 3, 4, 2, 3), C(128, 4, 5, 3, 4)),
+    "C5": (
+        C(32, 3, 3, 2, 2),
+        C(98, 3, 3, 2, 2),
+        C(128, 3, 4, 2, 3),
+        C(128, 3, 5, 2, 4),
+        C(128, 3, 3, 2, 2),
+    ),
+    "C6": _C6,
+    "C6XL": (
+        C(64, 3, 3, 2, 2),
+        C(128, 3, 3, 2, 2),
+        C(128, 3, 4, 2, 3),
+        C(128, 3, 3, 2, 2),
+        C(256, 3, 3, 2, 2),
+        C(256, 3, 3, 1, 2),
+    ),
+}
+
+# CE2E's front end: (filters, kernel, stride) of four Conv1D layers, 16384 samples -> 64 x 257.
+E2E_FRONT_END: tuple[tuple[int, int, int], ...] = (
+    (96, 64, 4),
+    (96, 32, 4),
+    (128, 16, 4),
+    (257, 8, 4),
+)
+
+DENSE_UNITS = 512
+
+# Trainable parameters of the conv + dense part for the paper's 368 outputs.
+PAPER_PARAMETER_COUNTS: dict[str, int] = {
+    "C1": 1_174_978,
+    "C2": 1_157_110,
+    "C3": 1_156_338,
+    "C4": 1_155_494,
+    "C5": 1_155_282,
+    "C6": 1_155_287,
+    "C6XL": 2_279_792,
+    "CE2E": 1_916_696,
+    "CE2E_2D": 1_916_696,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the model table: the front end and the conv layers after it."""
+
+    name: str
+    front_end: str  # "stft" | "e2e_1d" | "e2e_2d"
+    conv_layers: tuple[ConvSpec, ...]
+
+    @property
+    def end_to_end(self) -> bool:
+        return self.front_end != "stft"
+
+
+MODELS: dict[str, ModelSpec] = {
+    **{name: ModelSpec(name, "stft", convs) for name, convs in CONV_LAYERS.items()},
+    "CE2E": ModelSpec("CE2E", "e2e_1d", _C6),
+    "CE2E_2D": ModelSpec("CE2E_2D", "e2e_2d", _C6),
+}
+SPECTROGRAM_MODELS = tuple(name for name, spec in MODELS.items() if not spec.end_to_end)
+E2E_MODELS = tuple(name for name, spec in MODELS.items() if spec.end_to_end)

@@ -1,0 +1,451 @@
+"""How close a resynthesis sounds to its target: the reconstruction metrics, defined once.
+
+Every metric compares a *reference* (the sound to match) with an *estimate*
+(the synth played with the predicted parameters). NumPy and SciPy only, so
+the metrics run anywhere, including worker processes without TensorFlow.
+
+Representation (SPEC section 2, the models' own input): STFT with a periodic
+Hann window of 512 samples, hop 256, the signal zero-padded at its end to a
+whole number of hops (16384 samples -> 64 frames x 257 bins), magnitude
+``|X|``. The log-magnitude STFT is in dB relative to a full-scale sine
+(``20 * log10(|X| / (sum(window) / 2))``: a sine of amplitude 1 peaks at
+0 dB), floored at :data:`FLOOR_DB` = -100 dB so that silence and numerical
+noise have a finite, fixed level.
+
+=========================  ====  ===========================================  ==========
+key                        unit  definition                                   better
+=========================  ====  ===========================================  ==========
+``f_delta``                dB    F_delta: Frobenius norm of the difference    lower, 0
+                                 of the log-magnitude STFTs (64 x 257 for
+                                 the paper's 1 s at 16384 Hz)
+``rho_stft``               -     rho_STFT: Pearson correlation of the         higher, 1
+                                 flattened log-magnitude STFTs
+``rho_ft``                 -     rho_FT: Pearson correlation of the           higher, 1
+                                 magnitude spectra ``|rfft|`` of the whole
+                                 signals (linear magnitude)
+``spectral_convergence``   -     ``||S - S'||_F / ||S||_F`` of the linear     lower, 0
+                                 magnitude STFTs (S: reference)
+``log_spectral_distance``  dB    per frame the RMS over bins of the dB        lower, 0
+                                 difference, averaged over frames
+``mfcc_l1``                dB    mean absolute difference of 20 MFCCs         lower, 0
+                                 (40 mel bands, DCT-II orthonormal of the
+                                 floored dB mel power), over coefficients
+                                 and frames
+=========================  ====  ===========================================  ==========
+
+Edge cases, defined so that no metric is ever NaN:
+
+* a Pearson correlation where one signal's vector is constant (silence, whose
+  log spectrum is the floor everywhere) is 1 if the two vectors are equal and
+  0 otherwise;
+* spectral convergence against a silent reference (``||S||_F = 0``) is 0 if
+  the estimate is silent too and ``inf`` otherwise; :func:`summarize` leaves
+  non-finite values out of means and medians and counts them.
+
+The absolute scale of F_delta depends on the dB convention and the floor, which
+the paper does not give; compare F_delta between runs of this toolkit, not with
+the paper's figures. The correlations are scale-free and comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from generators.errors import InverSynthError
+
+__all__ = [
+    "FLOOR_DB",
+    "HOP_LENGTH",
+    "METRICS",
+    "N_FFT",
+    "MetricInfo",
+    "compare_audio",
+    "format_metric",
+    "log_magnitude_stft",
+    "magnitude_stft",
+    "mel_basis",
+    "mfcc",
+    "pearson",
+    "reconstruction_metrics",
+    "summarize",
+]
+
+N_FFT = 512
+HOP_LENGTH = 256
+FLOOR_DB = -100.0  # dB re a full-scale sine; float32 rendering noise sits far below
+N_MELS = 40  # 128 bands would leave empty filters at 257 FFT bins
+N_MFCC = 20
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to display and read one metric."""
+
+    key: str
+    label: str  # short column label, e.g. "rho_STFT"
+    unit: str  # "dB" or "" (a ratio)
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.key: m
+    for m in (
+        MetricInfo(
+            "rho_stft",
+            "rho_STFT",
+            "",
+            True,
+            "Pearson correlation of the log-magnitude STFTs (1 = same shape)",
+        ),
+        MetricInfo(
+            "rho_ft",
+            "rho_FT",
+            "",
+            True,
+            "Pearson correlation of the magnitude spectra of the whole signals",
+        ),
+        MetricInfo(
+            "f_delta",
+            "F_delta",
+            "dB",
+            False,
+            "Frobenius norm of the difference of the log-magnitude STFTs",
+        ),
+        MetricInfo(
+            "spectral_convergence",
+            "SC",
+            "",
+            False,
+            "||S - S'||_F / ||S||_F of the magnitude STFTs",
+        ),
+        MetricInfo(
+            "log_spectral_distance",
+            "LSD",
+            "dB",
+            False,
+            "RMS dB difference per frame, averaged over frames",
+        ),
+        MetricInfo(
+            "mfcc_l1",
+            "MFCC L1",
+            "dB",
+            False,
+            "mean absolute difference of 20 MFCCs",
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------
+# Representations
+# --------------------------------------------------------------------------
+
+
+def _as_batch(audio: np.ndarray, name: str) -> np.ndarray:
+    """[n_samples] or [batch, n_samples] finite audio -> float64 [batch, n_samples]."""
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise InverSynthError(
+            f"{name} must have shape [n_samples] or [batch, n_samples] with n_samples > 0, "
+            f"got {np.shape(audio)}"
+        )
+    if not np.isfinite(x).all():
+        raise InverSynthError(f"{name} contains NaN or infinite samples")
+    return x
+
+
+@cache
+def _window() -> np.ndarray:
+    """Periodic Hann window of N_FFT samples (the window of tf.signal.stft and librosa)."""
+    n = np.arange(N_FFT)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)
+
+
+# Magnitude of a full-scale sine at the center of its bin: sum(window) / 2.
+_REFERENCE_MAGNITUDE = float(N_FFT / 4)
+
+
+def n_frames(n_samples: int) -> int:
+    """STFT frames of ``n_samples`` samples, padded at the end: 64 for 16384."""
+    return -(-int(n_samples) // HOP_LENGTH)
+
+
+def magnitude_stft(audio: np.ndarray) -> np.ndarray:
+    """Magnitude STFT, framed like the models' input.
+
+    Parameters
+    ----------
+    audio : np.ndarray [n_samples] or [batch, n_samples], float
+
+    Returns
+    -------
+    magnitude : np.ndarray [batch, n_frames, 257], float64
+        ``|X|`` (linear, not normalized); ``n_frames = ceil(n_samples / 256)``.
+    """
+    x = _as_batch(audio, "audio")
+    frames = n_frames(x.shape[1])
+    padded_length = (frames - 1) * HOP_LENGTH + N_FFT
+    padded = np.zeros((x.shape[0], padded_length), dtype=np.float64)
+    padded[:, : x.shape[1]] = x
+    # [batch, n_frames, N_FFT] view, no copy until the window multiplies it.
+    framed = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH]
+    return np.abs(np.fft.rfft(framed * _window(), axis=-1))
+
+
+def log_magnitude_stft(audio: np.ndarray) -> np.ndarray:
+    """Log-magnitude STFT in dB re a full-scale sine, floored at :data:`FLOOR_DB`.
+
+    Parameters
+    ----------
+    audio : np.ndarray [n_samples] or [batch, n_samples], float
+
+    Returns
+    -------
+    db : np.ndarray [batch, n_frames, 257], float64, >= FLOOR_DB
+    """
+    return _to_db(magnitude_stft(audio))
+
+
+def _to_db(magnitude: np.ndarray) -> np.ndarray:
+    floor = 10.0 ** (FLOOR_DB / 20.0)
+    return 20.0 * np.log10(np.maximum(magnitude / _REFERENCE_MAGNITUDE, floor))
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3.0)
+    logarithmic = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, logarithmic, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * (200.0 / 3.0)
+    logarithmic = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, logarithmic, linear)
+
+
+@cache
+def mel_basis(sample_rate: int) -> np.ndarray:
+    """Triangular mel filters, area-normalized ("slaney"), from 0 Hz to Nyquist.
+
+    The same matrix as ``librosa.filters.mel(sr=sample_rate, n_fft=512,
+    n_mels=40)``, computed here because librosa's first call compiles for
+    seconds in every process.
+
+    Returns
+    -------
+    basis : np.ndarray [40, 257], float64
+    """
+    fft_hz = np.fft.rfftfreq(N_FFT, d=1.0 / sample_rate)  # [257]
+    edges_hz = _mel_to_hz(
+        np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(sample_rate / 2.0)), N_MELS + 2)
+    )  # [N_MELS + 2]
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]  # [N_MELS + 2, 257]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    basis = np.maximum(0.0, np.minimum(lower, upper))
+    basis *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return basis
+
+
+def _mfcc_from_magnitude(magnitude: np.ndarray, sample_rate: int) -> np.ndarray:
+    """[batch, n_frames, 257] magnitude -> [batch, n_frames, N_MFCC] MFCCs."""
+    from scipy.fft import dct
+
+    power = (magnitude / _REFERENCE_MAGNITUDE) ** 2  # [batch, n_frames, 257]
+    mel = power @ mel_basis(sample_rate).T  # [batch, n_frames, N_MELS]
+    mel_db = 10.0 * np.log10(np.maximum(mel, 10.0 ** (FLOOR_DB / 10.0)))
+    return np.asarray(dct(mel_db, type=2, norm="ortho", axis=-1)[..., :N_MFCC])
+
+
+def mfcc(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
+    """MFCCs of the same STFT (librosa's definition, on the floored dB mel power).
+
+    Parameters
+    ----------
+    audio : np.ndarray [n_samples] or [batch, n_samples], float
+    sample_rate : int
+        Hz; places the mel bands.
+
+    Returns
+    -------
+    mfcc : np.ndarray [batch, n_frames, 20], float64
+    """
+    return _mfcc_from_magnitude(magnitude_stft(audio), _check_rate(sample_rate))
+
+
+def _check_rate(sample_rate: int) -> int:
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise InverSynthError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+# --------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation, never NaN.
+
+    Parameters
+    ----------
+    a, b : np.ndarray [batch, n]
+
+    Returns
+    -------
+    rho : np.ndarray [batch], float64 in [-1, 1]
+        For a row where ``a`` or ``b`` is constant: 1 if the rows are equal, else 0.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    da = a - a.mean(axis=1, keepdims=True)
+    db = b - b.mean(axis=1, keepdims=True)
+    norm_a = np.sqrt(np.sum(da * da, axis=1))
+    norm_b = np.sqrt(np.sum(db * db, axis=1))
+    # A constant row has a centered norm of exactly 0 only up to rounding.
+    scale_a = np.max(np.abs(a), axis=1) * 1e-12 * math.sqrt(a.shape[1])
+    scale_b = np.max(np.abs(b), axis=1) * 1e-12 * math.sqrt(b.shape[1])
+    degenerate = (norm_a <= scale_a) | (norm_b <= scale_b)
+    denominator = np.where(degenerate, 1.0, norm_a * norm_b)
+    rho = np.sum(da * db, axis=1) / denominator
+    equal = np.all(a == b, axis=1)
+    rho = np.where(degenerate, np.where(equal, 1.0, 0.0), rho)
+    return np.clip(rho, -1.0, 1.0)
+
+
+def reconstruction_metrics(
+    reference: np.ndarray, estimate: np.ndarray, *, sample_rate: int
+) -> dict[str, np.ndarray]:
+    """Every reconstruction metric of a batch of (reference, estimate) pairs.
+
+    Parameters
+    ----------
+    reference : np.ndarray [batch, n_samples] (or [n_samples]), float
+        The sounds to match.
+    estimate : np.ndarray, same shape
+        Their resyntheses.
+    sample_rate : int
+        Hz (for the mel bands of the MFCCs).
+
+    Returns
+    -------
+    metrics : dict of str -> np.ndarray [batch], float64
+        Keys of :data:`METRICS`; see the module docstring for units and edge cases.
+    """
+    ref = _as_batch(reference, "reference")
+    est = _as_batch(estimate, "estimate")
+    if ref.shape != est.shape:
+        raise InverSynthError(
+            f"reference and estimate must have the same shape, got {ref.shape} and {est.shape}"
+        )
+    rate = _check_rate(sample_rate)
+    batch = ref.shape[0]
+
+    mag_ref = magnitude_stft(ref)  # [batch, n_frames, 257]
+    mag_est = magnitude_stft(est)
+    db_ref = _to_db(mag_ref)
+    db_est = _to_db(mag_est)
+    diff_db = db_ref - db_est  # [batch, n_frames, 257]
+
+    f_delta = np.sqrt(np.sum(diff_db**2, axis=(1, 2)))
+    rho_stft = pearson(db_ref.reshape(batch, -1), db_est.reshape(batch, -1))
+    spectrum_ref = np.abs(np.fft.rfft(ref, axis=1))  # [batch, n_samples // 2 + 1]
+    spectrum_est = np.abs(np.fft.rfft(est, axis=1))
+    rho_ft = pearson(spectrum_ref, spectrum_est)
+
+    norm_ref = np.sqrt(np.sum(mag_ref**2, axis=(1, 2)))
+    norm_diff = np.sqrt(np.sum((mag_ref - mag_est) ** 2, axis=(1, 2)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        convergence = np.where(
+            norm_ref > 0, norm_diff / np.where(norm_ref > 0, norm_ref, 1.0), np.inf
+        )
+    convergence = np.where((norm_ref == 0) & (norm_diff == 0), 0.0, convergence)
+
+    lsd = np.mean(np.sqrt(np.mean(diff_db**2, axis=2)), axis=1)
+    mfcc_l1 = np.mean(
+        np.abs(_mfcc_from_magnitude(mag_ref, rate) - _mfcc_from_magnitude(mag_est, rate)),
+        axis=(1, 2),
+    )
+    return {
+        "rho_stft": rho_stft,
+        "rho_ft": rho_ft,
+        "f_delta": f_delta,
+        "spectral_convergence": convergence,
+        "log_spectral_distance": lsd,
+        "mfcc_l1": mfcc_l1,
+    }
+
+
+def compare_audio(
+    reference: np.ndarray, estimate: np.ndarray, *, sample_rate: int
+) -> dict[str, float]:
+    """:func:`reconstruction_metrics` of one pair of [n_samples] signals, as floats."""
+    if np.ndim(reference) != 1 or np.ndim(estimate) != 1:
+        raise InverSynthError(
+            f"compare_audio takes two 1-D signals, got shapes {np.shape(reference)} and "
+            f"{np.shape(estimate)}"
+        )
+    metrics = reconstruction_metrics(reference, estimate, sample_rate=sample_rate)
+    return {key: float(value[0]) for key, value in metrics.items()}
+
+
+def summarize(metrics: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Mean, median, standard deviation, min and max of each metric (the paper's Table 4).
+
+    Parameters
+    ----------
+    metrics : mapping of str -> np.ndarray [n]
+
+    Returns
+    -------
+    summary : dict of str -> dict
+        Per metric: ``mean``, ``median``, ``std``, ``min``, ``max`` over the
+        finite values (None when there are none), ``n`` (values used) and
+        ``n_excluded`` (non-finite values left out, e.g. spectral convergence
+        against a silent reference).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, values in metrics.items():
+        v = np.asarray(values, dtype=np.float64).ravel()
+        finite = v[np.isfinite(v)]
+        stats: dict[str, Any] = {"n": int(finite.size), "n_excluded": int(v.size - finite.size)}
+        for name, fn in (
+            ("mean", np.mean),
+            ("median", np.median),
+            ("std", np.std),
+            ("min", np.min),
+            ("max", np.max),
+        ):
+            stats[name] = float(fn(finite)) if finite.size else None
+        out[key] = stats
+    return out
+
+
+def format_metric(key: str, value: float | None) -> str:
+    """A metric for a table: correlations in percent (as the paper), others to 3-4 digits.
+
+    ``None`` (no value) shows as ``-``, a non-finite value as ``inf``.
+    """
+    if value is None:
+        return "-"
+    v = float(value)
+    if not math.isfinite(v):
+        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
+    if key.startswith("rho"):
+        return f"{100 * v:.2f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"

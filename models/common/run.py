@@ -1,0 +1,479 @@
+"""A training run on disk, and loading it back for prediction.
+
+A run is one folder, ``{output_dir}/{run_name}``:
+
+==================  ============================================================
+``run.json``        what the model is and what it was trained on: model name,
+                    head, data format, the parameter set, the synth (generator
+                    name + config), sample rate and length, the dataset's
+                    identity and files, the split, the training settings
+``model.keras``     the best model so far (lowest validation loss)
+``latest.keras``    the model after the last finished epoch (for ``--resume``)
+``state.json``      training progress: epochs done, best epoch, patience count
+``history.csv``     one row of training / validation metrics per epoch
+``evaluation/``     metrics of the test split, plots, predictions
+==================  ============================================================
+
+:func:`load_run` needs nothing but the folder: the model predicts, the
+parameter set decodes its scores, and :meth:`Run.make_generator` rebuilds the
+synth to re-render what it predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.dataset import SynthDataset, open_dataset
+from generators.errors import InverSynthError
+from generators.parameters import ParameterSet
+from models.common.data import Split
+
+__all__ = [
+    "BEST_MODEL",
+    "EVALUATION_DIR",
+    "HISTORY_FILE",
+    "LATEST_MODEL",
+    "RUN_FILE",
+    "STATE_FILE",
+    "Run",
+    "RunInfo",
+    "check_dataset",
+    "load_run",
+    "register_custom_objects",
+    "save_model_atomic",
+    "write_json_atomic",
+]
+
+RUN_FORMAT_VERSION = 1
+RUN_FILE = "run.json"
+STATE_FILE = "state.json"
+BEST_MODEL = "model.keras"
+LATEST_MODEL = "latest.keras"
+HISTORY_FILE = "history.csv"
+EVALUATION_DIR = "evaluation"
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON to a temporary file and rename it over ``path`` (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    """``model.save(path)`` through a temporary file, so an interrupted save leaves the old file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def register_custom_objects() -> None:
+    """Import everything a saved model refers to (kapre's layers first, then ours)."""
+    import kapre  # noqa: F401 - registers kapre's layers
+
+    import models.common.architectures  # noqa: F401 - registers GroupedSoftmax and the loss
+    from models.common.metrics import register_keras_metrics
+
+    register_keras_metrics()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The contents of ``run.json``."""
+
+    model_name: str
+    head: str
+    data_format: str
+    parameter_set: ParameterSet
+    generator_name: str
+    generator_config: dict[str, Any]
+    sample_rate: int
+    n_samples: int
+    dataset_identity: dict[str, Any]
+    dataset_paths: list[str]
+    split: Split
+    settings: dict[str, Any]
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": RUN_FORMAT_VERSION,
+            "model": self.model_name,
+            "head": self.head,
+            "data_format": self.data_format,
+            "parameter_set": self.parameter_set.to_dict(),
+            "generator": self.generator_name,
+            "generator_config": self.generator_config,
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "dataset": {"identity": self.dataset_identity, "paths": self.dataset_paths},
+            "split": self.split.to_dict(),
+            "settings": self.settings,
+            "versions": self.versions,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "run.json") -> RunInfo:
+        try:
+            if data.get("format_version") != RUN_FORMAT_VERSION:
+                raise InverSynthError(
+                    f"{source} has format version {data.get('format_version')!r}, "
+                    f"this toolkit reads version {RUN_FORMAT_VERSION}"
+                )
+            return cls(
+                model_name=str(data["model"]),
+                head=str(data["head"]),
+                data_format=str(data["data_format"]),
+                parameter_set=ParameterSet.from_dict(data["parameter_set"]),
+                generator_name=str(data["generator"]),
+                generator_config=dict(data["generator_config"]),
+                sample_rate=int(data["sample_rate"]),
+                n_samples=int(data["n_samples"]),
+                dataset_identity=dict(data["dataset"]["identity"]),
+                dataset_paths=[str(p) for p in data["dataset"]["paths"]],
+                split=Split.from_dict(data["split"]),
+                settings=dict(data["settings"]),
+                versions=dict(data.get("versions", {})),
+                created=str(data.get("created", "")),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InverSynthError(f"{source} is malformed: missing or bad {exc}") from None
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: SynthDataset,
+        *,
+        model_name: str,
+        head: str,
+        data_format: str,
+        split: Split,
+        settings: dict[str, Any],
+    ) -> RunInfo:
+        """A new run's record for training on ``dataset``."""
+        return cls(
+            model_name=model_name,
+            head=head,
+            data_format=data_format,
+            parameter_set=dataset.parameter_set,
+            generator_name=dataset.generator_name,
+            generator_config=dict(dataset.generator_config),
+            sample_rate=dataset.sample_rate,
+            n_samples=dataset.n_samples,
+            dataset_identity=dataset.identity,
+            dataset_paths=[str(Path(p).resolve()) for p in dataset.paths],
+            split=split,
+            settings=dict(settings),
+            versions=_versions(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+
+    def save(self, run_dir: Path) -> None:
+        write_json_atomic(Path(run_dir) / RUN_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunInfo:
+        path = Path(run_dir) / RUN_FILE
+        if not Path(run_dir).is_dir():
+            raise InverSynthError(f"run folder {str(run_dir)!r} does not exist")
+        if not path.is_file():
+            raise InverSynthError(f"{str(run_dir)!r} is not a run folder (no {RUN_FILE})")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InverSynthError(f"{str(path)!r} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _versions() -> dict[str, str]:
+    import kapre
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "kapre": kapre.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def check_dataset(info: RunInfo, dataset: SynthDataset, *, same_dataset: bool = False) -> None:
+    """Refuse a dataset the run's model cannot be used with.
+
+    Parameters
+    ----------
+    info : RunInfo
+    dataset : SynthDataset
+    same_dataset : bool
+        Also require the very dataset the run was trained on (same seed and
+        size: resuming training). Otherwise any dataset of the same synth,
+        synth settings and parameter set will do (evaluating on new examples).
+
+    Raises
+    ------
+    InverSynthError
+        Naming what differs.
+    """
+    where = ", ".join(str(p) for p in dataset.paths)
+    if dataset.parameter_set != info.parameter_set:
+        mine, theirs = info.parameter_set.names, dataset.parameter_set.names
+        detail = (
+            f"parameters {theirs} vs the model's {mine}"
+            if mine != theirs
+            else "same parameter names but different levels"
+        )
+        raise InverSynthError(f"dataset {where} does not match the run's parameter set ({detail})")
+    checks: list[tuple[str, Any, Any]] = [
+        ("generator", dataset.generator_name, info.generator_name),
+        ("generator_config", dataset.generator_config, info.generator_config),
+        ("sample_rate", dataset.sample_rate, info.sample_rate),
+        ("n_samples", dataset.n_samples, info.n_samples),
+    ]
+    for key, theirs, mine in checks:
+        if theirs != mine:
+            raise InverSynthError(
+                f"dataset {where} was made with {key}={theirs!r}, the run's model with {key}={mine!r}"
+            )
+    if same_dataset:
+        theirs_fp = dataset.identity.get("fingerprint")
+        mine_fp = info.dataset_identity.get("fingerprint")
+        if theirs_fp != mine_fp:
+            raise InverSynthError(
+                f"dataset {where} is not the dataset this run was trained on "
+                f"(fingerprint {theirs_fp} vs {mine_fp}; seed {dataset.seed} vs "
+                f"{info.dataset_identity.get('seed')}, {dataset.n_examples} vs "
+                f"{info.dataset_identity.get('n_examples')} examples)"
+            )
+
+
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def runnable_model(model: Any, info: RunInfo) -> Any:
+    """``model``, or a channels_last copy of it where channels_first cannot run (CPU).
+
+    Keras keeps conv kernels in the same layout for both formats and Flatten
+    follows ``data_format``, so the copy computes the same function.
+    """
+    if info.data_format != "channels_first" or _has_gpu():
+        return model
+    from models.common.architectures import build_model
+
+    copy = build_model(
+        info.model_name,
+        n_levels=info.parameter_set.n_levels.tolist(),
+        n_samples=info.n_samples,
+        head=info.head,
+        data_format="channels_last",
+    )
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def load_keras_model(path: Path, *, compile: bool = True) -> Any:
+    """Load a ``.keras`` file saved by this toolkit."""
+    register_custom_objects()
+    import keras
+
+    if not Path(path).is_file():
+        raise InverSynthError(f"model file {str(path)!r} does not exist")
+    return keras.models.load_model(path, compile=compile)
+
+
+class Run:
+    """A trained model with everything needed to use it.
+
+    Use :func:`load_run` to make one.
+
+    Attributes
+    ----------
+    run_dir : Path
+    info : RunInfo
+    model : keras.Model
+        Input audio [batch, n_samples] float32, output scores [batch, n_outputs].
+    """
+
+    def __init__(self, run_dir: Path, info: RunInfo, model: Any) -> None:
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self.model = model
+        self._runnable = runnable_model(model, info)
+        self._predict_fn: Any = None
+
+    # ---- what the run is ---------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.info.model_name
+
+    @property
+    def parameter_set(self) -> ParameterSet:
+        return self.info.parameter_set
+
+    @property
+    def generator_name(self) -> str:
+        return self.info.generator_name
+
+    @property
+    def generator_config(self) -> dict[str, Any]:
+        return dict(self.info.generator_config)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    @property
+    def n_samples(self) -> int:
+        return self.info.n_samples
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.info.settings)
+
+    @property
+    def dataset_identity(self) -> dict[str, Any]:
+        return dict(self.info.dataset_identity)
+
+    @property
+    def dataset_paths(self) -> list[str]:
+        return list(self.info.dataset_paths)
+
+    @property
+    def split(self) -> Split:
+        return self.info.split
+
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.run_dir / EVALUATION_DIR
+
+    # ---- prediction --------------------------------------------------------
+    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 3 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_samples:
+            raise InverSynthError(
+                f"audio must have shape [batch, {self.n_samples}] (the run's n_samples), "
+                f"got {np.shape(audio)}"
+            )
+        if not np.isfinite(x).all():
+            raise InverSynthError("audio contains NaN or infinite samples")
+        return x
+
+    def predict_scores(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """The model's scores.
+
+        Parameters
+        ----------
+        audio : np.ndarray [batch, n_samples] (or [n_samples], or [batch, n_samples, 1]), float
+            At the run's sample rate.
+        batch_size : int
+            Examples per forward pass (memory vs speed).
+
+        Returns
+        -------
+        scores : np.ndarray [batch, n_outputs], float32
+            Probabilities in the layout of ``parameter_set.encode``.
+        """
+        if int(batch_size) != batch_size or batch_size <= 0:
+            raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = self._check_audio(audio)
+        if self._predict_fn is None:
+            import tensorflow as tf
+
+            model = self._runnable
+            self._predict_fn = tf.function(
+                lambda a: model(a, training=False),
+                input_signature=[tf.TensorSpec([None, self.n_samples], tf.float32)],
+                reduce_retracing=True,
+            )
+        outputs = [
+            np.asarray(self._predict_fn(x[i : i + batch_size]))
+            for i in range(0, x.shape[0], batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0, self.parameter_set.n_outputs), dtype=np.float32)
+        return np.concatenate(outputs, axis=0).astype(np.float32)
+
+    def predict_indices(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Predicted class index of every parameter: int64 [batch, n_parameters]."""
+        return self.parameter_set.decode(self.predict_scores(audio, batch_size=batch_size))
+
+    def predict_values(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Predicted parameter values: float64 [batch, n_parameters]."""
+        return self.parameter_set.to_values(self.predict_indices(audio, batch_size=batch_size))
+
+    # ---- synth and data ----------------------------------------------------
+    def make_generator(self) -> Any:
+        """The synth the training data was made with (a ``SoundGenerator``)."""
+        from generators.generator import load_generator
+
+        return load_generator(self.generator_name, self.generator_config)
+
+    def open_dataset(self, source: Any = None, *, same_dataset: bool = False) -> SynthDataset:
+        """Open the training dataset (default) or another one, checked against the run."""
+        paths = source if source is not None else self.dataset_paths
+        dataset = open_dataset(paths)
+        try:
+            check_dataset(self.info, dataset, same_dataset=same_dataset)
+        except InverSynthError:
+            dataset.close()
+            raise
+        return dataset
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({str(self.run_dir)!r}, model={self.model_name}, generator={self.generator_name!r}, "
+            f"n_parameters={self.parameter_set.n_parameters})"
+        )
+
+
+def load_run(run_dir: str | Path, *, checkpoint: str = "best") -> Run:
+    """Load a run folder.
+
+    Parameters
+    ----------
+    run_dir : path
+        ``{output_dir}/{run_name}``.
+    checkpoint : {"best", "latest"}
+        ``model.keras`` (best validation loss) or ``latest.keras``.
+
+    Returns
+    -------
+    Run
+    """
+    run_dir = Path(run_dir)
+    info = RunInfo.load(run_dir)
+    names = {"best": BEST_MODEL, "latest": LATEST_MODEL}
+    if checkpoint not in names:
+        raise InverSynthError(f"checkpoint must be 'best' or 'latest', got {checkpoint!r}")
+    path = run_dir / names[checkpoint]
+    if not path.is_file():
+        raise InverSynthError(
+            f"run {str(run_dir)!r} has no {names[checkpoint]} yet (no epoch has finished)"
+        )
+    model = load_keras_model(path, compile=False)
+    return Run(run_dir, info, model)

@@ -1,0 +1,530 @@
+"""Training: one function, :func:`train`, that makes (or resumes) a run folder.
+
+* Adam, the head's loss (binary cross-entropy for sigmoid outputs, summed
+  categorical cross-entropy for per-parameter softmaxes), training logs with
+  per-parameter top-1 accuracy and class-index MAE.
+* Early stopping on the validation loss, restoring the best weights.
+* After every epoch: the best model (``model.keras``) when it improved, the
+  latest model (``latest.keras``, with the optimizer state), a history row
+  and the progress record (``state.json``), each written to a temporary file
+  and renamed, in that order, so a run killed at any moment resumes from its
+  last finished epoch with ``resume=True``.
+* ``tf.distribute``: several GPUs of one machine (MirroredStrategy), several
+  machines (MultiWorkerMirroredStrategy, when ``TF_CONFIG`` is set), several
+  logical CPU devices if configured, else the default strategy. The same code
+  runs on a laptop's CPU and on a GPU server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.dataset import SynthDataset, open_dataset
+from generators.errors import InverSynthError
+from models.common.data import EpochClock, Split, distribute, make_dataset, parse_split
+from models.common.run import (
+    BEST_MODEL,
+    HISTORY_FILE,
+    LATEST_MODEL,
+    RUN_FILE,
+    STATE_FILE,
+    RunInfo,
+    check_dataset,
+    load_keras_model,
+    save_model_atomic,
+    write_json_atomic,
+)
+
+__all__ = ["TrainConfig", "TrainState", "get_strategy", "train"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`train` needs. See ``python -m models.spectrogram_cnn --help``."""
+
+    model: str
+    dataset: list[str]  # one file, or every shard of one dataset
+    output_dir: Path = Path("runs")
+    run_name: str | None = None  # default: {model}_{dataset name}
+    epochs: int = 100
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    head: str = "sigmoid"
+    data_format: str = "channels_last"
+    seed: int = 0
+    patience: int = 10
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    max_examples: int | None = None
+    resume: bool = False
+    tensorboard: bool = False
+    time_limit_s: float | None = None  # stop before an epoch that would end after this
+    verbose: int = 1  # Keras: 1 progress bar, 2 one line per epoch, 0 silent
+
+    def validate(self) -> None:
+        from models.common.model_table import DATA_FORMATS, HEADS, MODELS
+
+        if self.model not in MODELS:
+            raise InverSynthError(f"unknown model {self.model!r}; known: {list(MODELS)}")
+        if self.head not in HEADS:
+            raise InverSynthError(f"--head must be one of {HEADS}, got {self.head!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise InverSynthError(
+                f"--data_format must be one of {DATA_FORMATS}, got {self.data_format!r}"
+            )
+        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
+            if int(value) != value or value <= 0:
+                raise InverSynthError(f"--{name} must be a positive integer, got {value!r}")
+        if self.patience < 0:
+            raise InverSynthError(f"--patience must be >= 0, got {self.patience}")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise InverSynthError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.max_examples is not None and self.max_examples <= 0:
+            raise InverSynthError(f"--max_examples must be > 0, got {self.max_examples}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise InverSynthError(f"--time_limit must be > 0, got {self.time_limit_s}")
+        if self.seed < 0:
+            raise InverSynthError(f"--seed must be >= 0, got {self.seed}")
+        self.split = parse_split(self.split)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in run.json (paths excluded: they are recorded separately)."""
+        out = asdict(self)
+        for key in ("dataset", "output_dir", "run_name", "resume", "verbose", "time_limit_s"):
+            out.pop(key)
+        out["split"] = list(self.split)
+        return out
+
+
+@dataclass
+class TrainState:
+    """Training progress (``state.json``)."""
+
+    epochs_done: int = 0
+    best_epoch: int = 0  # 1-based; 0 = none yet
+    best_val_loss: float | None = None
+    wait: int = 0  # epochs since the best
+    stopped_early: bool = False
+    finished: bool = False
+    history_columns: list[str] = field(default_factory=list)
+
+    def save(self, run_dir: Path) -> None:
+        write_json_atomic(Path(run_dir) / STATE_FILE, asdict(self))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainState:
+        path = Path(run_dir) / STATE_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InverSynthError(f"{str(path)!r} is malformed: {exc}") from None
+
+
+# --------------------------------------------------------------------------
+# Distribution
+# --------------------------------------------------------------------------
+
+
+def get_strategy() -> Any:
+    """The ``tf.distribute`` strategy for this machine.
+
+    * ``TF_CONFIG`` set: MultiWorkerMirroredStrategy (one process per machine);
+    * more than one GPU: MirroredStrategy over them;
+    * no GPU but several logical CPU devices configured: MirroredStrategy over those;
+    * otherwise the default strategy (one device).
+    """
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    cpus = tf.config.list_logical_devices("CPU")
+    if not gpus and len(cpus) > 1:
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in cpus])
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder (always, except non-chief workers)."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return True
+    try:
+        config = json.loads(text)
+        task = config.get("task", {})
+        kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        raise InverSynthError(f"TF_CONFIG is not valid JSON: {text[:200]!r}") from None
+    has_chief = "chief" in config.get("cluster", {})
+    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
+# --------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------
+
+
+def _callbacks_module() -> Any:
+    import keras
+
+    class SetEpoch(keras.callbacks.Callback):
+        """Tell the input pipeline which epoch's shuffle order to produce."""
+
+        def __init__(self, clock: EpochClock) -> None:
+            super().__init__()
+            self.clock = clock
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.clock.epoch = epoch
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        """Early stopping on val_loss + best/latest checkpoints + history + state, per epoch."""
+
+        def __init__(
+            self,
+            run_dir: Path,
+            state: TrainState,
+            patience: int,
+            write: bool,
+            time_limit_s: float | None = None,
+        ) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+            self.state = state
+            self.patience = patience
+            self.write = write
+            self.time_limit_s = time_limit_s
+            self.started = time.monotonic()
+            self.epoch_started = self.started
+            self.stopped_for_time = False
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.epoch_started = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            logs = dict(logs or {})
+            value = float(logs.get("val_loss", logs.get("loss", float("nan"))))
+            st = self.state
+            improved = bool(np.isfinite(value)) and (
+                st.best_val_loss is None or value < st.best_val_loss
+            )
+            if improved:
+                st.best_val_loss = value
+                st.best_epoch = epoch + 1
+                st.wait = 0
+                if self.write:
+                    save_model_atomic(self.model, self.run_dir / BEST_MODEL)
+            else:
+                st.wait += 1
+            if self.write:
+                save_model_atomic(self.model, self.run_dir / LATEST_MODEL)
+                self._append_history(epoch + 1, logs)
+            st.epochs_done = epoch + 1
+            if self.patience > 0 and st.wait >= self.patience:
+                st.stopped_early = True
+                self.model.stop_training = True
+            now = time.monotonic()
+            if self.time_limit_s is not None and (
+                now - self.started + (now - self.epoch_started) > self.time_limit_s
+            ):
+                # Another epoch like this one would overrun the limit; --resume continues.
+                self.stopped_for_time = True
+                self.model.stop_training = True
+            if self.write:
+                st.save(self.run_dir)
+
+        def _append_history(self, epoch: int, logs: dict[str, Any]) -> None:
+            path = self.run_dir / HISTORY_FILE
+            if not self.state.history_columns:
+                self.state.history_columns = ["epoch", *sorted(logs)]
+            columns = self.state.history_columns
+            row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+            new = not path.exists()
+            with open(path, "a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    return SetEpoch, RunCheckpoint
+
+
+def _trim_history(run_dir: Path, epochs_done: int) -> None:
+    """Drop history rows of epochs a killed run logged but never recorded as done."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    kept = [r for r in body if r and int(float(r[0])) <= epochs_done]
+    if len(kept) != len(body):
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *kept])
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+
+def default_run_name(model: str, dataset_paths: list[str]) -> str:
+    stem = Path(dataset_paths[0]).name.split(".")[0]
+    stem = stem.removesuffix("_data")
+    return f"{model}_{stem}"
+
+
+def compile_model(
+    model: Any, *, head: str, learning_rate: float, n_levels: list[int], jit: bool
+) -> None:
+    import keras
+
+    from models.common.architectures import loss_for_head
+    from models.common.metrics import keras_metrics
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=loss_for_head(head),
+        metrics=keras_metrics(n_levels),
+        jit_compile=True if jit else "auto",
+    )
+
+
+# Settings a resumed run keeps from its start (the others may change: epochs,
+# patience, logging, time limit).
+FIXED_ON_RESUME = (
+    "model",
+    "head",
+    "data_format",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "split",
+    "max_examples",
+)
+
+
+def _resume_config(config: TrainConfig, info: RunInfo) -> TrainConfig:
+    """The stored run's settings, with this call's epochs, patience and logging."""
+    stored = info.settings
+    merged = TrainConfig(
+        model=info.model_name,
+        dataset=config.dataset,
+        output_dir=config.output_dir,
+        run_name=config.run_name,
+        epochs=config.epochs,
+        batch_size=int(stored["batch_size"]),
+        learning_rate=float(stored["learning_rate"]),
+        head=info.head,
+        data_format=info.data_format,
+        seed=int(stored["seed"]),
+        patience=config.patience,
+        split=parse_split([float(f) for f in stored["split"]]),
+        max_examples=stored.get("max_examples"),
+        resume=True,
+        tensorboard=config.tensorboard,
+        time_limit_s=config.time_limit_s,
+        verbose=config.verbose,
+    )
+    return merged
+
+
+def train(config: TrainConfig, *, explicit: set[str] | None = None) -> Path:
+    """Train a model on a dataset, or continue an interrupted run.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    explicit : set of str, optional
+        Options the user gave explicitly; on resume, those that contradict
+        the stored run are refused (:data:`FIXED_ON_RESUME`).
+
+    Returns
+    -------
+    run_dir : Path
+        The run folder with the best model in ``model.keras``.
+    """
+    import tensorflow as tf
+
+    config.validate()
+    dataset = open_dataset(config.dataset)
+    try:
+        run_name = config.run_name or default_run_name(
+            config.model, [str(p) for p in dataset.paths]
+        )
+        run_dir = Path(config.output_dir) / run_name
+        existing = (run_dir / RUN_FILE).is_file()
+        if existing and not config.resume:
+            raise InverSynthError(
+                f"run folder {str(run_dir)!r} already exists; pass --resume to continue it "
+                "or choose another --run_name"
+            )
+        if existing:
+            info = RunInfo.load(run_dir)
+            check_dataset(info, dataset, same_dataset=True)
+            stored = _resume_config(config, info)
+            for key in sorted(set(explicit or ()) & set(FIXED_ON_RESUME)):
+                mine, theirs = getattr(config, key), getattr(stored, key)
+                if mine != theirs:
+                    raise InverSynthError(
+                        f"run {str(run_dir)!r} was started with {key}={theirs!r}; "
+                        f"--resume cannot change it to {mine!r}"
+                    )
+            config = stored
+            state = TrainState.load(run_dir)
+            if state.stopped_early:
+                print(
+                    f"run {run_dir} already stopped early at epoch {state.epochs_done} "
+                    f"(best epoch {state.best_epoch}); nothing to do"
+                )
+                return run_dir
+            if state.epochs_done >= config.epochs:
+                print(
+                    f"run {run_dir} already trained {state.epochs_done} epochs; "
+                    "raise --epochs to train longer"
+                )
+                return run_dir
+        else:
+            n_used = min(dataset.n_examples, config.max_examples or dataset.n_examples)
+            split = Split(config.split, n_used)
+            info = RunInfo.for_dataset(
+                dataset,
+                model_name=config.model,
+                head=config.head,
+                data_format=config.data_format,
+                split=split,
+                settings=config.settings(),
+            )
+            state = TrainState()
+        return _fit(config, info, state, dataset, run_dir, resuming=existing, tf=tf)
+    finally:
+        dataset.close()
+
+
+def _fit(
+    config: TrainConfig,
+    info: RunInfo,
+    state: TrainState,
+    dataset: SynthDataset,
+    run_dir: Path,
+    *,
+    resuming: bool,
+    tf: Any,
+) -> Path:
+    import keras
+
+    from models.common.architectures import build_model
+
+    write = is_chief()
+    if write:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InverSynthError(
+                f"cannot create run folder {str(run_dir)!r}: {exc.strerror}"
+            ) from None
+        if not resuming:
+            info.save(run_dir)
+        else:
+            _trim_history(run_dir, state.epochs_done)
+    # First: a multi-worker strategy must exist before TensorFlow runs any op.
+    strategy = get_strategy()
+    keras.utils.set_random_seed(config.seed)
+    n_levels = info.parameter_set.n_levels.tolist()
+    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
+    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    with strategy.scope():
+        latest = run_dir / LATEST_MODEL
+        if resuming and state.epochs_done > 0 and latest.is_file():
+            model = load_keras_model(latest, compile=True)
+            print(f"resuming {run_dir} after epoch {state.epochs_done}")
+        else:
+            state = TrainState()
+            model = build_model(
+                config.model,
+                n_levels=n_levels,
+                n_samples=info.n_samples,
+                head=config.head,
+                data_format=config.data_format,
+            )
+            compile_model(
+                model,
+                head=config.head,
+                learning_rate=config.learning_rate,
+                n_levels=n_levels,
+                jit=jit,
+            )
+
+    clock = EpochClock(state.epochs_done)
+    common = {"dataset": dataset, "batch_size": config.batch_size}
+    train_data = distribute(
+        strategy,
+        make_dataset,
+        indices=info.split.indices("train"),
+        shuffle=True,
+        seed=config.seed,
+        clock=clock,
+        **common,
+    )
+    val_data = distribute(
+        strategy, make_dataset, indices=info.split.indices("validation"), **common
+    )
+
+    SetEpoch, RunCheckpoint = _callbacks_module()
+    checkpoint = RunCheckpoint(run_dir, state, config.patience, write, config.time_limit_s)
+    callbacks: list[Any] = [SetEpoch(clock), checkpoint]
+    if config.tensorboard and write:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    if config.verbose:
+        print(
+            f"training {config.model} ({model.count_params():,} weights) on "
+            f"{info.split.size('train')} examples, validating on {info.split.size('validation')}; "
+            f"{strategy.num_replicas_in_sync} replica(s); run folder {run_dir}"
+        )
+    with warnings.catch_warnings():
+        if strategy.num_replicas_in_sync > 1:
+            # Keras cannot know the steps of a multi-replica pipeline before its
+            # first pass and warns when the pass ends; that end is expected.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=state.epochs_done,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    state.finished = not checkpoint.stopped_for_time
+    if write:
+        state.save(run_dir)
+    if config.verbose:
+        if checkpoint.stopped_for_time:
+            print(
+                f"stopped after epoch {state.epochs_done}: --time_limit reached (continue with --resume)"
+            )
+        if state.best_val_loss is None:
+            print("no epoch gave a finite validation loss: no best model was saved")
+        else:
+            print(
+                f"best epoch {state.best_epoch} of {state.epochs_done} "
+                f"(val_loss {state.best_val_loss:.5f}); model saved as {run_dir / BEST_MODEL}"
+            )
+    return run_dir

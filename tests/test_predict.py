@@ -1,0 +1,288 @@
+"""Reading sounds of any format for a model, predicting, resynthesizing, the predict command."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from generators.errors import InverSynthError
+from generators.sine_generator import SineGenerator
+from models.common.audio_io import fit_length, load_for_model, read_audio, wav_bytes
+from models.common.data import Split
+from models.common.reconstruction import METRICS
+
+RATE = 8192
+N_SAMPLES = 4096
+
+
+def _tone(rate: int, seconds: float, freq_hz: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(round(rate * seconds)) / rate
+    mono = 0.5 * np.sin(2 * np.pi * freq_hz * t)
+    return np.stack([mono * (c + 1) / channels for c in range(channels)], axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# audio_io: no model needed
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype"),
+    [("a.wav", "PCM_16"), ("a.flac", "PCM_24"), ("a.ogg", "VORBIS"), ("a.mp3", "MPEG_LAYER_III")],
+)
+def test_formats_rates_and_channels_are_fitted_and_reported(tmp_path, name, subtype):
+    path = tmp_path / name
+    try:
+        sf.write(path, _tone(44100, 0.25, channels=2), 44100, subtype=subtype)
+    except (sf.LibsndfileError, ValueError, TypeError) as exc:  # pragma: no cover - old libsndfile
+        pytest.skip(f"this libsndfile cannot write {subtype}: {exc}")
+    sound = load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES)
+    assert sound.audio.shape == (N_SAMPLES,) and sound.audio.dtype == np.float32
+    assert sound.source_channels == 2 and sound.source_sample_rate == 44100
+    notes = " ".join(sound.notes)
+    assert "mixed 2 channels to mono" in notes
+    assert "resampled from 44100 Hz to 8192 Hz" in notes
+    assert "padded" in notes
+    # The tone survives (its level is the mean of the channels: 0.75 * 0.5) ...
+    played = sound.audio[: RATE // 8]
+    assert 0.3 < np.max(np.abs(played)) < 0.45
+    spectrum = np.abs(np.fft.rfft(played))
+    assert abs(np.argmax(spectrum) * RATE / played.size - 440.0) < 10
+    # ... and the padding is silence.
+    assert np.max(np.abs(sound.audio[int(0.26 * RATE) :])) < 0.01
+
+
+def test_long_sound_is_trimmed_and_says_so(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, _tone(RATE, 2.0), RATE)
+    sound = load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES)
+    assert sound.notes == ["kept the first 0.500 s of 2.000 s (the model takes 0.500 s)"]
+    np.testing.assert_allclose(sound.audio, _tone(RATE, 2.0)[:N_SAMPLES, 0], atol=1e-4)
+    assert load_for_model(path, sample_rate=RATE, n_samples=2 * RATE).notes == []
+
+
+def test_fit_length():
+    assert fit_length(np.ones(3), 5).tolist() == [1, 1, 1, 0, 0]
+    assert fit_length(np.arange(6.0), 4).tolist() == [0, 1, 2, 3]
+
+
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    files: dict[str, tuple[Path, str]] = {}
+    files["missing"] = (tmp_path / "nope.wav", "does not exist")
+    text = tmp_path / "text.wav"
+    text.write_text("this is not audio")
+    files["unreadable"] = (text, "cannot read")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), dtype=np.float32), RATE)
+    files["empty"] = (empty, "no audio samples")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(RATE, dtype=np.float32), RATE)
+    files["silent"] = (silent, "silent")
+    nan = tmp_path / "nan.wav"
+    samples = _tone(RATE, 0.5)
+    samples[100] = np.nan
+    sf.write(nan, samples, RATE, subtype="FLOAT")
+    files["nan"] = (nan, "NaN")
+    late = tmp_path / "late.wav"
+    samples = np.zeros(2 * RATE, dtype=np.float32)
+    samples[RATE:] = 0.5
+    sf.write(late, samples, RATE)
+    files["late"] = (late, "silent in its first 0.500 s")
+    files["folder"] = (tmp_path, "is not a file")
+    return files
+
+
+def test_bad_files_raise_one_clear_error(tmp_path):
+    for path, message in _bad_files(tmp_path).values():
+        with pytest.raises(InverSynthError, match=message):
+            load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES)
+
+
+def test_read_audio_keeps_channels_and_wav_bytes_round_trip(tmp_path):
+    path = tmp_path / "st.wav"
+    sf.write(path, _tone(RATE, 0.1, channels=3), RATE, subtype="FLOAT")
+    audio, rate = read_audio(path)
+    assert audio.shape == (round(0.1 * RATE), 3) and rate == RATE
+    raw = wav_bytes(audio[:, 0], RATE)
+    assert raw[:4] == b"RIFF" and raw[8:12] == b"WAVE"
+    back, back_rate = sf.read(io.BytesIO(raw))
+    assert back_rate == RATE
+    np.testing.assert_allclose(back, audio[:, 0], atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# Prediction with a (tiny, untrained) model
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder with an untrained C1 for the sine synth at 8192 Hz, 0.5 s."""
+    import keras
+
+    from models.common.architectures import build_model
+    from models.common.run import BEST_MODEL, RunInfo
+
+    generator = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=8)
+    run_dir = tmp_path_factory.mktemp("runs") / "C1_sine"
+    run_dir.mkdir()
+    RunInfo(
+        model_name="C1",
+        head="softmax",
+        data_format="channels_last",
+        parameter_set=generator.parameter_set,
+        generator_name="sine",
+        generator_config=generator.config(),
+        sample_rate=RATE,
+        n_samples=N_SAMPLES,
+        dataset_identity={"fingerprint": "none"},
+        dataset_paths=[],
+        split=Split((0.8, 0.1, 0.1), 100),
+        settings={},
+    ).save(run_dir)
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        "C1",
+        n_levels=generator.parameter_set.n_levels.tolist(),
+        n_samples=N_SAMPLES,
+        head="softmax",
+    )
+    model.save(run_dir / BEST_MODEL)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def loaded_run(tiny_run):
+    from models.common.run import load_run
+
+    return load_run(tiny_run)
+
+
+def test_predict_file_predicts_resynthesizes_and_measures(tmp_path, loaded_run):
+    from models.predict import format_prediction, predict_file
+
+    path = tmp_path / "in.wav"
+    sf.write(path, _tone(22050, 0.5, 330.0), 22050)
+    prediction = predict_file(loaded_run, path, top_k=3)
+    ps = loaded_run.parameter_set
+    assert prediction.indices.shape == (2,) and prediction.scores.shape == (ps.n_outputs,)
+    assert prediction.values.tolist() == ps.to_values(prediction.indices[None, :])[0].tolist()
+    for p in prediction.parameters:
+        probabilities = [q for _, _, q in p.top]
+        assert len(p.top) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert p.top[0][0] == p.index and 0 < sum(probabilities) <= 1 + 1e-6
+        assert p.value == ps[p.name].levels[p.index]
+    expected = SineGenerator(**loaded_run.generator_config).render_indices(
+        prediction.indices[None, :]
+    )[0]
+    assert prediction.resynthesis is not None and prediction.metrics is not None
+    np.testing.assert_array_equal(prediction.resynthesis, expected)
+    assert set(prediction.metrics) == set(METRICS)
+    assert all(np.isfinite(v) for v in prediction.metrics.values())
+    table = format_prediction(prediction)
+    assert "resampled from 22050 Hz to 8192 Hz" in table
+    assert "frequency_hz" in table and " Hz " in table and "%" in table
+
+
+def test_predict_audio_checks_its_array(loaded_run):
+    from models.predict import predict_audio
+
+    with pytest.raises(InverSynthError, match=r"shape \[4096\]"):
+        predict_audio(loaded_run, np.zeros(100))
+    with pytest.raises(InverSynthError, match="top_k"):
+        predict_audio(loaded_run, np.zeros(N_SAMPLES), top_k=0)
+    result = predict_audio(loaded_run, 0.3 * np.ones(N_SAMPLES), resynthesize=False)
+    assert result.resynthesis is None and result.metrics is None
+
+
+def test_cli_matches_good_files_and_reports_bad_ones(tmp_path, tiny_run, capsys):
+    from models.predict import main
+
+    good = tmp_path / "a" / "kick.wav"
+    twin = tmp_path / "b" / "kick.flac"
+    for path in (good, twin):
+        path.parent.mkdir()
+        sf.write(path, _tone(RATE, 1.0, 660.0, channels=2), RATE)
+    (tmp_path / "bad").mkdir()
+    bad = _bad_files(tmp_path / "bad")
+    out = tmp_path / "out"
+    argv = [str(good), str(bad["silent"][0]), str(twin), str(bad["missing"][0])]
+    code = main([*argv, "--run", str(tiny_run), "--output_dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert "silent" in errors[0] and "does not exist" in errors[1]
+    assert "2 of 4 sounds matched; 2 failed" in captured.err
+    assert captured.out.count("mixed 2 channels to mono") == 2
+    assert "kept the first 0.500 s of 1.000 s" in captured.out
+    # Two sounds called "kick" get distinct files.
+    for stem in ("kick", "kick-2"):
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["model"] == "C1" and record["generator"] == "sine"
+        assert [p["index"] for p in record["parameters"]] == record["indices"]
+        assert set(record["reconstruction"]) == set(METRICS)
+        for kind in ("input", "resynthesis"):
+            audio, rate = sf.read(out / f"{stem}_{kind}.wav")
+            assert rate == RATE and audio.shape == (N_SAMPLES,)
+        png = (out / f"{stem}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{s}{suffix}"
+        for s in ("kick", "kick-2")
+        for suffix in (".json", ".png", "_input.wav", "_resynthesis.wav")
+    )
+
+
+def test_cli_all_good_exits_0_and_defaults_to_the_run_folder(tmp_path, tiny_run, capsys):
+    from models.predict import main
+
+    path = tmp_path / "tone.ogg"
+    sf.write(path, _tone(RATE, 0.5), RATE)
+    assert main([str(path), "--run", str(tiny_run), "--no_plot", "--top_k", "2"]) == 0
+    assert (tiny_run / "predictions" / "tone.json").is_file()
+    assert not (tiny_run / "predictions" / "tone.png").exists()
+    assert "top 2 (probability)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_path(tmp_path, capsys):
+    from models.demo import main
+
+    out = tmp_path / "demo"
+    run_dir = out / "runs" / "C1_sine_demo"
+    # A run left by an earlier demo is replaced, not refused.
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    (run_dir / "stale.txt").write_text("from an earlier demo")
+    argv = ["--output_dir", str(out), "--synth", "sine", "--model", "C1", "--workers", "1"]
+    argv += ["--num_examples", "60", "--epochs", "1", "--batch_size", "8", "--n_report", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Demo finished in" in printed
+    assert not (run_dir / "stale.txt").exists()
+    evaluation = run_dir / "evaluation"
+    for name in ("metrics.json", "predictions.npz", "reconstruction.json", "report.html"):
+        assert (evaluation / name).is_file(), name
+    assert str(evaluation / "report.html") in printed
+    matched = sorted(p.name for p in (out / "predictions").glob("*.json"))
+    assert len(matched) == 4 and "plucked_string_44k_stereo.json" in matched
+    assert "resampled from 44100 Hz to 16384 Hz" in printed
+
+
+def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
+    from models.demo import run_demo
+
+    foreign = tmp_path / "runs" / "C6_sine_demo"
+    foreign.mkdir(parents=True)
+    (foreign / "precious.txt").write_text("keep me")
+    with pytest.raises(InverSynthError, match="not a run folder"):
+        run_demo(output_dir=tmp_path, synth="sine")
+    assert (foreign / "precious.txt").exists()
+    with pytest.raises(InverSynthError, match="num_examples"):
+        run_demo(output_dir=tmp_path / "x", num_examples=10)

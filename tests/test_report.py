@@ -1,0 +1,184 @@
+"""The listening report: a self-contained page whose every image and audio player loads.
+
+The page is opened in headless Chromium (Debian package ``chromium``). Without
+Chromium the browser test skips, unless ``CI`` is set: CI installs it, so
+there a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from generators.errors import InverSynthError
+from models.reconstruct import evaluate_reconstruction
+from models.report import main, write_report
+from tests.test_reconstruction import make_evaluated_run
+
+# Appended to a copy of the page: after load, waits for every audio element's
+# metadata (or error) and writes what loaded into the DOM for --dump-dom.
+_CHECK_SCRIPT = """
+<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var audios = Array.prototype.slice.call(document.querySelectorAll("audio"));
+  var badImages = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+  var waits = audios.map(function (a) {
+    return new Promise(function (resolve) {
+      function ok() { return a.readyState >= 1 && isFinite(a.duration) && a.duration > 0; }
+      if (ok()) { resolve(true); return; }
+      if (a.error) { resolve(false); return; }
+      a.addEventListener("loadedmetadata", function () { resolve(ok()); });
+      a.addEventListener("error", function () { resolve(false); });
+    });
+  });
+  Promise.all(waits).then(function (oks) {
+    var out = document.createElement("pre");
+    out.id = "inversynth-check";
+    out.textContent = "RESULT" + JSON.stringify({
+      images: images.length,
+      bad_images: badImages.length,
+      audio: audios.length,
+      bad_audio: oks.filter(function (x) { return !x; }).length,
+      durations: audios.map(function (a) { return a.duration; })
+    });
+    document.body.appendChild(out);
+  });
+});
+</script>
+"""
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = "Chromium is not installed (sudo apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must install it")
+        pytest.skip(message)
+    return path
+
+
+def _load_in_browser(page: Path, tmp_path: Path) -> dict:
+    """Open a copy of ``page`` with the check script in headless Chromium; its verdict."""
+    browser = _chromium()
+    checked = tmp_path / f"checked_{page.name}"
+    checked.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _CHECK_SCRIPT + "</body>"),
+        encoding="utf-8",
+    )
+    profile = tmp_path / "chromium-profile"
+    completed = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            checked.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    found = re.search(r'<pre id="inversynth-check">RESULT(.*?)</pre>', completed.stdout)
+    assert found, (
+        f"the page never reported (exit {completed.returncode}): {completed.stderr[-2000:]}"
+    )
+    return json.loads(found.group(1))
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value is not None:
+                self.sources.append((tag, value))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    run_dir = make_evaluated_run(root, n_examples=40, wrong_fraction=0.4)
+    evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+    return write_report(run_dir, n_examples=4, seed=3)
+
+
+def test_report_is_self_contained(report):
+    page = report.read_text(encoding="utf-8")
+    assert report.name == "report.html" and report.parent.name == "evaluation"
+    collector = _Collector()
+    collector.feed(page)
+    tags = [tag for tag, _ in collector.sources]
+    assert tags.count("audio") == 8 and tags.count("img") == 4
+    # Nothing is fetched: every source is embedded.
+    assert all(
+        src.startswith(("data:audio/wav;base64,", "data:image/png;base64,"))
+        for _, src in collector.sources
+    )
+    assert "http://" not in page and "https://" not in page
+    # The summaries of the evaluation files and the parameter tables are there.
+    assert "Mean percentile rank" in page and "random patch median" in page
+    assert page.count("<th>predicted</th>") == 4
+    assert "frequency_hz" in page and "Hz" in page
+
+
+def test_every_image_and_audio_player_loads_in_a_browser(report, tmp_path):
+    result = _load_in_browser(report, tmp_path)
+    assert result["images"] == 4 and result["bad_images"] == 0
+    assert result["audio"] == 8 and result["bad_audio"] == 0
+    assert result["durations"] == pytest.approx([0.5] * 8)  # 4096 samples at 8192 Hz
+
+
+def test_the_browser_check_catches_broken_media(report, tmp_path):
+    # The check above could pass vacuously; here a broken player and image must show.
+    broken = tmp_path / "broken.html"
+    page = report.read_text(encoding="utf-8")
+    page = page.replace(
+        "</body>",
+        "<audio src='data:audio/wav;base64,AAAA'></audio>"
+        "<img src='data:image/png;base64,AAAA'></body>",
+    )
+    broken.write_text(page, encoding="utf-8")
+    result = _load_in_browser(broken, tmp_path)
+    assert result["bad_audio"] == 1 and result["bad_images"] == 1
+
+
+def test_report_without_reconstruction_summary_and_cli(tmp_path, capsys):
+    run_dir = make_evaluated_run(tmp_path, n_examples=40)
+    out = tmp_path / "elsewhere" / "r.html"
+    assert main([str(run_dir), "--n_examples", "50", "--output", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<audio") == 20  # all 10 test examples, 2 players each
+    assert "Reconstruction of the test split" not in page  # not evaluated yet
+    # The same seed picks the same examples.
+    again = write_report(run_dir, n_examples=3, seed=7, output=tmp_path / "a.html")
+    other = write_report(run_dir, n_examples=3, seed=7, output=tmp_path / "b.html")
+    ids = [re.findall(r"id='example-(\d+)'", p.read_text()) for p in (again, other)]
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+
+
+def test_report_refuses_an_unevaluated_run(tmp_path):
+    run_dir = make_evaluated_run(tmp_path)
+    (run_dir / "evaluation" / "predictions.npz").unlink()
+    with pytest.raises(InverSynthError, match="evaluate the run first"):
+        write_report(run_dir)
+    with pytest.raises(InverSynthError, match="n_examples"):
+        write_report(run_dir, n_examples=0)
