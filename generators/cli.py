@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +25,11 @@ __all__ = [
     "create_dataset_from_args",
     "dataset_path",
     "env_default",
+    "non_negative_float",
+    "non_negative_int",
     "parse_shard",
+    "positive_float",
+    "positive_int",
     "run_cli",
 ]
 
@@ -92,10 +97,10 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
         parser = cast(Callable[[str], Any], type(default))
     try:
         value = cast(T, parser(text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
         raise InverSynthError(
             f"environment/.env variable {ENV_PREFIX}{name.upper()}={text!r} is not a valid "
-            f"{getattr(parser, '__name__', 'value').lstrip('_')}"
+            f"{getattr(parser, '__name__', 'value').lstrip('_').replace('_', ' ')}"
         ) from None
     return value
 
@@ -112,17 +117,39 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
+def _number(
+    text: str, kind: type[int] | type[float], test: Callable[[float], bool], what: str
+) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and test(value)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    value: int = _number(text, int, lambda v: v > 0, "a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value: int = _number(text, int, lambda v: v >= 0, "an integer >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value: float = _number(text, float, lambda v: v > 0, "a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value: float = _number(text, float, lambda v: v >= 0, "a number >= 0")
     return value
 
 
@@ -147,8 +174,8 @@ def add_dataset_arguments(
     g = parser.add_argument_group("dataset")
     g.add_argument(
         "--num_examples",
-        type=_positive_int,
-        default=env_default("NUM_EXAMPLES", default_examples, _positive_int),
+        type=positive_int,
+        default=env_default("NUM_EXAMPLES", default_examples, positive_int),
         help="examples in the whole dataset (all shards together)",
     )
     g.add_argument(
@@ -170,14 +197,14 @@ def add_dataset_arguments(
     )
     g.add_argument(
         "--length",
-        type=_positive_float,
-        default=env_default("LENGTH", 1.0, _positive_float),
+        type=positive_float,
+        default=env_default("LENGTH", 1.0, positive_float),
         help="seconds per example",
     )
     g.add_argument(
         "--sample_rate",
-        type=_positive_int,
-        default=env_default("SAMPLE_RATE", 16384, _positive_int),
+        type=positive_int,
+        default=env_default("SAMPLE_RATE", 16384, positive_int),
         help="Hz",
     )
     g.add_argument(
@@ -188,14 +215,14 @@ def add_dataset_arguments(
     )
     g.add_argument(
         "--workers",
-        type=_positive_int,
-        default=env_default("WORKERS", os.cpu_count() or 1, _positive_int),
+        type=positive_int,
+        default=env_default("WORKERS", os.cpu_count() or 1, positive_int),
         help="rendering processes",
     )
     g.add_argument(
         "--chunk_size",
-        type=_positive_int,
-        default=env_default("CHUNK_SIZE", 256, _positive_int),
+        type=positive_int,
+        default=env_default("CHUNK_SIZE", 256, positive_int),
         help="examples per unit of work (and per resume checkpoint)",
     )
     g.add_argument(

@@ -42,6 +42,7 @@ from generators.cli import (
     env_default,
     make_parser,
     n_samples_from_args,
+    non_negative_float,
     run_cli,
 )
 from generators.errors import InverSynthError
@@ -209,11 +210,6 @@ class FMGenerator(SoundGenerator):
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(text)
-    return value
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -231,8 +227,8 @@ def get_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument(
         "--note_off",
-        type=_non_negative_float,
-        default=env_default("NOTE_OFF", 0.75, _non_negative_float),
+        type=non_negative_float,
+        default=env_default("NOTE_OFF", 0.75, non_negative_float),
         help="note-off time in seconds: the envelope's release starts here",
     )
     add_dataset_arguments(parser, default_name="fm")

@@ -26,22 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import env_default, make_parser, run_cli
+from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
 
 __all__ = ["get_parser", "main", "run_demo"]
 
 RUN_NAME_SUFFIX = "demo"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _minutes(seconds: float) -> str:
@@ -313,17 +303,17 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--synth", choices=("fm", "sine"), default="fm", help="synth to invert")
     parser.add_argument("--model", default="C6", help="architecture (C1-C6, C6XL, CE2E)")
-    parser.add_argument("--num_examples", type=_positive_int, default=2000, help="dataset size")
-    parser.add_argument("--epochs", type=_positive_int, default=8, help="training epochs")
-    parser.add_argument("--batch_size", type=_positive_int, default=16, help="minibatch")
+    parser.add_argument("--num_examples", type=positive_int, default=2000, help="dataset size")
+    parser.add_argument("--epochs", type=positive_int, default=8, help="training epochs")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="minibatch")
     parser.add_argument(
         "--workers",
-        type=_positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), _positive_int),
+        type=positive_int,
+        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
         help="rendering processes",
     )
     parser.add_argument(
-        "--n_report", type=_positive_int, default=6, help="test sounds in the listening report"
+        "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )
     parser.add_argument("--seed", type=int, default=0, help="dataset and training seed")
     return parser

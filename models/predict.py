@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import env_default, make_parser, run_cli
+from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
 from models.common.audio_io import ModelInput, load_for_model, write_wav
 from models.common.reconstruction import METRICS, compare_audio, log_magnitude_stft
@@ -452,16 +452,6 @@ def write_prediction(
 # --------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.predict",
@@ -483,7 +473,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="where the JSON, WAV and PNG files go (default {run}/predictions)",
     )
     parser.add_argument(
-        "--top_k", type=_positive_int, default=3, help="most likely classes shown per parameter"
+        "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"
     )
     parser.add_argument("--no_plot", action="store_true", help="skip the PNG spectrograms")
     parser.add_argument(

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.cli import env_default, make_parser, run_cli
+from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
 from models.common.reconstruction import METRICS, format_metric, reconstruction_metrics, summarize
 
@@ -461,16 +461,6 @@ def format_reconstruction_table(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.reconstruct",
@@ -485,16 +475,16 @@ def get_parser() -> argparse.ArgumentParser:
         help="folder with predictions.npz (default {run_dir}/evaluation)",
     )
     parser.add_argument(
-        "--max_examples", type=_positive_int, default=None, help="use only the first N"
+        "--max_examples", type=positive_int, default=None, help="use only the first N"
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), _positive_int),
+        type=positive_int,
+        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
         help="rendering processes",
     )
     parser.add_argument(
-        "--chunk_size", type=_positive_int, default=16, help="examples per unit of work"
+        "--chunk_size", type=positive_int, default=16, help="examples per unit of work"
     )
     parser.add_argument(
         "--no_chance", action="store_true", help="skip the random-patch (chance) figures"

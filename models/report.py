@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import make_parser, run_cli
+from generators.cli import make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
 from models.common.audio_io import wav_bytes
 from models.common.reconstruction import METRICS, compare_audio, format_metric
@@ -287,16 +287,6 @@ def write_report(
     return out
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.report",
@@ -310,7 +300,7 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder with predictions.npz (default {run_dir}/evaluation)",
     )
-    parser.add_argument("--n_examples", type=_positive_int, default=8, help="test sounds shown")
+    parser.add_argument("--n_examples", type=positive_int, default=8, help="test sounds shown")
     parser.add_argument("--seed", type=int, default=0, help="which random sample of them")
     parser.add_argument(
         "--output", type=Path, default=None, help="default {evaluation_dir}/report.html"
