@@ -20,43 +20,22 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from generators.cli import dataset_path, env_default, make_parser
+from generators.cli import (
+    dataset_path,
+    env_default,
+    make_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from generators.errors import InverSynthError
 
-__all__ = ["dataset_source", "get_parser", "main"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+__all__ = ["EntryPoint", "dataset_source", "get_parser", "main"]
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -140,44 +119,42 @@ def get_parser(
     )
     d.add_argument(
         "--max_examples",
-        type=_positive_int,
-        default=env_default("MAX_EXAMPLES", None, _positive_int),
+        type=positive_int,
+        default=env_default("MAX_EXAMPLES", None, positive_int),
         help="use only the first N examples of the dataset",
     )
 
     t = parser.add_argument_group("training")
-    t.add_argument(
-        "--epochs", type=_positive_int, default=env_default("EPOCHS", 100, _positive_int)
-    )
+    t.add_argument("--epochs", type=positive_int, default=env_default("EPOCHS", 100, positive_int))
     t.add_argument(
         "--batch_size",
-        type=_positive_int,
-        default=env_default("BATCH_SIZE", 16, _positive_int),
+        type=positive_int,
+        default=env_default("BATCH_SIZE", 16, positive_int),
         help="global batch size (all devices together)",
     )
     t.add_argument(
         "--learning_rate",
-        type=_positive_float,
-        default=env_default("LEARNING_RATE", 1e-3, _positive_float),
+        type=positive_float,
+        default=env_default("LEARNING_RATE", 1e-3, positive_float),
         help="Adam's learning rate",
     )
     t.add_argument(
         "--patience",
-        type=_non_negative_int,
-        default=env_default("PATIENCE", 10, _non_negative_int),
+        type=non_negative_int,
+        default=env_default("PATIENCE", 10, non_negative_int),
         help="stop after this many epochs without a better validation loss (0: never stop early)",
     )
     t.add_argument(
         "--seed",
-        type=_non_negative_int,
-        default=env_default("TRAIN_SEED", 0, _non_negative_int),
+        type=non_negative_int,
+        default=env_default("TRAIN_SEED", 0, non_negative_int),
         help="seed of the weights' initialization and of the shuffling",
     )
 
     t.add_argument(
         "--time_limit",
-        type=_positive_float,
-        default=env_default("TIME_LIMIT", None, _positive_float),
+        type=positive_float,
+        default=env_default("TIME_LIMIT", None, positive_float),
         help="minutes: stop before an epoch that would end later (continue with --resume)",
     )
 
@@ -201,6 +178,17 @@ def get_parser(
         help="write TensorBoard logs to {run}/tensorboard",
     )
     o.add_argument("--no_evaluate", action="store_true", help="skip the test-split evaluation")
+    o.add_argument(
+        "--no_reconstruction",
+        action="store_true",
+        help="evaluate the parameters only: no resynthesis metrics, no listening report",
+    )
+    o.add_argument(
+        "--workers",
+        type=positive_int,
+        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
+        help="rendering processes of the resynthesis metrics",
+    )
     o.add_argument(
         "--no_progress", action="store_true", help="one line per epoch instead of a progress bar"
     )
@@ -283,9 +271,54 @@ def main(
     run_dir = train(config, explicit=explicit_options(parser, argv))
     if not args.no_evaluate and is_chief():
         from models.evaluate import evaluate_run
+        from models.reconstruct import evaluate_reconstruction
+        from models.report import write_report
 
-        evaluate_run(run_dir, progress=not args.no_progress)
+        result = evaluate_run(run_dir, progress=not args.no_progress)
+        if not args.no_reconstruction:
+            evaluate_reconstruction(
+                run_dir,
+                evaluation_dir=result["output_dir"],
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
+            print(f"listening report: {write_report(run_dir, evaluation_dir=result['output_dir'])}")
     return 0
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """A training command over this app: the models it offers and its default.
+
+    ``python -m models.spectrogram_cnn`` and ``python -m models.e2e_cnn`` are
+    each one of these; ``--model``'s environment default is
+    ``INVERSYNTH_{model_env}``.
+    """
+
+    prog: str
+    models: tuple[str, ...]
+    default_model: str
+    model_env: str
+    description: str
+
+    def get_parser(self) -> argparse.ArgumentParser:
+        return get_parser(
+            prog=self.prog,
+            models=self.models,
+            default_model=self.default_model,
+            model_env=self.model_env,
+            description=self.description,
+        )
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        return main(
+            argv,
+            prog=self.prog,
+            models=self.models,
+            default_model=self.default_model,
+            model_env=self.model_env,
+            description=self.description,
+        )
 
 
 if __name__ == "__main__":

@@ -6,38 +6,19 @@ followed by C6's layers. Options: ``--help``, and :mod:`models.app`.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
-
 from generators.cli import run_cli
-from models import app
+from models.app import EntryPoint
 from models.common.model_table import E2E_MODELS
 
-PROG = "python -m models.e2e_cnn"
-DESCRIPTION = "Train an end-to-end CNN on raw audio (CE2E, CE2E_2D) to predict synth parameters."
-DEFAULT_MODEL = "CE2E"
-
-
-def get_parser() -> argparse.ArgumentParser:
-    return app.get_parser(
-        prog=PROG,
-        models=E2E_MODELS,
-        default_model=DEFAULT_MODEL,
-        model_env="E2E_MODEL",
-        description=DESCRIPTION,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return app.main(
-        argv,
-        prog=PROG,
-        models=E2E_MODELS,
-        default_model=DEFAULT_MODEL,
-        model_env="E2E_MODEL",
-        description=DESCRIPTION,
-    )
-
+ENTRY_POINT = EntryPoint(
+    prog="python -m models.e2e_cnn",
+    models=E2E_MODELS,
+    default_model="CE2E",
+    model_env="E2E_MODEL",
+    description="Train an end-to-end CNN on raw audio (CE2E, CE2E_2D) to predict synth parameters.",
+)
+get_parser = ENTRY_POINT.get_parser
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.cli import env_default, make_parser, run_cli
+from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.dataset import SynthDataset
 from generators.errors import InverSynthError
 from models.common.metrics import Evaluation, evaluate_scores
@@ -259,16 +260,6 @@ def evaluate_run(
     }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.evaluate",
@@ -288,17 +279,28 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch_size",
-        type=_positive_int,
-        default=env_default("EVAL_BATCH_SIZE", 64, int),
+        type=positive_int,
+        default=env_default("EVAL_BATCH_SIZE", 64, positive_int),
         help="examples per forward pass",
     )
     parser.add_argument(
-        "--max_examples", type=_positive_int, default=None, help="use only the first N"
+        "--max_examples", type=positive_int, default=None, help="use only the first N"
     )
     parser.add_argument(
         "--output_dir", type=Path, default=None, help="default {run_dir}/evaluation"
     )
     parser.add_argument("--no_plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument(
+        "--no_reconstruction",
+        action="store_true",
+        help="parameters only: no resynthesis metrics (models.reconstruct) and no listening report",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
+        help="rendering processes of the resynthesis metrics",
+    )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--json", action="store_true", help="print metrics.json instead of the tables"
@@ -319,6 +321,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
         quiet=args.json,
     )
+    if not args.no_reconstruction:
+        from models.reconstruct import evaluate_reconstruction
+        from models.report import write_report
+
+        evaluate_reconstruction(
+            args.run_dir,
+            evaluation_dir=result["output_dir"],
+            max_examples=args.max_examples,
+            workers=args.workers,
+            progress=not args.no_progress,
+            quiet=args.json,
+        )
+        report = write_report(args.run_dir, evaluation_dir=result["output_dir"])
+        if not args.json:
+            print(f"listening report: {report}")
     if args.json:
         print(json.dumps(result["metrics"], indent=2))
     return 0

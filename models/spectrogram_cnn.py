@@ -6,38 +6,19 @@ so datasets hold only waveforms. Options: ``--help``, and :mod:`models.app`.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
-
 from generators.cli import run_cli
-from models import app
+from models.app import EntryPoint
 from models.common.model_table import SPECTROGRAM_MODELS
 
-PROG = "python -m models.spectrogram_cnn"
-DESCRIPTION = "Train a CNN on log-STFT spectrograms (C1-C6, C6XL) to predict synth parameters."
-DEFAULT_MODEL = "C6"
-
-
-def get_parser() -> argparse.ArgumentParser:
-    return app.get_parser(
-        prog=PROG,
-        models=SPECTROGRAM_MODELS,
-        default_model=DEFAULT_MODEL,
-        model_env="SPECTROGRAM_MODEL",
-        description=DESCRIPTION,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return app.main(
-        argv,
-        prog=PROG,
-        models=SPECTROGRAM_MODELS,
-        default_model=DEFAULT_MODEL,
-        model_env="SPECTROGRAM_MODEL",
-        description=DESCRIPTION,
-    )
-
+ENTRY_POINT = EntryPoint(
+    prog="python -m models.spectrogram_cnn",
+    models=SPECTROGRAM_MODELS,
+    default_model="C6",
+    model_env="SPECTROGRAM_MODEL",
+    description="Train a CNN on log-STFT spectrograms (C1-C6, C6XL) to predict synth parameters.",
+)
+get_parser = ENTRY_POINT.get_parser
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

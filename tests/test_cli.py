@@ -100,6 +100,8 @@ def test_env_example_documents_every_variable_the_code_reads() -> None:
 
     used: set[str] = set()
     for source in list((repo / "generators").rglob("*.py")) + list((repo / "models").rglob("*.py")):
-        used |= set(re.findall(r'env_default\(\s*"([A-Z_]+)"', source.read_text()))
+        text = source.read_text()
+        used |= set(re.findall(r'env_default\(\s*"([A-Z_]+)"', text))
+        used |= set(re.findall(r'model_env="([A-Z_]+)"', text))
     missing = sorted(name for name in used if f"INVERSYNTH_{name}=" not in example)
     assert used and not missing, f"not documented in .env.example: {missing}"

@@ -70,7 +70,7 @@ def test_training_learns_and_writes_a_complete_run(trained: Path, data_dir: Path
         assert (trained / name).is_file(), name
     ev = trained / "evaluation"
     for name in ("metrics.json", "per_parameter.csv", "predictions.npz", "training_curves.png",
-                 "per_parameter.png", "top_k_by_group.png"):  # fmt: skip
+                 "per_parameter.png", "top_k_by_group.png", "reconstruction.json", "report.html"):  # fmt: skip
         assert (ev / name).is_file(), name
     assert [int(r["epoch"]) for r in history(trained)] == [1, 2, 3, 4, 5]
     metrics = json.loads((ev / "metrics.json").read_text())
@@ -254,3 +254,19 @@ def test_time_limit_stops_before_an_epoch_that_would_overrun(tmp_path: Path) -> 
     tight.on_epoch_end(0, {"loss": 1.0, "val_loss": 1.0})
     assert tight.stopped_for_time and model.stop_training
     assert not tight.state.stopped_early  # a time stop can be resumed
+
+
+def test_evaluate_command_adds_resynthesis_and_report_unless_told_not_to(
+    trained: Path, tmp_path: Path
+) -> None:
+    quick = ["--no_plots", "--no_progress", "--max_examples", "8"]
+    bare = tmp_path / "bare"
+    assert (
+        evaluate_main([str(trained), "--output_dir", str(bare), "--no_reconstruction", *quick]) == 0
+    )
+    assert (bare / "metrics.json").is_file()
+    assert not (bare / "reconstruction.json").exists() and not (bare / "report.html").exists()
+    full = tmp_path / "full"
+    assert evaluate_main([str(trained), "--output_dir", str(full), *quick]) == 0
+    assert json.loads((full / "reconstruction.json").read_text())["n_examples"] == 8
+    assert (full / "report.html").is_file()

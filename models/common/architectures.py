@@ -7,7 +7,8 @@ order (the layout of :meth:`~generators.parameters.ParameterSet.encode`).
 
 * Spectrogram models (C1-C6, C6XL): a kapre STFT front end inside the model
   (window 512, hop 256, magnitude in dB) gives 64 frames x 257 bins, followed
-  by the conv layers of the model's row in :data:`CONV_LAYERS`.
+  by the conv layers of the model's row in
+  :data:`models.common.model_table.CONV_LAYERS`.
 * End-to-end models (CE2E, CE2E_2D): four strided convolutions turn the
   16384 samples into a 64 x 257 "learned spectrogram", followed by C6's layers.
   CE2E_2D writes the same front end as 2D convolutions with k1 = s1 = 1.
@@ -15,7 +16,7 @@ order (the layout of :meth:`~generators.parameters.ParameterSet.encode`).
 Every conv layer uses "same" padding and ReLU, with no pooling or dropout;
 every model ends Flatten -> Dense(512, ReLU) -> Dense(n_outputs), so the
 trainable parameter counts of the conv + dense part are those of the paper
-(:data:`PAPER_PARAMETER_COUNTS`, for 23 x 16 = 368 outputs).
+(``model_table.PAPER_PARAMETER_COUNTS``, for 23 x 16 = 368 outputs).
 
 Heads (``head``):
 
@@ -37,32 +38,17 @@ from keras import layers, ops
 
 from generators.errors import InverSynthError
 from models.common.model_table import (
-    CONV_LAYERS,
     DATA_FORMATS,
     DENSE_UNITS,
     E2E_FRONT_END,
-    E2E_MODELS,
     HEADS,
     MODELS,
-    PAPER_PARAMETER_COUNTS,
-    SPECTROGRAM_MODELS,
     ConvSpec,
-    ModelSpec,
 )
 from models.common.spectrogram import log_stft_layers
 
 __all__ = [
-    "CONV_LAYERS",
-    "DATA_FORMATS",
-    "E2E_FRONT_END",
-    "E2E_MODELS",
-    "HEADS",
-    "MODELS",
-    "PAPER_PARAMETER_COUNTS",
-    "SPECTROGRAM_MODELS",
-    "ConvSpec",
     "GroupedSoftmax",
-    "ModelSpec",
     "build_model",
     "count_trainable",
     "loss_for_head",
@@ -190,12 +176,12 @@ def build_model(
     head: str = "sigmoid",
     data_format: str = "channels_last",
 ) -> keras.Model:
-    """Build one of :data:`MODELS` (uncompiled).
+    """Build one of the models of ``model_table.MODELS`` (uncompiled).
 
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS` (``"C1"`` ... ``"C6XL"``, ``"CE2E"``, ``"CE2E_2D"``).
+        A key of ``model_table.MODELS`` (``"C1"`` ... ``"C6XL"``, ``"CE2E"``, ``"CE2E_2D"``).
     n_levels : sequence of int
         Levels of each parameter, in the parameter set's order
         (``ParameterSet.n_levels``); the model has ``sum(n_levels)`` outputs.
