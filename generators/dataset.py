@@ -226,7 +226,7 @@ class SynthDataset:
         audio = np.empty((idx.size, self.n_samples), dtype=np.float32)
         labels = np.empty((idx.size, n_par), dtype=np.int64)
         values = np.empty((idx.size, n_par), dtype=np.float32) if with_values else None
-        # h5py reads increasing, unique indices fastest: sort, read per file, scatter back.
+        # Sort, read each file in runs of consecutive rows, scatter back in the order asked.
         order = np.argsort(idx, kind="stable")
         sorted_idx = idx[order]
         part_of = np.searchsorted(self._starts, sorted_idx, side="right") - 1
@@ -235,11 +235,26 @@ class SynthDataset:
             sel = part_of == p
             local = sorted_idx[sel] - part.offset
             uniq, inverse = np.unique(local, return_inverse=True)
+            block_audio = np.empty((uniq.size, self.n_samples), dtype=np.float32)
+            block_labels = np.empty((uniq.size, n_par), dtype=np.int64)
+            block_values = (
+                np.empty((uniq.size, n_par), dtype=np.float32) if values is not None else None
+            )
+            # One plain slice per run of consecutive rows: h5py's fancy indexing
+            # (part.audio[uniq]) costs about 1 ms per row, a slice a few microseconds
+            # plus the copy, which keeps a training input pipeline off the CPU.
+            breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+            for a, b in zip([0, *breaks.tolist()], [*breaks.tolist(), uniq.size], strict=True):
+                rows = slice(int(uniq[a]), int(uniq[b - 1]) + 1)
+                block_audio[a:b] = part.audio[rows]
+                block_labels[a:b] = part.labels[rows]
+                if block_values is not None:
+                    block_values[a:b] = part.values[rows]
             dest = order[sel]
-            audio[dest] = part.audio[uniq][inverse]
-            labels[dest] = part.labels[uniq][inverse]
-            if values is not None:
-                values[dest] = part.values[uniq][inverse]
+            audio[dest] = block_audio[inverse]
+            labels[dest] = block_labels[inverse]
+            if values is not None and block_values is not None:
+                values[dest] = block_values[inverse]
         if values is not None:
             return audio, labels, values
         return audio, labels

@@ -230,3 +230,15 @@ def test_a_file_that_is_not_a_dataset_is_refused(tmp_path: Path) -> None:
         f["x"] = np.zeros(3)
     with pytest.raises(InverSynthError, match="not an InverSynth dataset"):
         open_dataset(tmp_path / "other.hdf5")
+
+
+def test_read_in_any_order_with_repeats_and_runs_matches_the_file(tmp_path: Path) -> None:
+    path = make(tmp_path / "r_data.hdf5")
+    rng = np.random.default_rng(1)
+    # Runs of consecutive rows, gaps, repeats and a shuffled order, all in one request.
+    idx = np.concatenate([rng.permutation(50), [3, 4, 5, 5, 6, 40, 49, 0]])
+    with open_dataset(path) as ds:
+        got = ds.read(idx, with_values=True)
+        stored = [ds._parts[0].file[key][...] for key in ("audio", "labels", "values")]
+    for x, whole in zip(got, stored, strict=True):
+        np.testing.assert_array_equal(x, whole[idx])
