@@ -29,6 +29,7 @@ from generators.cli import (
     dataset_path,
     env_default,
     make_parser,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -84,6 +85,13 @@ def get_parser(
         default=env_default("HEAD", "sigmoid"),
         help="sigmoid: one unit per class, binary cross-entropy (paper); "
         "softmax: one softmax per parameter, summed cross-entropy",
+    )
+    m.add_argument(
+        "--label_sigma",
+        type=non_negative_float,
+        default=env_default("LABEL_SIGMA", 0.0, non_negative_float),
+        help="0: one-hot targets (the paper); > 0: targets spread over neighbouring classes "
+        "by a Gaussian this many classes wide, which rewards near misses (better MPR and MAE)",
     )
     m.add_argument(
         "--data_format",
@@ -258,6 +266,7 @@ def main(
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         head=args.head,
+        label_sigma=args.label_sigma,
         data_format=args.data_format,
         seed=args.seed,
         patience=args.patience,

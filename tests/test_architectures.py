@@ -75,6 +75,48 @@ def test_softmax_loss_is_the_sum_of_the_parameters_cross_entropies() -> None:
     assert loss == pytest.approx(-np.log(0.5) - np.log(0.9), rel=1e-5)
 
 
+def test_ordinal_targets_spread_each_label_over_its_own_parameter_only() -> None:
+    from models.common.architectures import ordinal_targets
+
+    levels = [4, 3]
+    one_hot = np.zeros((1, 7), np.float32)
+    one_hot[0, [1, 6]] = 1  # class 1 of the first parameter, class 2 of the second
+    soft = one_hot @ ordinal_targets(levels, label_sigma=1.0, head="sigmoid")
+    g = np.exp(-0.5)
+    np.testing.assert_allclose(soft[0], [g, 1, g, g**4, g**4, g, 1], rtol=1e-6)
+    normed = one_hot @ ordinal_targets(levels, label_sigma=1.0, head="softmax")
+    np.testing.assert_allclose([normed[0, :4].sum(), normed[0, 4:].sum()], 1.0, rtol=1e-6)
+    assert normed[0, :4].argmax() == 1 and normed[0, 4:].argmax() == 2
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "softmax"])
+def test_ordinal_target_loss_prefers_near_misses_and_round_trips(head: str) -> None:
+    import keras
+
+    from models.common.architectures import OrdinalTargetLoss, loss_for_head
+
+    levels = [5]
+    y_true = np.array([[0, 0, 1, 0, 0]], np.float32)
+    near = np.array([[0.01, 0.9, 0.05, 0.02, 0.02]], np.float32)  # argmax next to the truth
+    far = np.array([[0.9, 0.01, 0.05, 0.02, 0.02]], np.float32)  # argmax two classes away
+    ordinal = loss_for_head(head, n_levels=levels, label_sigma=1.0)
+    assert isinstance(ordinal, OrdinalTargetLoss)
+    assert float(ordinal(y_true, near)) < float(ordinal(y_true, far))
+    one_hot = keras.losses.get(loss_for_head(head))  # the paper's loss cannot tell them apart
+    assert float(np.mean(one_hot(y_true, near))) == pytest.approx(
+        float(np.mean(one_hot(y_true, far))), rel=1e-6
+    )
+    # A very narrow Gaussian is the one-hot loss.
+    narrow = OrdinalTargetLoss(levels, 1e-3, head)
+    assert float(narrow(y_true, near)) == pytest.approx(
+        float(np.mean(one_hot(y_true, near))), rel=1e-5
+    )
+    again = OrdinalTargetLoss.from_config(ordinal.get_config())
+    assert float(again(y_true, far)) == pytest.approx(float(ordinal(y_true, far)), rel=1e-6)
+    with pytest.raises(InverSynthError, match="label_sigma"):
+        loss_for_head(head, n_levels=levels, label_sigma=-1.0)
+
+
 def test_front_end_is_the_log_magnitude_stft(audio: np.ndarray) -> None:
     """The kapre layers compute what the docs say: Hann 512, hop 256, end padding, dB."""
     import keras

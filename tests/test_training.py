@@ -105,7 +105,10 @@ def test_loaded_run_predicts_what_was_evaluated(trained: Path, data_dir: Path) -
 
 
 def test_resume_continues_where_the_run_stopped(data_dir: Path, tmp_path: Path) -> None:
-    args = train_args(data_dir, tmp_path, "--no_evaluate", "--run_name", "r")
+    # Ordinal targets: their loss must survive the checkpoint that --resume reloads.
+    args = train_args(
+        data_dir, tmp_path, "--no_evaluate", "--run_name", "r", "--label_sigma", "0.5"
+    )
     spectrogram_cnn.main([*args, "--epochs", "1", "--tensorboard"])
     run_dir = tmp_path / "r"
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
@@ -116,6 +119,8 @@ def test_resume_continues_where_the_run_stopped(data_dir: Path, tmp_path: Path) 
         spectrogram_cnn.main([*args, "--epochs", "2"])
     with pytest.raises(InverSynthError, match="model='C1'"):
         spectrogram_cnn.main([*args, "--epochs", "2", "--resume", "--model", "C2"])
+    with pytest.raises(InverSynthError, match=r"label_sigma=0\.5"):
+        spectrogram_cnn.main([*args, "--epochs", "2", "--resume", "--label_sigma", "1"])
     spectrogram_cnn.main([*args, "--epochs", "3", "--resume"])
     rows = history(run_dir)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -127,6 +132,7 @@ def test_resume_continues_where_the_run_stopped(data_dir: Path, tmp_path: Path) 
     latest = load_keras_model(run_dir / "latest.keras")
     steps_per_epoch = 384 // 16
     assert int(latest.optimizer.iterations) == 3 * steps_per_epoch  # the optimizer state carried on
+    assert latest.loss.label_sigma == 0.5
 
 
 def test_early_stopping_keeps_the_best_model(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 1e-3
     head: str = "sigmoid"
+    label_sigma: float = 0.0  # 0: the paper's one-hot targets; > 0: ordinal targets
     data_format: str = "channels_last"
     seed: int = 0
     patience: int = 10
@@ -87,6 +88,8 @@ class TrainConfig:
             raise InverSynthError(f"--patience must be >= 0, got {self.patience}")
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InverSynthError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
+        if not (np.isfinite(self.label_sigma) and self.label_sigma >= 0):
+            raise InverSynthError(f"--label_sigma must be >= 0, got {self.label_sigma!r}")
         if self.max_examples is not None and self.max_examples <= 0:
             raise InverSynthError(f"--max_examples must be > 0, got {self.max_examples}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
@@ -293,7 +296,13 @@ def default_run_name(model: str, dataset_paths: list[str]) -> str:
 
 
 def compile_model(
-    model: Any, *, head: str, learning_rate: float, n_levels: list[int], jit: bool
+    model: Any,
+    *,
+    head: str,
+    learning_rate: float,
+    n_levels: list[int],
+    jit: bool,
+    label_sigma: float = 0.0,
 ) -> None:
     import keras
 
@@ -302,7 +311,7 @@ def compile_model(
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=loss_for_head(head),
+        loss=loss_for_head(head, n_levels=n_levels, label_sigma=label_sigma),
         metrics=keras_metrics(n_levels),
         jit_compile=True if jit else "auto",
     )
@@ -313,6 +322,7 @@ def compile_model(
 FIXED_ON_RESUME = (
     "model",
     "head",
+    "label_sigma",
     "data_format",
     "batch_size",
     "learning_rate",
@@ -334,6 +344,8 @@ def _resume_config(config: TrainConfig, info: RunInfo) -> TrainConfig:
         batch_size=int(stored["batch_size"]),
         learning_rate=float(stored["learning_rate"]),
         head=info.head,
+        # Runs from before ordinal targets existed trained on one-hot targets.
+        label_sigma=float(stored.get("label_sigma", 0.0)),
         data_format=info.data_format,
         seed=int(stored["seed"]),
         patience=config.patience,
@@ -471,6 +483,7 @@ def _fit(
                 learning_rate=config.learning_rate,
                 n_levels=n_levels,
                 jit=jit,
+                label_sigma=config.label_sigma,
             )
 
     clock = EpochClock(state.epochs_done)
