@@ -21,9 +21,7 @@ import json
 import time
 from pathlib import Path
 
-# The paper's numbers (SPEC section 5): mean MPR over all 23 parameters, and
-# the per-parameter figures it quotes.
-PAPER_MPR_ALL = {"C1": 70.69, "C6": 77.81, "C6XL": 77.90, "CE2E": 76.17}
+# The per-parameter figures the paper quotes (its Table 3 is models.evaluate.PAPER_MPR).
 PAPER_NOTES = {"cutoff_hz": 99.7, "decay_s": 53.5, "sustain": 53.5}
 
 
@@ -72,7 +70,7 @@ def main() -> None:
 
     from models.common.data import parse_split
     from models.common.training import TrainConfig, train
-    from models.evaluate import evaluate_run
+    from models.evaluate import PAPER_MPR, evaluate_run
 
     eval_reserve_s = 90.0
     train_budget_s = args.budget_min * 60 - (time.monotonic() - start) - eval_reserve_s
@@ -107,7 +105,7 @@ def main() -> None:
     print(f"{'group':<22}{'MPR':>8}{'top-1 %':>9}")
     for group, m in evaluation.groups.items():
         print(f"{group:<22}{m.mpr:>8.2f}{100 * m.top1:>9.1f}")
-    paper = PAPER_MPR_ALL.get(args.model)
+    paper = PAPER_MPR.get(args.model)
     print(f"{'paper (All, 200k ex.)':<22}{paper if paper is not None else float('nan'):>8.2f}")
     by_name = {p.name: p for p in evaluation.parameters}
     for name, value in PAPER_NOTES.items():

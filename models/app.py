@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from generators.cli import (
     positive_int,
 )
 from generators.errors import InverSynthError
+from models.reconstruct import add_workers_argument
 
 __all__ = ["EntryPoint", "dataset_source", "get_parser", "main"]
 
@@ -191,12 +191,7 @@ def get_parser(
         action="store_true",
         help="evaluate the parameters only: no resynthesis metrics, no listening report",
     )
-    o.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes of the resynthesis metrics",
-    )
+    add_workers_argument(o)
     o.add_argument(
         "--no_progress", action="store_true", help="one line per epoch instead of a progress bar"
     )

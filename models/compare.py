@@ -28,7 +28,7 @@ from typing import Any
 
 from generators.cli import make_parser, run_cli
 from generators.errors import InverSynthError
-from models.common.metrics import ALL_GROUP, PARAMETER_GROUPS
+from models.common.metrics import ALL_GROUP, PARAMETER_GROUPS, SHORT_GROUP_NAMES
 from models.common.reconstruction import METRICS, format_metric
 from models.reconstruct import METRICS_FILE, RECONSTRUCTION_JSON
 
@@ -48,17 +48,6 @@ PAPER_RECONSTRUCTION: dict[str, dict[str, float]] = {
     "C6XL": {"rho_stft": 92.04, "rho_ft": 76.13, "f_delta": 708.94},
     "C6": {"rho_stft": 91.38, "f_delta": 740.32},
     "CE2E": {"rho_stft": 88.33, "f_delta": 904.12},
-}
-
-SHORT_GROUP_NAMES = {
-    "Filter": "Filter",
-    "Notes": "Notes",
-    "Amplitude LFO": "AmpLFO",
-    "Frequency LFO": "FreqLFO",
-    "Oscillator amplitude": "OscAmp",
-    "Amplitude ADSR": "ADSR",
-    "Gate": "Gate",
-    ALL_GROUP: ALL_GROUP,
 }
 
 

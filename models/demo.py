@@ -28,6 +28,7 @@ import numpy as np
 
 from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
+from models.reconstruct import add_workers_argument
 
 __all__ = ["get_parser", "main", "run_demo"]
 
@@ -306,12 +307,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_examples", type=positive_int, default=2000, help="dataset size")
     parser.add_argument("--epochs", type=positive_int, default=8, help="training epochs")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="minibatch")
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes",
-    )
+    add_workers_argument(parser)
     parser.add_argument(
         "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )

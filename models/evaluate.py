@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,9 @@ from tqdm.auto import tqdm
 from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.dataset import SynthDataset
 from generators.errors import InverSynthError
-from models.common.metrics import Evaluation, evaluate_scores
+from models.common.metrics import SHORT_GROUP_NAMES, Evaluation, evaluate_scores
 from models.common.run import EVALUATION_DIR, HISTORY_FILE, Run, load_run, write_json_atomic
+from models.reconstruct import add_workers_argument
 
 __all__ = ["PAPER_MPR", "evaluate_run", "format_table", "get_parser", "main", "predict_dataset"]
 
@@ -40,17 +40,6 @@ PAPER_MPR: dict[str, float] = {
     "FC2": 67.05, "C1": 70.69, "C2": 75.78, "C3": 76.51, "C4": 77.35, "C5": 77.66,
     "C6": 77.81, "C6XL": 77.90, "CE2E": 76.17, "HC3": 75.80,
 }  # fmt: skip
-
-SHORT_GROUP_NAMES = {
-    "Filter": "Filter",
-    "Notes": "Notes",
-    "Amplitude LFO": "AmpLFO",
-    "Frequency LFO": "FreqLFO",
-    "Oscillator amplitude": "OscAmp",
-    "Amplitude ADSR": "ADSR",
-    "Gate": "Gate",
-    "All": "All",
-}
 
 
 def predict_dataset(
@@ -295,12 +284,7 @@ def get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="parameters only: no resynthesis metrics (models.reconstruct) and no listening report",
     )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes of the resynthesis metrics",
-    )
+    add_workers_argument(parser)
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--json", action="store_true", help="print metrics.json instead of the tables"

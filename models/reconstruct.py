@@ -46,6 +46,7 @@ __all__ = [
     "RECONSTRUCTION_CSV",
     "RECONSTRUCTION_JSON",
     "Resynthesis",
+    "add_workers_argument",
     "evaluate_reconstruction",
     "format_reconstruction_table",
     "get_parser",
@@ -461,6 +462,16 @@ def format_reconstruction_table(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
+def add_workers_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--workers``: rendering processes of the resynthesis (``INVERSYNTH_WORKERS``)."""
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
+        help="rendering processes of the resynthesis",
+    )
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.reconstruct",
@@ -477,12 +488,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max_examples", type=positive_int, default=None, help="use only the first N"
     )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes",
-    )
+    add_workers_argument(parser)
     parser.add_argument(
         "--chunk_size", type=positive_int, default=16, help="examples per unit of work"
     )

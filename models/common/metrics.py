@@ -32,6 +32,7 @@ from generators.parameters import ParameterSet
 __all__ = [
     "ALL_GROUP",
     "PARAMETER_GROUPS",
+    "SHORT_GROUP_NAMES",
     "Evaluation",
     "ParameterMetrics",
     "evaluate_scores",
@@ -53,6 +54,18 @@ PARAMETER_GROUPS: dict[str, tuple[str, ...]] = {
     "Oscillator amplitude": ("A_*",),
     "Amplitude ADSR": ("attack_s", "decay_s", "sustain", "release_s", "a", "d", "s", "r"),
     "Gate": ("gate_hz", "f_gate"),
+}
+
+# Column headings of the groups in tables and plots.
+SHORT_GROUP_NAMES: dict[str, str] = {
+    "Filter": "Filter",
+    "Notes": "Notes",
+    "Amplitude LFO": "AmpLFO",
+    "Frequency LFO": "FreqLFO",
+    "Oscillator amplitude": "OscAmp",
+    "Amplitude ADSR": "ADSR",
+    "Gate": "Gate",
+    ALL_GROUP: ALL_GROUP,
 }
 
 
