@@ -274,8 +274,8 @@ def run_demo(
     print(
         "\nThe real experiment (hours on a CPU, much less on a GPU):\n"
         "  uv run python -m generators.fm_generator --num_examples 200000 --name fm\n"
-        "  uv run python -m models.spectrogram_cnn --model C6 --dataset_name fm\n"
-        "  uv run python -m models.reconstruct runs/C6_fm && uv run python -m models.report runs/C6_fm\n"
+        "  uv run python -m models.spectrogram_cnn --model C6 --dataset_name fm"
+        "   # then evaluates, resynthesizes, reports\n"
         "  uv run python -m models.predict my_sound.wav --run runs/C6_fm"
     )
     return {

@@ -184,6 +184,9 @@ def test_command_line_errors(
         ["--epochs", "0"],
         ["--learning_rate", "-1"],
         ["--split", "0.9,0.2,0.1"],
+        ["--label_sigma", "-1"],
+        ["--label_sigma", "nan"],
+        ["--workers", "0"],
     ):
         with pytest.raises(SystemExit) as exc:
             spectrogram_cnn.main(
