@@ -46,6 +46,7 @@ __all__ = [
     "RECONSTRUCTION_CSV",
     "RECONSTRUCTION_JSON",
     "Resynthesis",
+    "add_evaluated_run_arguments",
     "add_workers_argument",
     "evaluate_reconstruction",
     "format_reconstruction_table",
@@ -472,12 +473,8 @@ def add_workers_argument(parser: argparse.ArgumentParser | argparse._ArgumentGro
     )
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = make_parser(
-        prog="python -m models.reconstruct",
-        description="Resynthesize a run's test predictions with its synth and measure how close "
-        "they sound (rho_STFT, rho_FT, F_delta, spectral convergence, LSD, MFCC L1).",
-    )
+def add_evaluated_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``run_dir`` and ``--evaluation_dir``: where an evaluated run's predictions are."""
     parser.add_argument("run_dir", type=Path, help="run folder, evaluated by models.evaluate")
     parser.add_argument(
         "--evaluation_dir",
@@ -485,6 +482,15 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder with predictions.npz (default {run_dir}/evaluation)",
     )
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        prog="python -m models.reconstruct",
+        description="Resynthesize a run's test predictions with its synth and measure how close "
+        "they sound (rho_STFT, rho_FT, F_delta, spectral convergence, LSD, MFCC L1).",
+    )
+    add_evaluated_run_arguments(parser)
     parser.add_argument(
         "--max_examples", type=positive_int, default=None, help="use only the first N"
     )

@@ -35,6 +35,7 @@ from models.predict import format_metrics, format_value, plot_comparison
 from models.reconstruct import (
     METRICS_FILE,
     RECONSTRUCTION_JSON,
+    add_evaluated_run_arguments,
     evaluation_dataset_paths,
     load_predictions,
     resynthesize,
@@ -293,13 +294,7 @@ def get_parser() -> argparse.ArgumentParser:
         description="A self-contained HTML listening report of an evaluated run: test sounds, "
         "their resyntheses, spectrograms, predicted vs true parameters.",
     )
-    parser.add_argument("run_dir", type=Path, help="run folder, evaluated by models.evaluate")
-    parser.add_argument(
-        "--evaluation_dir",
-        type=Path,
-        default=None,
-        help="folder with predictions.npz (default {run_dir}/evaluation)",
-    )
+    add_evaluated_run_arguments(parser)
     parser.add_argument("--n_examples", type=positive_int, default=8, help="test sounds shown")
     parser.add_argument("--seed", type=int, default=0, help="which random sample of them")
     parser.add_argument(
