@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.fm_generator import FMGenerator
-from generators.generator import DatasetCreator
+from generators.writer import DatasetCreator
 
 
 def raw_render_rate(generator: FMGenerator, *, n_examples: int, chunk_size: int) -> float:

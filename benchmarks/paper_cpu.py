@@ -56,7 +56,7 @@ def main() -> None:
     pregenerated = data_path.exists()
     if not pregenerated:
         from generators.fm_generator import FMGenerator
-        from generators.generator import DatasetCreator
+        from generators.writer import DatasetCreator
 
         DatasetCreator(
             FMGenerator(), path=data_path, n_examples=args.examples, seed=0, workers=args.workers,

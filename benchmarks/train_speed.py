@@ -28,7 +28,8 @@ import numpy as np
 
 
 def make_data(folder: Path, n_examples: int, synth: str) -> Path:
-    from generators.generator import DatasetCreator, load_generator
+    from generators.synth import load_generator
+    from generators.writer import DatasetCreator
 
     generator = load_generator(synth, {})
     path = folder / f"{synth}_data.hdf5"

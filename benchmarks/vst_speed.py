@@ -10,7 +10,7 @@ Measurements per worker count:
   not depend on the machine's load, and the speed-up it allows on 2 idle cores.
 * ``dataset/hosts``: a whole dataset run, start-up and HDF5 writing
   included: one ``DatasetCreator`` process, a generator with N plugin hosts
-  (what ``python -m generators.vst_generator run --workers N`` does).
+  (what ``python -m generators.vst run --workers N`` does).
 * ``dataset/writers``: the same with N ``DatasetCreator`` worker processes,
   each rebuilding the generator with one plugin host.
 
@@ -29,8 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.generator import DatasetCreator
-from generators.vst_generator import VSTGenerator
+from generators.vst.synth import VSTGenerator
+from generators.writer import DatasetCreator
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,1 +1,11 @@
-"""Synthesizers, their parameters, and the dataset writer (never imports TensorFlow)."""
+"""Synthesizers, their parameters, and the datasets made with them (never imports TensorFlow).
+
+* :mod:`generators.synth`: the synth interface and the registry of synths
+  (:mod:`generators.fm_generator`, :mod:`generators.sine_generator`, :mod:`generators.vst`);
+* :mod:`generators.parameters`: quantized parameters, sampling, label encoding;
+* :mod:`generators.schema`: the dataset file format; :mod:`generators.writer` writes
+  it, :mod:`generators.dataset` reads it;
+* :mod:`generators.pool`: worker processes that each hold a synth;
+* :mod:`generators.cli`, :mod:`generators.options`: command-line plumbing and the
+  options that commands share; :mod:`generators.validate`: checks of single values.
+"""

@@ -1,27 +1,7 @@
-"""The HDF5 dataset format: its schema, and a reader that sees shards as one dataset.
+"""The dataset reader: one dataset file, or all its shards, seen as one dataset.
 
-Schema (``FORMAT_VERSION`` 1), one file per dataset or per shard:
-
-=================  ==========================  ==========================================
-name               type, shape                 meaning
-=================  ==========================  ==========================================
-``audio``          float32 [N, n_samples]      the rendered examples, in [-1, 1]
-``labels``         int16 [N, n_parameters]     class index of every parameter
-``values``         float32 [N, n_parameters]   the parameter values the audio was made with
-``done_chunks``    bool [n_chunks]             progress of an unfinished run (for resume)
-=================  ==========================  ==========================================
-
-Attributes: ``format_version``, ``complete`` (False until the writer finished),
-``sample_rate`` (Hz), ``n_samples``, ``generator`` (registry name),
-``generator_config`` and ``parameter_set`` (JSON), ``seed``, ``n_examples``
-(rows of this file), ``example_offset`` (global index of row 0),
-``total_examples`` (all shards together), ``shard`` ("K/N"), ``chunk_size``,
-``silent_examples`` (examples whose peak is below 1e-4 or not finite),
-``created_by``.
-
-Row ``i`` of a file is global example ``example_offset + i``; its parameters
-depend only on ``(seed, example_offset + i)``, so shards made on different
-machines concatenate to exactly the dataset one job would have made.
+The format is :mod:`generators.schema`; :mod:`generators.writer` writes it.
+``python -m generators.dataset FILE...`` describes a dataset.
 """
 
 from __future__ import annotations
@@ -37,34 +17,19 @@ from typing import Any
 import h5py
 import numpy as np
 
+from generators.cli import make_parser, run_cli
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
-
-__all__ = ["FORMAT_VERSION", "SynthDataset", "open_dataset", "resolve_paths"]
-
-FORMAT_VERSION = 1
-SILENCE_PEAK = 1e-4  # below this peak an example counts as silent
-
-# Attributes that must agree between the shards of one dataset.
-_SHARED_ATTRS = (
-    "format_version",
-    "sample_rate",
-    "n_samples",
-    "generator",
-    "generator_config",
-    "parameter_set",
-    "seed",
-    "total_examples",
+from generators.schema import (
+    EXAMPLE_ARRAYS,
+    FORMAT_VERSION,
+    SHARED_ATTRS,
+    attr_value,
+    partial_path,
 )
+from generators.synth import SoundGenerator, load_generator
 
-
-def _attr(f: h5py.File, name: str) -> Any:
-    value = f.attrs[name]
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+__all__ = ["SynthDataset", "open_dataset", "resolve_paths"]
 
 
 def resolve_paths(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -91,8 +56,8 @@ class _Part:
     def __init__(self, path: Path) -> None:
         if not path.exists():
             hint = ""
-            if Path(str(path) + ".partial").exists():
-                hint = f" (an unfinished run left {path}.partial: resume it with --resume)"
+            if partial_path(path).exists():
+                hint = f" (an unfinished run left {partial_path(path)}: resume it with --resume)"
             raise InverSynthError(f"dataset file {str(path)!r} does not exist{hint}")
         try:
             self.file = h5py.File(path, "r")
@@ -100,25 +65,25 @@ class _Part:
             raise InverSynthError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from None
         self.path = path
         f = self.file
-        missing = [k for k in ("audio", "labels", "values") if k not in f]
+        missing = [k for k in EXAMPLE_ARRAYS if k not in f]
         if missing or "format_version" not in f.attrs:
             self.file.close()
             raise InverSynthError(
                 f"{str(path)!r} is not an InverSynth dataset (missing {missing or 'format_version'})"
             )
-        if _attr(f, "format_version") != FORMAT_VERSION:
+        if attr_value(f.attrs, "format_version") != FORMAT_VERSION:
             self.file.close()
             raise InverSynthError(
-                f"{str(path)!r} has format version {_attr(f, 'format_version')}, "
+                f"{str(path)!r} has format version {attr_value(f.attrs, 'format_version')}, "
                 f"this toolkit reads version {FORMAT_VERSION}"
             )
-        if not bool(_attr(f, "complete")):
+        if not bool(attr_value(f.attrs, "complete")):
             self.file.close()
             raise InverSynthError(
                 f"dataset {str(path)!r} is incomplete: its run never finished; "
                 "finish it with the same command and --resume"
             )
-        self.attrs = {k: _attr(f, k) for k in f.attrs}
+        self.attrs = {k: attr_value(f.attrs, k) for k in f.attrs}
         self.offset = int(self.attrs["example_offset"])
         self.n_examples = int(self.attrs["n_examples"])
         self.audio: h5py.Dataset = f["audio"]
@@ -146,7 +111,7 @@ class SynthDataset:
         parts.sort(key=lambda part: part.offset)
         first = parts[0]
         for part in parts[1:]:
-            for key in _SHARED_ATTRS:
+            for key in SHARED_ATTRS:
                 if part.attrs.get(key) != first.attrs.get(key):
                     self._close(parts)
                     raise InverSynthError(
@@ -264,10 +229,8 @@ class SynthDataset:
         audio, labels = self.read(np.arange(start, stop))
         return audio, labels
 
-    def make_generator(self) -> Any:
-        """The synth that made this dataset (a :class:`~generators.generator.SoundGenerator`)."""
-        from generators.generator import load_generator
-
+    def make_generator(self) -> SoundGenerator:
+        """The synth that made this dataset."""
         return load_generator(self.generator_name, self.generator_config)
 
     def close(self) -> None:
@@ -319,8 +282,6 @@ def _info(source: list[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from generators.cli import make_parser
-
     parser = make_parser(
         prog="python -m generators.dataset",
         description="Describe a dataset (one file, or all shards of one: list them or give a glob).",
@@ -332,6 +293,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from generators.cli import run_cli
-
     run_cli(main)

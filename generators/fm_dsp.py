@@ -20,17 +20,14 @@ Conventions (SPEC section 1, Decisions):
 * the gate is open (1) where ``frac(round(f_gate t, 10)) < 1/2`` and exactly 0
   otherwise.
 
-Two implementations live here:
-
-* the fast path: Numba-compiled block functions (one oscillator, the envelope,
-  the gate, the biquad) that one fused kernel, :func:`render_controls`, runs
-  block by block over every example of a batch, in float64, with scratch
-  arrays that stay in cache (about 0.2 ms per example of 16384 samples on one
-  core). :func:`oscillator`, :func:`adsr`, :func:`gate` and :func:`lowpass`
-  run the same block functions over a whole signal, for tests and plots;
-* :func:`render_fm_reference`: the same chain written plainly with NumPy and
-  SciPy in float64, one stage at a time. It is slow and exists to check the fast
-  path against.
+This is the fast path: Numba-compiled block functions (one oscillator, the
+envelope, the gate, the biquad) that one fused kernel, :func:`render_controls`,
+runs block by block over every example of a batch, in float64, with scratch
+arrays that stay in cache (about 0.2 ms per example of 16384 samples on one
+core). :func:`oscillator`, :func:`adsr`, :func:`gate` and :func:`lowpass` run
+the same block functions over a whole signal, for tests and plots. The same
+chain written plainly with NumPy and SciPy, slow, to check this one against,
+is :mod:`generators.fm_reference`.
 
 Controls are float64 arrays ``[batch, N_CONTROLS]`` with the columns of
 :data:`CONTROL_NAMES` (the FM synth's parameter order).
@@ -47,6 +44,7 @@ from generators.errors import InverSynthError
 
 __all__ = [
     "CONTROL_NAMES",
+    "MAX_BLEP_DT",
     "N_CONTROLS",
     "SAW",
     "SINE",
@@ -54,17 +52,12 @@ __all__ = [
     "TRIANGLE",
     "WAVEFORMS",
     "adsr",
-    "adsr_reference",
     "check_controls",
     "gate",
-    "gate_reference",
     "lowpass",
     "lowpass_coefficients",
-    "naive_waveform",
     "oscillator",
-    "oscillator_reference",
     "render_controls",
-    "render_fm_reference",
 ]
 
 # Waveform codes, in the synth's oscillator order.
@@ -91,7 +84,7 @@ _ATTACK, _DECAY, _SUSTAIN, _RELEASE, _CUTOFF, _Q, _GATE = range(16, 23)
 
 _BLOCK = 512  # samples per block of the fused kernel: its scratch arrays stay in L1 cache
 _GATE_SCALE = 1e10  # gate phase rounded to 10 decimals, as np.round(x, 10) does it
-_MAX_DT = 0.5  # cap of the BLEP width (cycles per sample), reached only above Nyquist
+MAX_BLEP_DT = 0.5  # cap of the BLEP width (cycles per sample), reached only above Nyquist
 
 # Taylor coefficients of sin(z) = z * sum_k c_k z^(2k), k = 0..10. On |z| <= pi/2
 # the first omitted term is below 2e-18, so the result is as good as libm's sin
@@ -249,7 +242,7 @@ def _oscillator_block(
             c = c0 * lfo_cos[i] - s0 * lfo_sin[i]
             s = s0 * lfo_cos[i] + c0 * lfo_sin[i]
             p = frequency_hz * t[i] - depth_cycles * (c - 1.0)
-            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, _MAX_DT)  # cycles/sample
+            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, MAX_BLEP_DT)  # cycles/sample
             inv_dt = 1.0 / dt
             # Sine phase: rising from 0 at p = 0, the drop from +1 to -1 at p = 1/2.
             u = _frac(p + 0.5)
@@ -259,7 +252,7 @@ def _oscillator_block(
             c = c0 * lfo_cos[i] - s0 * lfo_sin[i]
             s = s0 * lfo_cos[i] + c0 * lfo_sin[i]
             p = frequency_hz * t[i] - depth_cycles * (c - 1.0)
-            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, _MAX_DT)
+            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, MAX_BLEP_DT)
             inv_dt = 1.0 / dt
             # Peak (+1) at p = 1/4, trough (-1) at p = 3/4; the slope jumps there by
             # -8 and +8 per cycle, i.e. by -8 dt and +8 dt per sample.
@@ -273,7 +266,7 @@ def _oscillator_block(
             c = c0 * lfo_cos[i] - s0 * lfo_sin[i]
             s = s0 * lfo_cos[i] + c0 * lfo_sin[i]
             p = frequency_hz * t[i] - depth_cycles * (c - 1.0)
-            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, _MAX_DT)
+            dt = min(abs(frequency_hz + lfo_depth_hz * s) * inv_sr, MAX_BLEP_DT)
             inv_dt = 1.0 / dt
             # +1 on [0, 1/2), -1 on [1/2, 1): a step of +2 at 0 and of -2 at 1/2.
             u = _frac(p)
@@ -681,150 +674,4 @@ def render_controls(
     out = np.empty((c.shape[0], int(n_samples)), dtype=np.float32)
     if c.shape[0] and n_samples:
         _render_batch(c, float(sample_rate), float(note_off_s), bool(normalise), out)
-    return out
-
-
-# ---------------------------------------------------------------------------
-# The reference: one stage at a time, with NumPy / SciPy, float64
-# ---------------------------------------------------------------------------
-def naive_waveform(waveform: int, phase: np.ndarray) -> np.ndarray:
-    """The ideal (aliasing) waveform at ``phase`` (cycles), sine phase, in [-1, 1]."""
-    u = np.mod(phase, 1.0)
-    if waveform == SINE:
-        return np.sin(2 * np.pi * phase)
-    if waveform == SAW:
-        return np.where(u < 0.5, 2 * u, 2 * u - 2)
-    if waveform == TRIANGLE:
-        return np.where(u < 0.25, 4 * u, np.where(u < 0.75, 2 - 4 * u, 4 * u - 4))
-    if waveform == SQUARE:
-        return np.where(u < 0.5, 1.0, -1.0)
-    raise InverSynthError(f"unknown waveform code {waveform!r}; known: 0..3 ({WAVEFORMS})")
-
-
-def _blep_reference(distance: np.ndarray) -> np.ndarray:
-    """Residual of an upward unit step, ``distance`` = (sample time - step time) in samples."""
-    d = distance
-    return np.where(
-        (d >= 0) & (d < 1), -((1 - d) ** 2) / 2, np.where((d > -1) & (d < 0), (1 + d) ** 2 / 2, 0.0)
-    )
-
-
-def _blamp_reference(distance: np.ndarray) -> np.ndarray:
-    """Residual of a unit change of slope per sample: the integral of the BLEP residual."""
-    return np.where(np.abs(distance) < 1, (1 - np.abs(distance)) ** 3 / 6, 0.0)
-
-
-def oscillator_reference(
-    waveform: int,
-    *,
-    frequency_hz: float,
-    lfo_depth_hz: float,
-    lfo_rate_hz: float,
-    sample_rate: float,
-    n_samples: int,
-) -> np.ndarray:
-    """:func:`oscillator` written plainly: the SPEC phase formula plus BLEP residuals.
-
-    Returns
-    -------
-    x : np.ndarray [n_samples], float64
-    """
-    t = np.arange(n_samples) / sample_rate  # [n] s
-    f, b, v = frequency_hz, lfo_depth_hz, lfo_rate_hz
-    phi = 2 * np.pi * f * t - (b / v) * (np.cos(2 * np.pi * v * t) - 1)  # [n] rad
-    phase = phi / (2 * np.pi)  # [n] cycles
-    x = naive_waveform(waveform, phase)
-    if waveform == SINE:
-        return x
-    dt = np.minimum(np.abs(f + b * np.sin(2 * np.pi * v * t)) / sample_rate, _MAX_DT)  # [n]
-    with np.errstate(divide="ignore", invalid="ignore"):
-
-        def distance(edge: float) -> np.ndarray:
-            """Signed distance in samples from the nearest crossing of phase ``edge``."""
-            u = np.mod(phase - edge + 0.5, 1.0) - 0.5  # cycles, in [-1/2, 1/2)
-            return np.where(np.abs(u) < dt, u / dt, np.inf)
-
-        if waveform == SAW:
-            return x - 2 * _blep_reference(distance(0.5))
-        if waveform == SQUARE:
-            return x + 2 * _blep_reference(distance(0.0)) - 2 * _blep_reference(distance(0.5))
-        return x + 8 * dt * (_blamp_reference(distance(0.75)) - _blamp_reference(distance(0.25)))
-
-
-def adsr_reference(
-    *,
-    attack_s: float,
-    decay_s: float,
-    sustain: float,
-    release_s: float,
-    note_off_s: float,
-    sample_rate: float,
-    n_samples: int,
-) -> np.ndarray:
-    """:func:`adsr` written with ``np.interp`` over the envelope's breakpoints.
-
-    Returns
-    -------
-    env : np.ndarray [n_samples], float64
-    """
-    t = np.arange(n_samples) / sample_rate
-    held = np.interp(t, [0, attack_s, attack_s + decay_s], [0, 1, sustain])
-    level_off = np.interp(note_off_s, [0, attack_s, attack_s + decay_s], [0, 1, sustain])
-    released = np.interp(t, [note_off_s, note_off_s + release_s], [level_off, 0.0])
-    return np.where(t < note_off_s, held, released)
-
-
-def gate_reference(*, gate_hz: float, sample_rate: float, n_samples: int) -> np.ndarray:
-    """:func:`gate` with ``np.round``: [n_samples] float64 of 1 (open) and 0 (closed)."""
-    t = np.arange(n_samples) / sample_rate
-    return (np.mod(np.round(gate_hz * t, 10), 1.0) < 0.5).astype(np.float64)
-
-
-def render_fm_reference(
-    controls: np.ndarray,
-    *,
-    sample_rate: int,
-    n_samples: int,
-    note_off_s: float = 0.75,
-    normalise: bool = False,
-) -> np.ndarray:
-    """:func:`render_controls` written stage by stage (slow; for tests).
-
-    Returns
-    -------
-    audio : np.ndarray [batch, n_samples], float32
-    """
-    from scipy.signal import lfilter
-
-    c = check_controls(controls, sample_rate=sample_rate, note_off_s=note_off_s)
-    out = np.empty((c.shape[0], n_samples), dtype=np.float32)
-    for i, row in enumerate(c):
-        mix = np.zeros(n_samples)
-        for w in range(4):
-            mix += row[_A + w] * oscillator_reference(
-                w,
-                frequency_hz=row[_F + w],
-                lfo_depth_hz=row[_B + w],
-                lfo_rate_hz=row[_V + w],
-                sample_rate=sample_rate,
-                n_samples=n_samples,
-            )
-        mix /= 4
-        env = adsr_reference(
-            attack_s=row[_ATTACK],
-            decay_s=row[_DECAY],
-            sustain=row[_SUSTAIN],
-            release_s=row[_RELEASE],
-            note_off_s=note_off_s,
-            sample_rate=sample_rate,
-            n_samples=n_samples,
-        )
-        coeffs = lowpass_coefficients(cutoff_hz=row[_CUTOFF], q=row[_Q], sample_rate=sample_rate)
-        filtered = lfilter(coeffs[:3], [1.0, coeffs[3], coeffs[4]], mix * env)
-        y = filtered * gate_reference(
-            gate_hz=row[_GATE], sample_rate=sample_rate, n_samples=n_samples
-        )
-        peak = np.max(np.abs(y))
-        scale = (1 / peak if peak > 0 else 1.0) if normalise else 1 / max(1.0, peak)
-        out[i] = y * scale
     return out

@@ -36,18 +36,13 @@ from typing import Any
 import numpy as np
 
 from generators import fm_dsp
-from generators.cli import (
-    add_dataset_arguments,
-    create_dataset_from_args,
-    env_default,
-    make_parser,
-    n_samples_from_args,
-    non_negative_float,
-    run_cli,
-)
+from generators.cli import env_default, make_parser, non_negative_float, run_cli
 from generators.errors import InverSynthError
-from generators.generator import SoundGenerator
+from generators.options import add_dataset_arguments, n_samples_from_args
 from generators.parameters import Parameter, ParameterSet
+from generators.synth import SoundGenerator
+from generators.validate import check_float
+from generators.writer import create_dataset_from_args
 
 __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 
@@ -169,10 +164,7 @@ class FMGenerator(SoundGenerator):
         normalise: bool = False,
     ) -> None:
         super().__init__(sample_rate=sample_rate, n_samples=n_samples)
-        if isinstance(note_off_s, bool) or not isinstance(note_off_s, (int, float)):
-            raise InverSynthError(f"note_off_s must be a number of seconds, got {note_off_s!r}")
-        if not (np.isfinite(note_off_s) and note_off_s >= 0):
-            raise InverSynthError(f"note_off_s must be >= 0 s, got {note_off_s!r}")
+        self.note_off_s = check_float(note_off_s, "note_off_s", low=0, unit="s")
         if not isinstance(normalise, (bool, np.bool_)):
             raise InverSynthError(f"normalise must be True or False, got {normalise!r}")
         max_cutoff = FM_PARAMETERS["cutoff_hz"].levels[-1]
@@ -181,7 +173,6 @@ class FMGenerator(SoundGenerator):
                 f"sample_rate must exceed {2 * max_cutoff:g} Hz (twice the highest cutoff), "
                 f"got {self.sample_rate}"
             )
-        self.note_off_s = float(note_off_s)
         self.normalise = bool(normalise)
 
     @property

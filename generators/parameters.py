@@ -17,7 +17,7 @@ take. A :class:`ParameterSet` is the ordered list of a synth's parameters; it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,18 +91,6 @@ class Parameter:
     @property
     def n_levels(self) -> int:
         return len(self.levels)
-
-    def value(self, index: int) -> float:
-        """The value of class ``index``."""
-        if not 0 <= index < self.n_levels:
-            raise InverSynthError(
-                f"parameter {self.name!r}: class index must be in [0, {self.n_levels}), got {index}"
-            )
-        return self.levels[index]
-
-    def nearest_index(self, value: float) -> int:
-        """The class whose level is closest to ``value``."""
-        return int(np.argmin(np.abs(np.asarray(self.levels) - value)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -351,8 +339,3 @@ class ParameterSet:
         except json.JSONDecodeError as exc:
             raise InverSynthError(f"parameter set is not valid JSON: {exc}") from None
         return cls.from_dict(data)
-
-    def describe(self, indices: Sequence[int]) -> dict[str, float]:
-        """``{name: value}`` of one example's class indices, for display."""
-        idx = self.check_indices(np.asarray(indices)[None, :])[0]
-        return {p.name: p.levels[i] for p, i in zip(self.parameters, idx, strict=True)}

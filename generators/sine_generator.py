@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from generators.generator import SoundGenerator
 from generators.parameters import Parameter, ParameterSet
+from generators.synth import SoundGenerator
 
 
 class SineGenerator(SoundGenerator):

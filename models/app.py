@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generators.cli import (
-    dataset_path,
     env_default,
     make_parser,
     non_negative_float,
@@ -34,6 +33,7 @@ from generators.cli import (
     positive_int,
 )
 from generators.errors import InverSynthError
+from generators.schema import dataset_path
 from models.reconstruct import add_workers_argument
 
 __all__ = ["EntryPoint", "dataset_source", "get_parser", "main"]

@@ -144,8 +144,9 @@ def run_demo(
         shutil.rmtree(run_dir)  # the demo's own run of an earlier call
 
     # 1. Dataset -----------------------------------------------------------------
-    from generators.cli import dataset_path
-    from generators.generator import DatasetCreator, load_generator
+    from generators.schema import dataset_path
+    from generators.synth import load_generator
+    from generators.writer import DatasetCreator
 
     stages.begin(f"1/6 dataset: {num_examples} examples of the {synth!r} synth")
     generator = load_generator(synth, {})

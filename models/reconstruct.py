@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
+import functools
 import json
-import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +37,9 @@ from tqdm.auto import tqdm
 
 from generators.cli import env_default, make_parser, positive_int, run_cli
 from generators.errors import InverSynthError
+from generators.pool import map_in_workers
+from generators.synth import generator_class, load_generator
+from generators.validate import check_positive_int
 from models.common.reconstruction import METRICS, format_metric, reconstruction_metrics, summarize
 
 __all__ = [
@@ -62,11 +63,6 @@ METRICS_FILE = "metrics.json"
 CHANCE_SEED = 20_181_215  # random patches for the chance row; fixed so that runs compare
 _MIN_EXAMPLES_FOR_WORKERS = 128
 
-# Synths that render in worker processes of their own (``workers`` argument, not
-# part of their config): built in this process with that many workers, which is
-# safe (no plugin code runs here) and saves a second layer of processes.
-_SELF_PARALLEL_GENERATORS = frozenset({"vst"})
-
 
 # --------------------------------------------------------------------------
 # Resynthesis in worker processes
@@ -81,23 +77,12 @@ class Resynthesis(NamedTuple):
     audio: np.ndarray | None  # [b, n_samples] float32, when asked for
 
 
-_worker_generator: Any = None
+Job = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""(predicted indices [b, P], reference audio [b, n_samples] or None, chance indices or None)."""
 
 
-def _init_worker(name: str, config: dict[str, Any]) -> None:
-    global _worker_generator
-    from generators.generator import load_generator
-
-    _worker_generator = load_generator(name, config)
-
-
-def _resynthesize_job(
-    generator: Any,
-    indices: np.ndarray,
-    reference: np.ndarray | None,
-    chance_indices: np.ndarray | None,
-    keep_audio: bool,
-) -> Resynthesis:
+def _resynthesize_job(generator: Any, job: Job, *, keep_audio: bool) -> Resynthesis:
+    indices, reference, chance_indices = job
     audio = np.asarray(generator.render_indices(indices), dtype=np.float32)  # [b, n_samples]
     metrics: dict[str, np.ndarray] = {}
     chance = None
@@ -108,21 +93,6 @@ def _resynthesize_job(
             random_audio = generator.render_indices(chance_indices)
             chance = reconstruction_metrics(reference, random_audio, sample_rate=rate)
     return Resynthesis(metrics, chance, audio if keep_audio else None)
-
-
-def _resynthesize_in_worker(
-    indices: np.ndarray,
-    reference: np.ndarray | None,
-    chance_indices: np.ndarray | None,
-    keep_audio: bool,
-) -> Resynthesis:
-    if _worker_generator is None:  # pragma: no cover - the initializer always ran
-        raise RuntimeError("worker has no generator")
-    return _resynthesize_job(_worker_generator, indices, reference, chance_indices, keep_audio)
-
-
-Job = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
-"""(predicted indices [b, P], reference audio [b, n_samples] or None, chance indices or None)."""
 
 
 def resynthesize(
@@ -158,52 +128,30 @@ def resynthesize(
     Resynthesis
         One per job, in job order.
     """
-    if int(workers) != workers or workers <= 0:
-        raise InverSynthError(f"workers must be a positive integer, got {workers!r}")
-    if workers == 1 or generator_name in _SELF_PARALLEL_GENERATORS:
-        from generators.generator import load_generator
-
-        config = dict(generator_config)
-        if generator_name in _SELF_PARALLEL_GENERATORS:
-            config["workers"] = int(workers)  # its own processes (plugin hosts)
-        generator = load_generator(generator_name, config)
-        try:
-            for indices, reference, chance in jobs:
-                yield _resynthesize_job(generator, indices, reference, chance, keep_audio)
-        finally:
-            generator.close()
+    workers = check_positive_int(workers, "workers")
+    task = functools.partial(_resynthesize_job, keep_audio=keep_audio)
+    renders_in_parallel = generator_class(generator_name).renders_in_parallel
+    if workers > 1 and not renders_in_parallel:
+        yield from map_in_workers(
+            task,
+            jobs,
+            generator_name=generator_name,
+            generator_config=generator_config,
+            workers=workers,
+        )
         return
-
-    pool = ProcessPoolExecutor(
-        max_workers=int(workers),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(generator_name, generator_config),
-    )
-    queue = iter(jobs)
-    pending: list[Future[Resynthesis]] = []
-
-    def submit(job: Job) -> None:
-        indices, reference, chance = job
-        pending.append(pool.submit(_resynthesize_in_worker, indices, reference, chance, keep_audio))
-
+    # In this process: one worker asked for, or a synth with processes of its own
+    # (plugin hosts), which is safe here (no plugin code runs in this process) and
+    # saves a second layer of processes.
+    config = dict(generator_config)
+    if renders_in_parallel:
+        config["workers"] = workers
+    generator = load_generator(generator_name, config)
     try:
-        for job in itertools.islice(queue, 2 * int(workers)):
-            submit(job)
-        while pending:
-            # Results leave in job order; later jobs keep the workers busy meanwhile.
-            wait([pending[0]], return_when=FIRST_COMPLETED)
-            result = pending.pop(0).result()
-            nxt = next(queue, None)
-            if nxt is not None:
-                submit(nxt)
-            yield result
-    except BaseException:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+        for job in jobs:
+            yield task(generator, job)
+    finally:
+        generator.close()
 
 
 # --------------------------------------------------------------------------

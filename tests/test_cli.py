@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generators import cli
+from generators import cli, options, schema
 from generators.errors import InverSynthError
 from generators.start import start
 
@@ -39,7 +39,7 @@ def test_malformed_env_value_names_the_variable_and_value(tmp_path: Path) -> Non
 def test_command_line_overrides_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("INVERSYNTH_NUM_EXAMPLES=77\nINVERSYNTH_NAME=envname\n")
     parser = cli.make_parser()
-    cli.add_dataset_arguments(parser, default_name="x")
+    options.add_dataset_arguments(parser, default_name="x")
     args = parser.parse_args([])
     assert (args.num_examples, args.name) == (77, "envname")
     args = parser.parse_args(["--num_examples", "5"])
@@ -48,18 +48,18 @@ def test_command_line_overrides_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/8", (2, 8))])
 def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
-    assert cli.parse_shard(text) == expected
+    assert options.parse_shard(text) == expected
 
 
 @pytest.mark.parametrize("text", ["0/4", "5/4", "2", "a/b", "1/0"])
 def test_parse_shard_refuses_bad_values(text: str) -> None:
     with pytest.raises(InverSynthError, match="shard"):
-        cli.parse_shard(text)
+        options.parse_shard(text)
 
 
 def test_shard_file_names() -> None:
-    assert cli.dataset_path(Path("d"), "fm") == Path("d/fm_data.hdf5")
-    assert cli.dataset_path(Path("d"), "fm", (3, 12)) == Path("d/fm_data.shard-03-of-12.hdf5")
+    assert schema.dataset_path(Path("d"), "fm") == Path("d/fm_data.hdf5")
+    assert schema.dataset_path(Path("d"), "fm", (3, 12)) == Path("d/fm_data.shard-03-of-12.hdf5")
 
 
 def test_run_cli_turns_package_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +75,7 @@ def test_run_cli_turns_package_errors_into_one_line(capsys: pytest.CaptureFixtur
 
 def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
     parser = cli.make_parser(prog="prog")
-    cli.add_dataset_arguments(parser, default_name="x")
+    options.add_dataset_arguments(parser, default_name="x")
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--num_examples", "-3"])
     assert exit_info.value.code == 2
@@ -102,6 +102,8 @@ def test_env_example_documents_every_variable_the_code_reads() -> None:
     for source in list((repo / "generators").rglob("*.py")) + list((repo / "models").rglob("*.py")):
         text = source.read_text()
         used |= set(re.findall(r'env_default\(\s*"([A-Z_]+)"', text))
+        # Shared options name their variable as an argument: env="SEED".
+        used |= set(re.findall(r'\benv(?:: [^=\n]*)?\s*=\s*"([A-Z_]+)"', text))
         used |= set(re.findall(r'model_env="([A-Z_]+)"', text))
     missing = sorted(name for name in used if f"INVERSYNTH_{name}=" not in example)
     assert used and not missing, f"not documented in .env.example: {missing}"

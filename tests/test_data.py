@@ -10,8 +10,8 @@ import pytest
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
-from generators.generator import DatasetCreator
 from generators.sine_generator import SineGenerator
+from generators.writer import DatasetCreator
 from models.common.data import EpochClock, Split, make_dataset, parse_split
 
 N_EXAMPLES = 103  # not a multiple of the batch sizes used below

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generators.dataset import FORMAT_VERSION, open_dataset
+from generators.dataset import open_dataset
 from generators.errors import InverSynthError
-from generators.generator import DatasetCreator, load_generator
+from generators.schema import FORMAT_VERSION
 from generators.sine_generator import SineGenerator
+from generators.synth import load_generator
+from generators.writer import DatasetCreator
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLES = 2048  # short examples keep these tests fast
@@ -133,8 +135,8 @@ def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: P
 KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
-    import generators.generator
-    from generators.generator import DatasetCreator
+    import generators.writer
+    from generators.writer import DatasetCreator
     from generators.sine_generator import SineGenerator
 
     class Killed(SineGenerator):
@@ -146,7 +148,7 @@ KILLED_RUN = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().render_examples(**kw)
 
-    generators.generator._FLUSH_INTERVAL_S = 0.0  # record every chunk, so some are done
+    generators.writer._FLUSH_INTERVAL_S = 0.0  # record every chunk, so some are done
     gen = Killed(sample_rate=8192, n_samples={n})
     DatasetCreator(gen, path=sys.argv[1], n_examples=50, seed=5, chunk_size=8, progress=False).run()
     """

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from scipy.signal import get_window, lfilter
 
-from generators import fm_dsp
+from generators import fm_dsp, fm_reference
 from generators.dataset import open_dataset
 from generators.errors import InverSynthError
 from generators.fm_dsp import SAW, SINE, SQUARE, TRIANGLE, WAVEFORMS
 from generators.fm_generator import FM_PARAMETERS, FMGenerator, main, render_fm
-from generators.generator import load_generator
+from generators.synth import load_generator
 
 SR = 16384
 N = 16384
@@ -83,7 +83,7 @@ def test_fast_kernel_matches_the_numpy_reference_on_random_and_edge_cases() -> N
         fast = fm_dsp.render_controls(
             c, sample_rate=SR, n_samples=N, note_off_s=0.75, normalise=normalise
         )
-        ref = fm_dsp.render_fm_reference(
+        ref = fm_reference.render_fm_reference(
             c, sample_rate=SR, n_samples=N, note_off_s=0.75, normalise=normalise
         )
         assert fast.dtype == np.float32 and fast.shape == (12, N)
@@ -95,20 +95,20 @@ def test_fast_kernel_matches_the_numpy_reference_on_random_and_edge_cases() -> N
 def test_each_stage_matches_its_reference(waveform: int) -> None:
     kwargs = dict(frequency_hz=C6_HZ, lfo_depth_hz=1500.0, lfo_rate_hz=3.0, sample_rate=SR)
     fast = fm_dsp.oscillator(waveform, n_samples=N, **kwargs)
-    ref = fm_dsp.oscillator_reference(waveform, n_samples=N, **kwargs)
+    ref = fm_reference.oscillator_reference(waveform, n_samples=N, **kwargs)
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-9)
 
     env_args = dict(attack_s=0.3, decay_s=0.2, sustain=0.4, release_s=0.5, note_off_s=0.4)
     np.testing.assert_allclose(
         fm_dsp.adsr(sample_rate=SR, n_samples=N, **env_args),
-        fm_dsp.adsr_reference(sample_rate=SR, n_samples=N, **env_args),
+        fm_reference.adsr_reference(sample_rate=SR, n_samples=N, **env_args),
         rtol=0,
         atol=1e-12,
     )
     for gate_hz in FM_PARAMETERS["gate_hz"].levels:
         np.testing.assert_array_equal(
             fm_dsp.gate(gate_hz=gate_hz, sample_rate=SR, n_samples=N),
-            fm_dsp.gate_reference(gate_hz=gate_hz, sample_rate=SR, n_samples=N),
+            fm_reference.gate_reference(gate_hz=gate_hz, sample_rate=SR, n_samples=N),
         )
     x = np.random.default_rng(waveform).standard_normal(N)
     coeffs = fm_dsp.lowpass_coefficients(cutoff_hz=700.0, q=10.0, sample_rate=SR)
@@ -176,7 +176,7 @@ def test_band_limited_waveforms_alias_far_less_than_naive_ones(waveform: int) ->
     band_limited = fm_dsp.oscillator(
         waveform, frequency_hz=C6_HZ, lfo_depth_hz=0.0, lfo_rate_hz=1.0, sample_rate=SR, n_samples=N
     )
-    naive = fm_dsp.naive_waveform(waveform, C6_HZ * t)
+    naive = fm_reference.naive_waveform(waveform, C6_HZ * t)
     limit = ALIAS_LIMIT_DB[waveform]
     assert 10 * math.log10(nonharmonic_fraction(band_limited, C6_HZ)) < limit
     assert 10 * math.log10(nonharmonic_fraction(naive, C6_HZ)) > limit + 8
@@ -199,7 +199,7 @@ def test_fm_phase_is_the_integral_of_the_instantaneous_frequency(waveform: int) 
         # Away from the PolyBLEP corrections, the saw is the naive saw of that phase.
         dt = np.abs(f + depth * np.sin(2 * np.pi * rate * fine[::16])) / SR
         far = np.abs(np.mod(phase, 1.0) - 0.5) > dt + 1e-6
-        naive = fm_dsp.naive_waveform(SAW, phase)
+        naive = fm_reference.naive_waveform(SAW, phase)
         np.testing.assert_allclose(x[far], naive[far], atol=1e-6)
         assert far.mean() > 0.7
 
@@ -276,7 +276,7 @@ ENVELOPE_CASES = [
 def test_envelope_levels_at_known_times(case: tuple) -> None:
     attack, decay, sustain, release, note_off, levels = case
     sr = 1024  # times in the cases are multiples of 1/1024 s
-    for fn in (fm_dsp.adsr, fm_dsp.adsr_reference):
+    for fn in (fm_dsp.adsr, fm_reference.adsr_reference):
         env = fn(
             attack_s=attack,
             decay_s=decay,
@@ -331,7 +331,7 @@ def test_other_sample_rates_and_lengths() -> None:
     values = random_values(3, seed=2)
     gen = FMGenerator(sample_rate=22050, n_samples=1000)
     audio = gen.render(values)
-    ref = fm_dsp.render_fm_reference(values, sample_rate=22050, n_samples=1000)
+    ref = fm_reference.render_fm_reference(values, sample_rate=22050, n_samples=1000)
     assert audio.shape == (3, 1000)
     np.testing.assert_allclose(audio, ref, atol=1e-6)
 

@@ -17,8 +17,8 @@ import pytest
 
 from generators.dataset import open_dataset
 from generators.errors import InverSynthError
-from generators.generator import DatasetCreator
 from generators.sine_generator import SineGenerator
+from generators.writer import DatasetCreator
 from models.common.data import Split
 from models.common.metrics import evaluate_scores
 from models.common.reconstruction import (
@@ -350,7 +350,7 @@ def test_resynthesis_with_a_plugin_synth_uses_its_own_hosts():
         if os.environ.get("CI"):
             pytest.fail(f"{message}; CI must install it")
         pytest.skip(message)
-    from generators.generator import load_generator
+    from generators.synth import load_generator
 
     generator = load_generator(
         "vst", {"plugin_config": str(config_path), "sample_rate": 16384, "n_samples": 4096}

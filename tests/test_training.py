@@ -14,8 +14,8 @@ import pytest
 
 from generators.dataset import open_dataset
 from generators.errors import InverSynthError
-from generators.generator import DatasetCreator
 from generators.sine_generator import SineGenerator
+from generators.writer import DatasetCreator
 from models import e2e_cnn, spectrogram_cnn
 from models.common.run import load_run
 from models.evaluate import evaluate_run

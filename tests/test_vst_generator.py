@@ -14,17 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators import vst_generator
 from generators.cli import run_cli
 from generators.dataset import open_dataset
 from generators.errors import InverSynthError
-from generators.generator import DatasetCreator, load_generator
-from generators.vst_generator import (
-    VSTGenerator,
-    describe_plugin,
-    load_plugin_config,
-    plugin_config_template,
-)
+from generators.synth import load_generator
+from generators.vst import cli as vst_cli
+from generators.vst import hosts
+from generators.vst.config import load_plugin_config
+from generators.vst.describe import describe_plugin, plugin_config_template
+from generators.vst.synth import VSTGenerator
+from generators.writer import DatasetCreator
 
 REPO = Path(__file__).resolve().parents[1]
 AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
@@ -93,7 +92,7 @@ def test_describe_command_writes_a_template_that_becomes_a_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "nk.json"
-    vst_generator.main(["describe", "--plugin", NEKOBI, "--output", str(out)])
+    vst_cli.main(["describe", "--plugin", NEKOBI, "--output", str(out)])
     printed = capsys.readouterr().out
     assert "VCF Resonance" in printed and "8 parameters" in printed
     template = json.loads(out.read_text())
@@ -174,7 +173,7 @@ def test_dataset_command_with_two_hosts_matches_direct_renders(
     args = ["run", "--config", str(AMSYNTH_CONFIG), "--num_examples", "10", "--name", "w2"]
     args += ["--dataset_directory", str(tmp_path), "--workers", "2", "--chunk_size", "4"]
     args += ["--length", "0.5", "--note_length", "0.25", "--no_progress"]
-    vst_generator.main(args)
+    vst_cli.main(args)
     with open_dataset(tmp_path / "w2_data.hdf5") as ds:
         audio, labels = ds.read_range(0, 10)
         assert ds.generator_name == "vst" and ds.n_samples == N_SAMPLES
@@ -321,7 +320,7 @@ def test_config_files_are_read_and_bad_files_named(tmp_path: Path) -> None:
 def test_cli_reports_a_bad_config_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     bad = ["check", "--config", str(NEKOBI_CONFIG), "--plugin", "/nonexistent/vst/x.so"]
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(vst_generator.main, bad)
+        run_cli(vst_cli.main, bad)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: plugin '/nonexistent/vst/x.so' does not exist")
@@ -329,9 +328,7 @@ def test_cli_reports_a_bad_config_in_one_line(capsys: pytest.CaptureFixture[str]
 
 
 def test_check_command_reports_reproducible_renders(capsys: pytest.CaptureFixture[str]) -> None:
-    vst_generator.main(
-        ["check", "--config", str(NEKOBI_CONFIG), "--examples", "4", "--length", "0.25"]
-    )
+    vst_cli.main(["check", "--config", str(NEKOBI_CONFIG), "--examples", "4", "--length", "0.25"])
     out = capsys.readouterr().out
     assert "examples        : 4" in out and "parameters only: ok" in out
 
@@ -353,10 +350,10 @@ FAULTY_HOST = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    sys.path.insert(0, {generators!r})
-    import plugin_host
+    sys.path.insert(0, {host_folder!r})
+    import host_main
 
-    real_render = plugin_host.PluginHost.render
+    real_render = host_main.PluginHost.render
 
     def render(self, row):
         # The example whose first parameter is 1.0 is the faulty one.
@@ -370,8 +367,8 @@ FAULTY_HOST = textwrap.dedent(
                 time.sleep(120)
         return real_render(self, row)
 
-    plugin_host.PluginHost.render = render
-    sys.exit(plugin_host.main(sys.argv))
+    host_main.PluginHost.render = render
+    sys.exit(host_main.main(sys.argv))
     """
 )
 
@@ -379,8 +376,8 @@ FAULTY_HOST = textwrap.dedent(
 @pytest.fixture
 def faulty_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     script = tmp_path / "faulty_host.py"
-    script.write_text(FAULTY_HOST.format(generators=str(REPO / "generators")))
-    monkeypatch.setattr(vst_generator, "_HOST_SCRIPT", script)
+    script.write_text(FAULTY_HOST.format(host_folder=str(REPO / "generators" / "vst")))
+    monkeypatch.setattr(hosts, "_HOST_SCRIPT", script)
     monkeypatch.setenv("FAULT_DIR", str(tmp_path))
 
     def make(mode: str, **kwargs: Any) -> VSTGenerator:
@@ -446,7 +443,7 @@ def test_plugin_hosts_never_import_the_callers_main_module(tmp_path: Path) -> No
                 f.write(f"{{os.getpid()}}\\n")
             sys.path.insert(0, {str(REPO)!r})
             import numpy as np
-            from generators.vst_generator import VSTGenerator
+            from generators.vst.synth import VSTGenerator
 
             if __name__ == "__main__":
                 with VSTGenerator(plugin_config={str(NEKOBI_CONFIG)!r}, n_samples=4096) as gen:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.dataset import SILENCE_PEAK
 from generators.errors import InverSynthError
+from generators.schema import SILENCE_PEAK
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -429,7 +429,7 @@ class Run:
     # ---- synth and data ----------------------------------------------------
     def make_generator(self) -> Any:
         """The synth the training data was made with (a ``SoundGenerator``)."""
-        from generators.generator import load_generator
+        from generators.synth import load_generator
 
         return load_generator(self.generator_name, self.generator_config)
 

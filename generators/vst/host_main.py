@@ -1,7 +1,7 @@
 """The plugin host: one process that loads one VST plugin with DawDreamer and renders notes.
 
-:class:`generators.vst_generator.VSTGenerator` starts hosts as fresh
-interpreters (``python -P plugin_host.py FD``), never as forks or
+:class:`generators.vst.hosts.PluginHostPool` starts hosts as fresh
+interpreters (``python -P host_main.py FD``), never as forks or
 ``multiprocessing`` children: a spawned ``multiprocessing`` child first
 re-imports the parent's main module, which may import TensorFlow, and
 TensorFlow followed by DawDreamer in one process segfaults (their bundled LLVM
@@ -65,11 +65,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PluginHost", "fxp_bytes", "midi_file_bytes", "render_timeline"]
+__all__ = ["PluginHost", "midi_file_bytes", "render_timeline"]
 
 _CC_ALL_SOUND_OFF = 120
 _CC_ALL_NOTES_OFF = 123
-# MIDI file time base: 960 ticks per quarter at 120 bpm = 1920 ticks per second.
+# MIDI file time base: 15360 (960 * 16) ticks per quarter note at 120 bpm
+# (500,000 us per quarter) = 30720 ticks per second; a tick (32.6 us) is finer
+# than a sample at rates up to 30720 Hz.
 _TICKS_PER_QUARTER = 960 * 16
 _TEMPO_US_PER_QUARTER = 500_000
 
@@ -109,30 +111,6 @@ def render_timeline(
         events += [(0.0, on), (prime_s, off)] + [(prime_s, m) for m in reset]
     events += [(lead_s, on), (lead_s + note_length_s, off)]
     return events
-
-
-def fxp_bytes(*, uid: bytes, version: int, values: list[float], name: str = "inversynth") -> bytes:
-    """A VST2 ``.fxp`` preset of plain parameter values (``FxCk``), as every VST2 host reads it.
-
-    Parameters
-    ----------
-    uid : bytes
-        The plugin's 4-byte unique ID (``b"amsy"`` for amsynth).
-    version : int
-        The plugin's version number.
-    values : list of float
-        Every parameter of the plugin, normalized to [0, 1], in index order.
-    """
-    program = name.encode("ascii", "replace")[:27].ljust(28, b"\0")
-    body = (
-        b"FxCk"
-        + struct.pack(">i", 1)
-        + uid
-        + struct.pack(">ii", version, len(values))
-        + program
-        + b"".join(struct.pack(">f", v) for v in values)
-    )
-    return b"CcnK" + struct.pack(">i", len(body)) + body
 
 
 class PluginHost:

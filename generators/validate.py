@@ -1,0 +1,103 @@
+"""Checks of single values at an API's boundary, with the toolkit's one-line messages.
+
+Every check returns the value in its canonical type, or raises
+:class:`~generators.errors.InverSynthError` with a message that names the
+argument and echoes the bad value (``n_examples must be a positive integer,
+got -3``). ``name`` is how the caller's user knows the value: ``"seed"`` in a
+library call, ``"--seed"`` in a command, ``"config.json: 'id'"`` in a file.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from generators.errors import InverSynthError
+
+__all__ = [
+    "check_float",
+    "check_int",
+    "check_non_negative_int",
+    "check_positive_int",
+]
+
+
+def _real(value: object) -> float | None:
+    """A finite real number (not a bool) as a float, else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _int_requirement(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f"an integer in [{low}, {high}]"
+    if low == 1:
+        return "a positive integer"
+    if low is not None:
+        return f"an integer >= {low}"
+    if high is not None:
+        return f"an integer <= {high}"
+    return "an integer"
+
+
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]`` (either bound may be left open).
+
+    Integers, NumPy integers and integral floats (``60.0``) pass; booleans,
+    strings, fractions and non-finite numbers do not.
+    """
+    number = _real(value)
+    if (
+        number is None
+        or not number.is_integer()
+        or not _within(number, low, high, low_inclusive=True)
+    ):
+        raise InverSynthError(f"{name} must be {_int_requirement(low, high)}, got {value!r}")
+    return int(number)
+
+
+def _within(number: float, low: float | None, high: float | None, *, low_inclusive: bool) -> bool:
+    above = low is None or (number >= low if low_inclusive else number > low)
+    return above and (high is None or number <= high)
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` > 0; see :func:`check_int`."""
+    return check_int(value, name, low=1)
+
+
+def check_non_negative_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` >= 0; see :func:`check_int`."""
+    return check_int(value, name, low=0)
+
+
+def check_float(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    unit: str = "",
+) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` without ``low_inclusive``).
+
+    ``unit`` (``"s"``, ``"Hz"``) is shown after the bounds in the message.
+    Booleans and strings do not pass.
+    """
+    number = _real(value)
+    if number is None or not _within(number, low, high, low_inclusive=low_inclusive):
+        suffix = f" {unit}" if unit else ""
+        if low is not None and high is not None:
+            bracket = "[" if low_inclusive else "("
+            requirement = f"in {bracket}{low:g}, {high:g}]{suffix}"
+        elif low is not None:
+            requirement = f"{'>=' if low_inclusive else '>'} {low:g}{suffix}"
+        elif high is not None:
+            requirement = f"<= {high:g}{suffix}"
+        else:
+            requirement = f"a finite number{suffix}"
+        raise InverSynthError(f"{name} must be {requirement}, got {value!r}")
+    return number

@@ -1,0 +1,207 @@
+"""The plugin command, ``python -m generators.vst``: describe a plugin, check a config, make a dataset.
+
+Command line::
+
+    python -m generators.vst describe --plugin /usr/lib/vst/amsynth_vst.so \\
+        --output plugin_config/my_amsynth.json
+    python -m generators.vst check --config plugin_config/amsynth.json
+    python -m generators.vst run --config plugin_config/amsynth.json \\
+        --num_examples 20000 --name amsynth --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.cli import env_default, make_parser, non_negative_int, positive_float, positive_int
+from generators.errors import InverSynthError
+from generators.options import (
+    add_dataset_arguments,
+    add_length_argument,
+    add_sample_rate_argument,
+    add_seed_argument,
+    n_samples_from_args,
+)
+from generators.validate import check_positive_int
+from generators.vst.describe import describe_plugin, format_plugin_table, plugin_config_template
+from generators.vst.hosts import default_retries, default_timeout_s
+from generators.vst.synth import VSTGenerator
+from generators.writer import create_dataset_from_args
+
+__all__ = ["check_determinism", "get_parser", "main"]
+
+
+def _generator_from_args(args: argparse.Namespace, *, workers: int = 1) -> VSTGenerator:
+    return VSTGenerator(
+        plugin_config=args.config,
+        plugin=args.plugin,
+        sample_rate=args.sample_rate,
+        n_samples=n_samples_from_args(args),
+        pitch=args.pitch,
+        velocity=args.velocity,
+        note_length_s=args.note_length,
+        resample_silent=getattr(args, "resample_silent", False),
+        workers=workers,
+        timeout_s=args.timeout,
+        retries=args.retries,
+    )
+
+
+def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_dataset: bool) -> None:
+    g = parser.add_argument_group("plugin")
+    g.add_argument(
+        "--config",
+        type=Path,
+        default=env_default("PLUGIN_CONFIG", None, Path),
+        required=env_default("PLUGIN_CONFIG", None) is None,
+        help="plugin config JSON (plugin_config/*.json)",
+    )
+    g.add_argument(
+        "--plugin",
+        default=env_default("PLUGIN", None),
+        help="plugin file (unset: the config's 'plugin')",
+    )
+    g.add_argument(
+        "--pitch",
+        type=int,
+        default=None,
+        help="MIDI note (unset: the config's note.pitch, else 60)",
+    )
+    g.add_argument(
+        "--velocity",
+        type=int,
+        default=None,
+        help="MIDI velocity (unset: the config's note.velocity, else 100)",
+    )
+    g.add_argument(
+        "--note_length",
+        type=positive_float,
+        default=None,
+        help="seconds from note-on to note-off (unset: the config's note.length_s, else half "
+        "the example)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=default_timeout_s(),
+        help="seconds one render may take before its plugin host counts as hung",
+    )
+    g.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=default_retries(),
+        help="fresh attempts for an example whose plugin host crashed or hung",
+    )
+    if with_dataset:
+        g.add_argument(
+            "--resample_silent",
+            action=argparse.BooleanOptionalAction,
+            default=env_default("RESAMPLE_SILENT", False),
+            help="redraw (deterministically) the parameters of examples that render silent",
+        )
+    else:
+        add_sample_rate_argument(g)
+        add_length_argument(g)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        prog="python -m generators.vst",
+        description="Datasets from real synthesizer plugins (VST2/VST3, hosted by DawDreamer).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    describe = commands.add_parser(
+        "describe",
+        help="list a plugin's parameters; write a plugin config template",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    describe.add_argument("--plugin", required=True, help="plugin file (.so, .vst3)")
+    describe.add_argument(
+        "--output", type=Path, default=None, help="write a plugin config template here"
+    )
+    check = commands.add_parser(
+        "check",
+        help="render a few examples twice: determinism, levels, silence",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_synth_arguments(check, with_dataset=False)
+    check.add_argument("--examples", type=positive_int, default=32, help="examples to render")
+    add_seed_argument(check, env=None, help="seed of the examples rendered")
+    run = commands.add_parser(
+        "run",
+        help="make a dataset",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_synth_arguments(run, with_dataset=True)
+    add_dataset_arguments(run, default_name="vst")
+    return parser
+
+
+def check_determinism(generator: VSTGenerator, *, seed: int, n_examples: int) -> dict[str, Any]:
+    """Render examples in order, then again in reverse order in fresh hosts; compare.
+
+    A plugin config whose renders depend on what was rendered before (a noise
+    oscillator, a free-running LFO) shows up as a large ``max_difference``.
+    """
+    n_examples = check_positive_int(n_examples, "n_examples")
+    ps = generator.parameter_set
+    indices = ps.sample_indices(seed=seed, start=0, n_examples=n_examples)
+    values = ps.to_values(indices)
+    t0 = time.perf_counter()
+    first, silent = generator.render_checked(values)
+    elapsed = time.perf_counter() - t0
+    generator.close()  # fresh hosts: a different history for every example
+    again = generator.render(values[::-1])[::-1]
+    peaks = np.max(np.abs(first), axis=1)
+    return {
+        "examples": n_examples,
+        "max_difference": float(np.max(np.abs(first - again))),
+        "peak_min": float(peaks.min()),
+        "peak_max": float(peaks.max()),
+        "silent": int(silent.sum()),
+        "examples_per_s": n_examples / elapsed if elapsed > 0 else float("inf"),
+    }
+
+
+def _describe(args: argparse.Namespace) -> None:
+    info = describe_plugin(args.plugin)
+    print(format_plugin_table(info))
+    if args.output is not None:
+        template = plugin_config_template(info)
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(template, indent=2) + "\n")
+        except OSError as exc:
+            raise InverSynthError(f"cannot write {str(args.output)!r}: {exc.strerror}") from None
+        print(f"template: {args.output}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    with _generator_from_args(args) as generator:
+        report = check_determinism(generator, seed=args.seed, n_examples=args.examples)
+    for key, value in report.items():
+        print(f"{key:<16}: {value:.6g}" if isinstance(value, float) else f"{key:<16}: {value}")
+    verdict = "ok" if report["max_difference"] <= 1e-3 else "NOT reproducible"
+    print(f"renders depend on the parameters only: {verdict}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    # The generator's plugin hosts are the workers, fed by one writer process.
+    # That starts faster and copies less audio than writer processes with a
+    # host each (the dataset is the same either way).
+    with _generator_from_args(args, workers=args.workers) as generator:
+        generator.validate()  # a bad config fails here, before a dataset file exists
+        create_dataset_from_args(generator, argparse.Namespace(**{**vars(args), "workers": 1}))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    {"describe": _describe, "check": _check, "run": _run}[args.command](args)
+    return 0
