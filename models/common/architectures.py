@@ -16,7 +16,7 @@ order (the layout of :meth:`~generators.parameters.ParameterSet.encode`).
 Every conv layer uses "same" padding and ReLU, with no pooling or dropout;
 every model ends Flatten -> Dense(512, ReLU) -> Dense(n_outputs), so the
 trainable parameter counts of the conv + dense part are those of the paper
-(``model_table.PAPER_PARAMETER_COUNTS``, for 23 x 16 = 368 outputs).
+(for 23 x 16 = 368 outputs; SPEC section 3, checked by the tests).
 
 Heads (``head``):
 
