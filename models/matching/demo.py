@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from generators.sine_generator import SineGenerator
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+
+if TYPE_CHECKING:
+    from models.common.run import Run
 
 __all__ = ["DEMO_SYNTHS", "DemoResult", "plucked_string", "run_demo"]
 
@@ -163,7 +166,7 @@ def _train(
     train(config)
 
 
-def _write_test_sounds(run: Any, sounds_dir: Path, n_matches: int) -> list[tuple[Path, Any]]:
+def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple[Path, Any]]:
     """Held-out test sounds as WAV files, and the foreign sound: (path, true indices or None)."""
     import soundfile as sf
 
@@ -184,7 +187,7 @@ def _write_test_sounds(run: Any, sounds_dir: Path, n_matches: int) -> list[tuple
     return paths
 
 
-def _match_sounds(run: Any, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
+def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
     """Match every sound as ``python -m models.predict`` does; print the first in full."""
     from models.matching.metrics import format_metrics
     from models.matching.prediction import format_prediction, predict_file, write_prediction

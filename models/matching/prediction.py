@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from models.common.records import write_json_atomic
 from models.matching.audio_io import ModelInput, check_audio, load_for_model, write_wav
 from models.matching.figures import plot_spectrograms
 from models.matching.metrics import compare_audio, format_metrics
+
+if TYPE_CHECKING:
+    from models.common.run import Run
 
 __all__ = [
     "ParameterPrediction",
@@ -149,7 +152,7 @@ def _parameter_predictions(
 
 
 def predict_audio(
-    run: Any,
+    run: Run,
     sound: ModelInput | np.ndarray,
     *,
     source: str = "audio",
@@ -210,7 +213,7 @@ def predict_audio(
 
 
 def predict_file(
-    run: Any,
+    run: Run,
     path: str | Path,
     *,
     top_k: int = 3,
@@ -292,7 +295,7 @@ def write_prediction(
     output_dir: str | Path,
     *,
     stem: str | None = None,
-    run: Any = None,
+    run: Run | None = None,
     plot: bool = True,
 ) -> dict[str, Path]:
     """Write a prediction's JSON, the model's input and the resynthesis (WAV), and the PNG.

@@ -27,6 +27,7 @@ from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.common.records import write_text_atomic
 from models.common.run import RunInfo
+from models.common.stft import HOP_LENGTH, N_FFT
 from models.matching.audio_io import wav_bytes
 from models.matching.evaluation_folder import (
     REPORT_FILE,
@@ -298,8 +299,8 @@ def write_report(
     body = (
         _summary_html(eval_dir) + f"<h2>{len(cards)} test sounds and their resyntheses</h2>"
         f"<p class='muted'>A random sample (seed {int(seed)}) of the {n_total} test examples. "
-        "Spectrograms: log-magnitude STFT (window 512, hop 256), dB re full scale.</p>"
-        + "".join(cards)
+        f"Spectrograms: log-magnitude STFT (window {N_FFT}, hop {HOP_LENGTH}), dB re full "
+        "scale.</p>" + "".join(cards)
     )
     page = _page(info, run_dir=run_dir, dataset_paths=dataset_paths, body=body)
     out = Path(output) if output is not None else eval_dir / REPORT_FILE
