@@ -5,7 +5,7 @@ left of the time budget, evaluates on the held-out examples and prints the
 mean percentile rank (MPR) overall and per parameter group next to the
 paper's figures (200,000 examples, 100 epochs, a GPU).
 
-    uv run python -m benchmarks.paper_cpu                       # 30 min budget in all
+    uv run python -m benchmarks.paper_cpu                       # 30 min (1800 s) in all
     uv run python -m benchmarks.paper_cpu --label_sigma 1       # ordinal targets
     nohup uv run python -m benchmarks.paper_cpu > paper_cpu.log 2>&1 &
 
@@ -20,19 +20,20 @@ import argparse
 import json
 import time
 from pathlib import Path
-
-# The per-parameter figures the paper quotes (its Table 3 is models.evaluate.PAPER_MPR).
-PAPER_NOTES = {"cutoff_hz": 99.7, "decay_s": 53.5, "sustain": 53.5}
+from typing import Any
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--examples", type=int, default=20_000)
     parser.add_argument("--model", default="C6")
     parser.add_argument(
-        "--budget_min", type=float, default=30.0, help="generation + training + evaluation"
+        "--budget_s",
+        type=float,
+        default=1800.0,
+        help="seconds for generation + training + evaluation",
     )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -47,43 +48,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/paper_cpu"))
     parser.add_argument("--run_name", default=None)
-    args = parser.parse_args()
+    return parser
 
-    start = time.monotonic()
-    folder = args.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    data_path = folder / f"fm{args.examples}_data.hdf5"
-    pregenerated = data_path.exists()
-    if not pregenerated:
-        from generators.fm_generator import FMGenerator
-        from generators.writer import DatasetCreator
 
-        DatasetCreator(
-            FMGenerator(), path=data_path, n_examples=args.examples, seed=0, workers=args.workers,
-            chunk_size=250, progress=False,
-        ).run()  # fmt: skip
-    generation_s = time.monotonic() - start
-    print(
-        f"dataset {data_path}: {'pre-generated' if pregenerated else f'generated in {generation_s:.0f} s'}",
-        flush=True,
-    )
+def _dataset(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The FM dataset of ``--examples`` examples, generated unless it exists; (path, existed)."""
+    data_path = args.folder / f"fm{args.examples}_data.hdf5"
+    if data_path.exists():
+        return data_path, True
+    from generators.fm_generator import FMGenerator
+    from generators.writer import DatasetCreator
 
+    DatasetCreator(
+        FMGenerator(), path=data_path, n_examples=args.examples, seed=0, workers=args.workers,
+        chunk_size=250, progress=False,
+    ).run()  # fmt: skip
+    return data_path, False
+
+
+def _train(args: argparse.Namespace, data_path: Path, run_name: str, budget_s: float) -> Path:
     from models.common.data import parse_split
     from models.common.training import TrainConfig, train
-    from models.evaluate import PAPER_MPR, evaluate_run
 
-    eval_reserve_s = 90.0
-    train_budget_s = args.budget_min * 60 - (time.monotonic() - start) - eval_reserve_s
-    targets = f"_sigma{args.label_sigma:g}" if args.label_sigma > 0 else ""
-    run_name = args.run_name or (
-        f"{args.model}_fm{args.examples}{targets}_{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    t0 = time.monotonic()
-    run_dir = train(
+    return train(
         TrainConfig(
             model=args.model,
             dataset=[str(data_path)],
-            output_dir=folder / "runs",
+            output_dir=args.folder / "runs",
             run_name=run_name,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -91,30 +82,58 @@ def main() -> None:
             label_sigma=args.label_sigma,
             split=parse_split(args.split),
             patience=10,
-            time_limit_s=train_budget_s,
+            time_limit_s=budget_s,
             verbose=2,
         )
     )
-    training_s = time.monotonic() - t0
-    result = evaluate_run(run_dir, progress=False)
-    total_s = time.monotonic() - start
-    evaluation = result["evaluation"]
-    state = json.loads((run_dir / "state.json").read_text())
+
+
+def _print_groups(evaluation: Any, model: str) -> None:
+    from models.common.paper import PAPER_EXAMPLES, PAPER_MPR, PAPER_PARAMETER_MPR
 
     print()
     print(f"{'group':<22}{'MPR':>8}{'top-1 %':>9}")
     for group, m in evaluation.groups.items():
         print(f"{group:<22}{m.mpr:>8.2f}{100 * m.top1:>9.1f}")
-    paper = PAPER_MPR.get(args.model)
-    print(f"{'paper (All, 200k ex.)':<22}{paper if paper is not None else float('nan'):>8.2f}")
+    paper = PAPER_MPR.get(model, float("nan"))
+    print(f"{f'paper (All, {PAPER_EXAMPLES // 1000}k ex.)':<22}{paper:>8.2f}")
     by_name = {p.name: p for p in evaluation.parameters}
-    for name, value in PAPER_NOTES.items():
+    for name, value in PAPER_PARAMETER_MPR.items():
         if name in by_name:
             print(f"  {name}: MPR {by_name[name].mpr:.1f} (paper: about {value})")
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    start = time.monotonic()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    data_path, pregenerated = _dataset(args)
+    generation_s = time.monotonic() - start
+    made = "pre-generated" if pregenerated else f"generated in {generation_s:.0f} s"
+    print(f"dataset {data_path}: {made}", flush=True)
+
+    from models.common.evaluation import evaluate_run
+    from models.common.paper import PAPER_MPR
+    from models.common.training import TrainState
+
+    eval_reserve_s = 90.0
+    train_budget_s = args.budget_s - (time.monotonic() - start) - eval_reserve_s
+    targets = f"_sigma{args.label_sigma:g}" if args.label_sigma > 0 else ""
+    run_name = args.run_name or (
+        f"{args.model}_fm{args.examples}{targets}_{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    t0 = time.monotonic()
+    run_dir = _train(args, data_path, run_name, train_budget_s)
+    training_s = time.monotonic() - t0
+    evaluation = evaluate_run(run_dir, progress=False).evaluation
+    total_s = time.monotonic() - start
+    state = TrainState.load(run_dir)
+
+    _print_groups(evaluation, args.model)
+    generation = "pre-generated" if pregenerated else f"generation {generation_s / 60:.1f} min"
     print(
-        f"\n{args.examples} examples ({'pre-generated' if pregenerated else f'generation {generation_s / 60:.1f} min'}), "
-        f"training {training_s / 60:.1f} min for {state['epochs_done']} epochs (best {state['best_epoch']}), "
-        f"total {total_s / 60:.1f} min"
+        f"\n{args.examples} examples ({generation}), training {training_s / 60:.1f} min for "
+        f"{state.epochs_done} epochs (best {state.best_epoch}), total {total_s / 60:.1f} min"
     )
     summary = {
         "model": args.model,
@@ -123,16 +142,16 @@ def main() -> None:
         "generation_s": generation_s,
         "training_s": training_s,
         "total_s": total_s,
-        "epochs_done": state["epochs_done"],
-        "best_epoch": state["best_epoch"],
+        "epochs_done": state.epochs_done,
+        "best_epoch": state.best_epoch,
         "batch_size": args.batch_size,
         "label_sigma": args.label_sigma,
         "mpr": {g: m.mpr for g, m in evaluation.groups.items()},
         "top1": {g: m.top1 for g, m in evaluation.groups.items()},
-        "paper_mpr_all": paper,
+        "paper_mpr_all": PAPER_MPR.get(args.model),
         "run_dir": str(run_dir),
     }
-    summary_path = folder / f"summary_{run_name}.json"
+    summary_path = args.folder / f"summary_{run_name}.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"summary: {summary_path}")
 

@@ -5,22 +5,23 @@ carrier frequency, amplitude and frequency LFO, mixed, shaped by an ADSR
 envelope, a resonant low-pass and a gater; 23 parameters of 16 levels each.
 The signal processing is in :mod:`generators.fm_dsp`.
 
-Parameters, in column order (the table :data:`FM_PARAMETERS`):
+Parameters, in column order (the table :data:`FM_PARAMETERS`), with the
+paper's reporting group of each:
 
-=========================  ======================================  =========
-name                       levels (16 each)                        unit
-=========================  ======================================  =========
-f_sine f_saw f_tri f_sqr   440 * 2^(n/12), n = 0..15 (A4 .. C6)    Hz
-A_sine A_saw A_tri A_sqr   evenly spaced in [0.001, 1]             linear
-B_sine B_saw B_tri B_sqr   evenly spaced in [0, 1500] (LFO depth)  Hz
-v_sine v_saw v_tri v_sqr   evenly spaced in [1, 30] (LFO rate)     Hz
-attack_s decay_s           evenly spaced in [0.001, 1]             s
-sustain                    evenly spaced in [0.001, 1]             linear
-release_s                  evenly spaced in [0.001, 1]             s
-cutoff_hz                  evenly spaced in [200, 4000]            Hz
-q                          evenly spaced in [0.01, 10]             -
-gate_hz                    evenly spaced in [0.5, 30]              Hz
-=========================  ======================================  =========
+=========================  ======================================  ======  ====================
+name                       levels (16 each)                        unit    group
+=========================  ======================================  ======  ====================
+f_sine f_saw f_tri f_sqr   440 * 2^(n/12), n = 0..15 (A4 .. C6)    Hz      Notes
+A_sine A_saw A_tri A_sqr   evenly spaced in [0.001, 1]             linear  Oscillator amplitude
+B_sine B_saw B_tri B_sqr   evenly spaced in [0, 1500] (LFO depth)  Hz      Amplitude LFO
+v_sine v_saw v_tri v_sqr   evenly spaced in [1, 30] (LFO rate)     Hz      Frequency LFO
+attack_s decay_s           evenly spaced in [0.001, 1]             s       Amplitude ADSR
+sustain                    evenly spaced in [0.001, 1]             linear  Amplitude ADSR
+release_s                  evenly spaced in [0.001, 1]             s       Amplitude ADSR
+cutoff_hz                  evenly spaced in [200, 4000]            Hz      Filter
+q                          evenly spaced in [0.01, 10]             -       Filter
+gate_hz                    evenly spaced in [0.5, 30]              Hz      Gate
+=========================  ======================================  ======  ====================
 
 Make the paper's dataset (``{dataset_directory}/{name}_data.hdf5``)::
 
@@ -48,30 +49,48 @@ __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 
 N_LEVELS = 16
 
-# The 23 parameters, declared once. Their order is the column order of values,
-# labels and of fm_dsp's controls.
+# The 23 parameters, declared once, in the paper's reporting groups. Their order is
+# the column order of values, labels and of fm_dsp's controls.
 FM_PARAMETERS = ParameterSet(
     [
-        *(Parameter.notes(f"f_{w}", base_hz=440.0, n_levels=N_LEVELS) for w in fm_dsp.WAVEFORMS),
         *(
-            Parameter.linear(f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS)
+            Parameter.notes(f"f_{w}", base_hz=440.0, n_levels=N_LEVELS, group="Notes")
             for w in fm_dsp.WAVEFORMS
         ),
         *(
-            Parameter.linear(f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz")
+            Parameter.linear(
+                f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS, group="Oscillator amplitude"
+            )
             for w in fm_dsp.WAVEFORMS
         ),
         *(
-            Parameter.linear(f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz")
+            Parameter.linear(
+                f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz", group="Amplitude LFO"
+            )
             for w in fm_dsp.WAVEFORMS
         ),
-        Parameter.linear("attack_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
-        Parameter.linear("decay_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
-        Parameter.linear("sustain", low=0.001, high=1.0, n_levels=N_LEVELS),
-        Parameter.linear("release_s", low=0.001, high=1.0, n_levels=N_LEVELS, unit="s"),
-        Parameter.linear("cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz"),
-        Parameter.linear("q", low=0.01, high=10.0, n_levels=N_LEVELS),
-        Parameter.linear("gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz"),
+        *(
+            Parameter.linear(
+                f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Frequency LFO"
+            )
+            for w in fm_dsp.WAVEFORMS
+        ),
+        *(
+            Parameter.linear(
+                name, low=0.001, high=1.0, n_levels=N_LEVELS, unit=unit, group="Amplitude ADSR"
+            )
+            for name, unit in (
+                ("attack_s", "s"),
+                ("decay_s", "s"),
+                ("sustain", ""),
+                ("release_s", "s"),
+            )
+        ),
+        Parameter.linear(
+            "cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz", group="Filter"
+        ),
+        Parameter.linear("q", low=0.01, high=10.0, n_levels=N_LEVELS, group="Filter"),
+        Parameter.linear("gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Gate"),
     ]
 )
 # fm_dsp's kernel reads controls by column; the table above must keep its layout.

@@ -12,12 +12,20 @@ take. A :class:`ParameterSet` is the ordered list of a synth's parameters; it
   back to indices (argmax within each parameter's slice);
 * serializes to JSON and back exactly, so a dataset and a trained model can
   carry the set they were made with.
+
+Every parameter belongs to a reporting *group* (the paper reports its metrics
+per group: Filter, Notes, ...), declared with the parameter. A parameter that
+declares none (one read from a file written before parameters carried their
+group, or a plugin parameter whose config gives none) gets the group its name
+had in the paper's tables (:func:`default_group`), or none: ``""``, counted
+only in the summary over every parameter (:data:`ALL_GROUP`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +33,47 @@ import numpy as np
 
 from generators.errors import InverSynthError
 
-__all__ = ["Parameter", "ParameterSet", "example_uniforms"]
+__all__ = ["ALL_GROUP", "Parameter", "ParameterSet", "default_group", "example_uniforms"]
 
 _SPACINGS = ("linear", "note", "custom")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+ALL_GROUP = "All"  # the summary over every parameter; no parameter's own group
+
+# The group a parameter gets when it declares none, by name pattern (case-sensitive:
+# ``A_sine`` is an amplitude, ``a`` an attack): the FM synth's names, the paper's own
+# symbols and common plugin prefixes, as the reports grouped them before parameters
+# carried their group. Datasets and runs of that time keep their groups.
+_GROUPS_BY_NAME: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Filter", ("cutoff_hz", "q", "f_cut", "filter_*")),
+    ("Notes", ("f_sine", "f_saw", "f_tri", "f_sqr", "f_square", "f_triangle")),
+    ("Amplitude LFO", ("B_*",)),
+    ("Frequency LFO", ("v_*",)),
+    ("Oscillator amplitude", ("A_*",)),
+    ("Amplitude ADSR", ("attack_s", "decay_s", "sustain", "release_s", "a", "d", "s", "r")),
+    ("Gate", ("gate_hz", "f_gate")),
+)
+
+
+def default_group(name: str) -> str:
+    """The group of a parameter called ``name`` that declares none (``""``: no group)."""
+    for group, patterns in _GROUPS_BY_NAME:
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            return group
+    return ""
+
+
+def _check_group(name: str, group: Any) -> str:
+    if not isinstance(group, str) or group != group.strip() or "\n" in group:
+        raise InverSynthError(
+            f"parameter {name!r}: group must be a string without surrounding blanks, got {group!r}"
+        )
+    if group == ALL_GROUP:
+        raise InverSynthError(
+            f"parameter {name!r}: group {ALL_GROUP!r} is the summary over every parameter, "
+            "not a group of its own"
+        )
+    return group
 
 
 @dataclass(frozen=True)
@@ -46,14 +91,36 @@ class Parameter:
         Unit of the values, for display (``"Hz"``, ``"s"``, ``""``).
     spacing : {"linear", "note", "custom"}
         How the levels were made; informational, the levels are the truth.
+    group : str, optional
+        Reporting group (``"Filter"``, ``"Notes"``, ...; ``""``: none, the
+        parameter counts only in the summary over every parameter). Default
+        :func:`default_group` of the name. For reports only: two parameters
+        that differ in nothing but their group are equal.
     """
 
     name: str
     levels: tuple[float, ...]
     unit: str = ""
     spacing: str = "custom"
+    group: str = field(default="", compare=False)
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        levels: Sequence[float],
+        unit: str = "",
+        spacing: str = "custom",
+        group: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "levels", levels)
+        object.__setattr__(self, "unit", unit)
+        object.__setattr__(self, "spacing", spacing)
+        self._validate()
+        chosen = default_group(self.name) if group is None else _check_group(self.name, group)
+        object.__setattr__(self, "group", chosen)
+
+    def _validate(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InverSynthError(f"parameter name must be a non-empty string, got {self.name!r}")
         if len(self.levels) < 2:
@@ -70,23 +137,36 @@ class Parameter:
 
     @classmethod
     def linear(
-        cls, name: str, *, low: float, high: float, n_levels: int = 16, unit: str = ""
+        cls,
+        name: str,
+        *,
+        low: float,
+        high: float,
+        n_levels: int = 16,
+        unit: str = "",
+        group: str | None = None,
     ) -> Parameter:
         """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = np.linspace(low, high, n_levels, dtype=np.float64)
-        return cls(name=name, levels=tuple(levels.tolist()), unit=unit, spacing="linear")
+        return cls(name, tuple(levels.tolist()), unit, "linear", group)
 
     @classmethod
     def notes(
-        cls, name: str, *, base_hz: float = 440.0, n_levels: int = 16, unit: str = "Hz"
+        cls,
+        name: str,
+        *,
+        base_hz: float = 440.0,
+        n_levels: int = 16,
+        unit: str = "Hz",
+        group: str | None = None,
     ) -> Parameter:
         """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = base_hz * 2.0 ** (np.arange(n_levels, dtype=np.float64) / 12.0)
-        return cls(name=name, levels=tuple(levels.tolist()), unit=unit, spacing="note")
+        return cls(name, tuple(levels.tolist()), unit, "note", group)
 
     @property
     def n_levels(self) -> int:
@@ -98,16 +178,19 @@ class Parameter:
             "levels": list(self.levels),
             "unit": self.unit,
             "spacing": self.spacing,
+            "group": self.group,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Parameter:
+        """The inverse of :meth:`to_dict`; without ``"group"`` (older files), the default group."""
         try:
             return cls(
                 name=data["name"],
                 levels=tuple(data["levels"]),
                 unit=data.get("unit", ""),
                 spacing=data.get("spacing", "custom"),
+                group=data.get("group"),
             )
         except (KeyError, TypeError) as exc:
             raise InverSynthError(f"malformed parameter description {data!r}: {exc}") from None
@@ -215,6 +298,15 @@ class ParameterSet:
 
     def __getitem__(self, name: str) -> Parameter:
         return self.parameters[self.index(name)]
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Parameter names of each group, groups in order of first appearance (no ``""``)."""
+        out: dict[str, list[str]] = {}
+        for p in self.parameters:
+            if p.group:
+                out.setdefault(p.group, []).append(p.name)
+        return out
 
     def index(self, name: str) -> int:
         """Position of the parameter called ``name``."""

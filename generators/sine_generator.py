@@ -1,7 +1,8 @@
 """The smallest complete synth: one sine tone with a frequency and an amplitude.
 
-It shows everything a new synth needs: declare the parameters once, render a
-batch of values, and return a config that rebuilds it. Tests train on it.
+It shows everything a new synth needs: declare the parameters once (with their
+reporting groups), render a batch of values, and return a config that rebuilds
+it. Tests train on it.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ class SineGenerator(SoundGenerator):
     def __init__(self, *, sample_rate: int = 16384, n_samples: int = 16384, n_levels: int = 8):
         super().__init__(sample_rate=sample_rate, n_samples=n_samples)
         self.n_levels = int(n_levels)
+        # Two parameters need no reporting groups: the summary over both is the
+        # one figure worth a column ("": no group).
         self._parameters = ParameterSet(
             [
-                Parameter.notes("frequency_hz", base_hz=220.0, n_levels=self.n_levels),
-                Parameter.linear("amplitude", low=0.1, high=1.0, n_levels=self.n_levels),
+                Parameter.notes("frequency_hz", base_hz=220.0, n_levels=self.n_levels, group=""),
+                Parameter.linear("amplitude", low=0.1, high=1.0, n_levels=self.n_levels, group=""),
             ]
         )
 

@@ -1,1 +1,6 @@
-"""Models that estimate synthesizer parameters from audio: training, evaluation, sound matching."""
+"""Models that estimate synthesizer parameters from audio: training, evaluation, sound matching.
+
+The commands (``python -m models.<name>``) are this package's modules: they
+parse options and call the libraries, :mod:`models.common` (the network side)
+and :mod:`models.matching` (sound matching). No command imports another.
+"""

@@ -10,7 +10,7 @@ import pytest
 from generators.errors import InverSynthError
 from models.common.architectures import build_model, count_trainable
 from models.common.model_table import MODELS
-from models.common.spectrogram import n_frames
+from models.common.stft import n_frames
 
 N_LEVELS = [16] * 23  # the paper's FM synth: 23 parameters x 16 classes = 368 outputs
 

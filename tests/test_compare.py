@@ -8,8 +8,9 @@ import json
 import pytest
 
 from generators.errors import InverSynthError
-from models.compare import compare_runs, format_markdown, main, write_comparison
-from models.reconstruct import evaluate_reconstruction
+from models.compare import main
+from models.matching.comparison import compare_runs, format_markdown, write_comparison
+from models.matching.resynthesis import evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 

@@ -9,6 +9,7 @@ from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.metrics import (
     ALL_GROUP,
+    Evaluation,
     evaluate_scores,
     group_parameters,
     keras_metrics,
@@ -150,3 +151,24 @@ def test_keras_metrics_agree_with_numpy() -> None:
     assert abs(whole - float(accuracy.result())) > 0.05
     config = accuracy.get_config()
     assert type(accuracy).from_config(config).n_levels == [5, 2, 8]
+
+
+def test_groups_come_from_the_parameter_set_in_the_papers_order() -> None:
+    ps = ParameterSet(
+        [
+            Parameter.linear("x", low=0, high=1, n_levels=3, group="Gate"),
+            Parameter.linear("y", low=0, high=1, n_levels=3, group="Mine"),
+            Parameter.linear("cutoff_hz", low=200, high=4000, n_levels=4),  # its default: Filter
+            Parameter.linear("z", low=0, high=1, n_levels=2, group=""),  # only in "All"
+        ]
+    )
+    groups = group_parameters(ps)
+    assert groups == {"Filter": ["cutoff_hz"], "Gate": ["x"], "Mine": ["y"], ALL_GROUP: ps.names}
+    assert list(groups) == ["Filter", "Gate", "Mine", ALL_GROUP]  # the paper's groups first
+    rng = np.random.default_rng(1)
+    true = np.stack([rng.integers(0, n, 50) for n in ps.n_levels], axis=1)
+    ev = evaluate_scores(ps, rng.random((50, ps.n_outputs)), true)
+    assert list(ev.groups) == list(groups)
+    assert ev.groups["Gate"].mpr == ev.parameters[0].mpr
+    # What metrics.json holds reads back as the same evaluation.
+    assert Evaluation.from_dict(ev.to_dict()) == ev

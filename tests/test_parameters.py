@@ -137,3 +137,47 @@ def test_uniforms_of_a_slice_equal_the_same_rows_of_a_longer_draw(
     long = example_uniforms(seed=seed, start=start, n_examples=n + 5, n_draws=3)
     part = example_uniforms(seed=seed, start=start + 5, n_examples=n, n_draws=3)
     np.testing.assert_array_equal(long[5:], part)
+
+
+def test_groups_round_trip_and_default_by_name() -> None:
+    pset = ParameterSet(
+        [
+            Parameter.linear("cutoff_hz", low=200, high=4000, n_levels=4),  # no group given
+            Parameter.linear("drive", low=0, high=1, n_levels=3, group="Distortion"),
+            Parameter.linear("mix", low=0, high=1, n_levels=2, group=""),
+            Parameter.linear("tone", low=0, high=1, n_levels=2, group="Distortion"),
+        ]
+    )
+    assert [p.group for p in pset.parameters] == ["Filter", "Distortion", "", "Distortion"]
+    assert pset.groups == {"Filter": ["cutoff_hz"], "Distortion": ["drive", "tone"]}
+    back = ParameterSet.from_json(pset.to_json())
+    assert [p.group for p in back.parameters] == [p.group for p in pset.parameters]
+    # A file written before parameters carried a group: each gets its name's default.
+    old = pset.to_dict()
+    for p in old["parameters"]:
+        del p["group"]
+    assert [p.group for p in ParameterSet.from_dict(old).parameters] == ["Filter", "", "", ""]
+    # The group is for reports: it never makes a dataset incompatible with a model.
+    assert ParameterSet.from_dict(old) == pset
+
+
+@pytest.mark.parametrize("group", ["All", " Filter", "Filter\n", 3])
+def test_bad_groups_are_refused(group: object) -> None:
+    with pytest.raises(InverSynthError, match="group"):
+        Parameter("x", (0.0, 1.0), group=group)  # type: ignore[arg-type]
+
+
+def test_fm_groups_are_the_ones_its_old_files_get() -> None:
+    # Runs and datasets of the FM synth written before parameters carried their
+    # group must report the same groups as new ones.
+    from generators.fm_generator import FM_PARAMETERS
+
+    assert all(p.group for p in FM_PARAMETERS.parameters)
+    old = FM_PARAMETERS.to_dict()
+    for p in old["parameters"]:
+        del p["group"]
+    assert ParameterSet.from_dict(old).groups == FM_PARAMETERS.groups
+    assert list(FM_PARAMETERS.groups) == [
+        "Notes", "Oscillator amplitude", "Amplitude LFO", "Frequency LFO", "Amplitude ADSR",
+        "Filter", "Gate",
+    ]  # fmt: skip

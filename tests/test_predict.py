@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,9 +13,15 @@ import soundfile as sf
 
 from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
-from models.common.audio_io import fit_length, load_for_model, read_audio, wav_bytes
 from models.common.data import Split
-from models.common.reconstruction import METRICS
+from models.matching.audio_io import (
+    check_audio,
+    fit_length,
+    load_for_model,
+    read_audio,
+    wav_bytes,
+)
+from models.matching.metrics import METRICS
 
 RATE = 8192
 N_SAMPLES = 4096
@@ -64,6 +71,22 @@ def test_long_sound_is_trimmed_and_says_so(tmp_path):
     assert sound.notes == ["kept the first 0.500 s of 2.000 s (the model takes 0.500 s)"]
     np.testing.assert_allclose(sound.audio, _tone(RATE, 2.0)[:N_SAMPLES, 0], atol=1e-4)
     assert load_for_model(path, sample_rate=RATE, n_samples=2 * RATE).notes == []
+
+
+def test_check_audio_refuses_what_no_function_can_use():
+    assert check_audio(np.zeros(4), name="x", batch=True).shape == (1, 4)
+    assert check_audio(np.zeros(4), name="x", dtype=np.float64).dtype == np.float64
+    cases: list[tuple[np.ndarray, dict[str, Any], str]] = [
+        (np.zeros((2, 4)), {}, r"x must have shape \[n_samples\]"),
+        (np.zeros(0), {}, "n_samples > 0"),
+        (np.zeros(3), {"n_samples": 4}, r"shape \[4\], got \(3,\)"),
+        (np.zeros((2, 3)), {"n_samples": 4, "batch": True}, r"shape \[batch, 4\]"),
+        (np.zeros((1, 2, 3)), {"batch": True}, "shape"),
+        (np.array([0.0, np.inf]), {}, "x contains NaN or infinite samples"),
+    ]
+    for audio, options, message in cases:
+        with pytest.raises(InverSynthError, match=message):
+            check_audio(audio, name="x", **options)
 
 
 def test_fit_length():
@@ -164,7 +187,7 @@ def loaded_run(tiny_run):
 
 
 def test_predict_file_predicts_resynthesizes_and_measures(tmp_path, loaded_run):
-    from models.predict import format_prediction, predict_file
+    from models.matching.prediction import format_prediction, predict_file
 
     path = tmp_path / "in.wav"
     sf.write(path, _tone(22050, 0.5, 330.0), 22050)
@@ -190,7 +213,7 @@ def test_predict_file_predicts_resynthesizes_and_measures(tmp_path, loaded_run):
 
 
 def test_predict_audio_checks_its_array(loaded_run):
-    from models.predict import predict_audio
+    from models.matching.prediction import predict_audio
 
     with pytest.raises(InverSynthError, match=r"shape \[4096\]"):
         predict_audio(loaded_run, np.zeros(100))
@@ -276,7 +299,7 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
-    from models.demo import run_demo
+    from models.matching.demo import run_demo
 
     foreign = tmp_path / "runs" / "C6_sine_demo"
     foreign.mkdir(parents=True)

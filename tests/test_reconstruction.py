@@ -21,7 +21,10 @@ from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models.common.data import Split
 from models.common.metrics import evaluate_scores
-from models.common.reconstruction import (
+from models.common.records import write_json_atomic
+from models.common.run import RunInfo
+from models.matching.evaluation_folder import RECONSTRUCTION_CSV, RECONSTRUCTION_JSON
+from models.matching.metrics import (
     FLOOR_DB,
     METRICS,
     compare_audio,
@@ -33,15 +36,12 @@ from models.common.reconstruction import (
     reconstruction_metrics,
     summarize,
 )
-from models.common.run import RunInfo, write_json_atomic
-from models.reconstruct import (
-    RECONSTRUCTION_CSV,
-    RECONSTRUCTION_JSON,
+from models.matching.resynthesis import (
     evaluate_reconstruction,
     format_reconstruction_table,
-    main,
     resynthesize,
 )
+from models.reconstruct import main
 
 SR = 16384
 N = 16384
@@ -266,9 +266,9 @@ def test_resynthesis_of_the_true_parameters_is_exact(tmp_path):
 
 
 def test_reconstruction_evaluation_files_and_parallel_workers(tmp_path, monkeypatch):
-    import models.reconstruct
+    import models.matching.resynthesis
 
-    monkeypatch.setattr(models.reconstruct, "_MIN_EXAMPLES_FOR_WORKERS", 1)
+    monkeypatch.setattr(models.matching.resynthesis, "_MIN_EXAMPLES_FOR_WORKERS", 1)
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
     serial = evaluate_reconstruction(run_dir, workers=1, chunk_size=3, progress=False, quiet=True)
     parallel = evaluate_reconstruction(run_dir, workers=2, chunk_size=3, progress=False, quiet=True)
@@ -371,7 +371,7 @@ def test_resynthesis_with_a_plugin_synth_uses_its_own_hosts():
 
 
 def test_format_metric():
-    from models.common.reconstruction import format_metric
+    from models.matching.metrics import format_metric
 
     assert format_metric("rho_stft", 0.92044) == "92.04"
     assert format_metric("f_delta", 708.94) == "708.9"

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from generators.errors import InverSynthError
-from models.reconstruct import evaluate_reconstruction
-from models.report import main, write_report
+from models.matching.report import write_report
+from models.matching.resynthesis import evaluate_reconstruction
+from models.report import main
 from tests.test_reconstruction import make_evaluated_run
 
 # Appended to a copy of the page: after load, waits for every audio element's

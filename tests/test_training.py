@@ -17,8 +17,8 @@ from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models import e2e_cnn, spectrogram_cnn
+from models.common.evaluation import evaluate_run
 from models.common.run import load_run
-from models.evaluate import evaluate_run
 from models.evaluate import main as evaluate_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,6 +199,25 @@ def test_command_line_errors(
         e2e_cnn.main([*base, "--model", "C6"])  # spectrogram models belong to the other entry point
     with pytest.raises(InverSynthError, match=r"not a run folder|does not exist"):
         evaluate_main([str(tmp_path)])
+
+
+def test_time_limit_is_in_seconds_and_the_minutes_option_is_refused(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = spectrogram_cnn.get_parser().parse_args(["--time_limit_s", "90"])
+    assert args.time_limit_s == 90.0
+    base = ["--output_dir", str(tmp_path), "--dataset_name", "sine", "--dataset_dir", str(data_dir)]
+    # "--time_limit 30" would otherwise pass as an abbreviation of --time_limit_s: 30 s, not min.
+    with pytest.raises(SystemExit) as exc:
+        spectrogram_cnn.main([*base, "--time_limit", "30"])
+    assert exc.value.code == 2 and "--time_limit_s (seconds)" in capsys.readouterr().err
+    monkeypatch.setenv("INVERSYNTH_TIME_LIMIT", "30")
+    with pytest.raises(InverSynthError, match="INVERSYNTH_TIME_LIMIT_S"):
+        spectrogram_cnn.main(base)
+    assert not list(tmp_path.iterdir())  # nothing trained
 
 
 def test_end_to_end_entry_point_trains_ce2e(data_dir: Path, tmp_path: Path) -> None:

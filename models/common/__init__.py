@@ -1,1 +1,2 @@
-"""Shared model code: architectures, the STFT front end, data pipeline, metrics, runs."""
+"""The network side: model table, architectures, STFT front end, data pipeline, training,
+run folders, metrics and plots, the evaluation of a run, the paper's figures."""

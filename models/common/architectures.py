@@ -16,7 +16,7 @@ order (the layout of :meth:`~generators.parameters.ParameterSet.encode`).
 Every conv layer uses "same" padding and ReLU, with no pooling or dropout;
 every model ends Flatten -> Dense(512, ReLU) -> Dense(n_outputs), so the
 trainable parameter counts of the conv + dense part are those of the paper
-(``model_table.PAPER_PARAMETER_COUNTS``, for 23 x 16 = 368 outputs).
+(for 23 x 16 = 368 outputs; SPEC section 3, checked by the tests).
 
 Heads (``head``):
 
@@ -49,6 +49,7 @@ from models.common.model_table import (
     ConvSpec,
 )
 from models.common.spectrogram import log_stft_layers
+from models.common.stft import N_FFT
 
 __all__ = [
     "GroupedSoftmax",
@@ -306,7 +307,7 @@ def build_model(
             f"n_levels must be a non-empty list of ints >= 2, got {list(n_levels)}"
         )
     spec = MODELS[name]
-    min_samples = 4**4 if spec.end_to_end else 512
+    min_samples = 4**4 if spec.end_to_end else N_FFT  # one STFT window
     if int(n_samples) != n_samples or n_samples < min_samples:
         raise InverSynthError(f"model {name} needs n_samples >= {min_samples}, got {n_samples!r}")
 

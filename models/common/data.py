@@ -7,10 +7,11 @@
   shard layout reads it.
 * :func:`make_dataset`: batches of ``(audio [b, n_samples] float32,
   one-hot labels [b, n_outputs] float32)`` read from a
-  :class:`~generators.dataset.SynthDataset` one batch at a time: the batch's
-  example indices are sorted and read with one fancy-index read per file,
-  which h5py serves fast, and ``prefetch`` keeps batches ready while the
-  model trains. Memory use is a few batches, whatever the dataset's size.
+  :class:`~generators.dataset.SynthDataset` one batch at a time
+  (:meth:`~generators.dataset.SynthDataset.read` sorts the batch's indices
+  and reads one slice per run of consecutive rows), and ``prefetch`` keeps
+  batches ready while the model trains. Memory use is a few batches,
+  whatever the dataset's size.
   The shuffle order of an epoch depends only on ``(seed, epoch)`` (set through
   :class:`EpochClock`), so a resumed run sees the order it would have seen.
 * :func:`distribute`: the same pipeline under a ``tf.distribute`` strategy,
@@ -166,6 +167,45 @@ def n_batches(
     return full + int(rest > 0 and not drop_remainder and rest >= min_size)
 
 
+def _replica_pieces(
+    batches: list[np.ndarray], replicas: tuple[int, int, int]
+) -> Iterator[np.ndarray]:
+    """Each global batch cut into ``total`` pieces; the ``local`` pieces from ``first`` on."""
+    first, local, total = replicas
+    for batch in batches:
+        if total == 1:
+            yield batch
+        elif len(batch) >= total:  # every replica needs at least one example
+            yield from np.array_split(batch, total)[first : first + local]
+
+
+def _check_batching(idx: np.ndarray, batch_size: int, total_replicas: int) -> None:
+    if idx.ndim != 1 or idx.size == 0:
+        raise InverSynthError(f"indices must be a non-empty 1-D array, got shape {idx.shape}")
+    if int(batch_size) != batch_size or batch_size <= 0:
+        raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size % total_replicas:
+        raise InverSynthError(
+            f"--batch_size {batch_size} must be a multiple of the {total_replicas} replicas"
+        )
+
+
+def _finish(ds: Any, count: int, *, local_replicas: int) -> Any:
+    """Cardinality, no automatic sharding, prefetching."""
+    import tensorflow as tf
+
+    if local_replicas == 1:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    # else: leave it unknown. A pipeline feeding several local replicas yields
+    # `local_replicas` elements per step, but Keras would take the dataset's
+    # cardinality for the number of steps; unknown, it runs to the end instead.
+    options = tf.data.Options()
+    # Each pipeline already reads only its own share; TF must not shard it again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(
     dataset: SynthDataset,
     indices: np.ndarray,
@@ -214,61 +254,33 @@ def make_dataset(
     import tensorflow as tf
 
     idx = np.asarray(indices, dtype=np.int64)
-    if idx.ndim != 1 or idx.size == 0:
-        raise InverSynthError(f"indices must be a non-empty 1-D array, got shape {idx.shape}")
-    if int(batch_size) != batch_size or batch_size <= 0:
-        raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+    replicas = replicas or (0, 1, 1)
+    _check_batching(idx, batch_size, replicas[2])
     parameter_set = dataset.parameter_set
-    n_samples, n_outputs = dataset.n_samples, parameter_set.n_outputs
-    first_replica, local_replicas, total_replicas = replicas or (0, 1, 1)
-    per_replica = batch_size // total_replicas
-    if per_replica * total_replicas != batch_size:
-        raise InverSynthError(
-            f"--batch_size {batch_size} must be a multiple of the {total_replicas} replicas"
-        )
 
-    def pieces() -> Iterator[np.ndarray]:
-        for batch in _batches(
+    def generate() -> Iterator[Any]:
+        batches = _batches(
             idx,
             batch_size=batch_size,
             shuffle=shuffle,
             seed=seed,
             clock=clock,
             drop_remainder=drop_remainder,
-        ):
-            if total_replicas == 1:
-                yield batch
-            elif len(batch) >= total_replicas:  # every replica needs at least one example
-                shares = np.array_split(batch, total_replicas)
-                yield from shares[first_replica : first_replica + local_replicas]
-
-    def generate() -> Iterator[Any]:
-        for piece in pieces():
+        )  # the epoch's order, read when a pass starts
+        for piece in _replica_pieces(batches, replicas):
             audio, labels = dataset.read(piece)  # sorted read inside, order kept
-            if with_labels:
-                yield audio, parameter_set.encode(labels)
-            else:
-                yield audio
+            yield (audio, parameter_set.encode(labels)) if with_labels else audio
 
-    audio_spec = tf.TensorSpec(shape=(None, n_samples), dtype=tf.float32)
-    label_spec = tf.TensorSpec(shape=(None, n_outputs), dtype=tf.float32)
+    audio_spec = tf.TensorSpec(shape=(None, dataset.n_samples), dtype=tf.float32)
+    label_spec = tf.TensorSpec(shape=(None, parameter_set.n_outputs), dtype=tf.float32)
     signature: Any = (audio_spec, label_spec) if with_labels else audio_spec
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    count = n_batches(idx.size, batch_size, drop_remainder=drop_remainder, min_size=total_replicas)
+    count = n_batches(idx.size, batch_size, drop_remainder=drop_remainder, min_size=replicas[2])
     if count == 0:
         raise InverSynthError(
             f"{idx.size} examples make no complete batch of {batch_size}; lower --batch_size"
         )
-    if local_replicas == 1:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-    # else: leave it unknown. A pipeline feeding several local replicas yields
-    # `local_replicas` elements per step, but Keras would take the dataset's
-    # cardinality for the number of steps; unknown, it runs to the end instead.
-    options = tf.data.Options()
-    # Each pipeline already reads only its own share; TF must not shard it again.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    ds = ds.with_options(options)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _finish(ds, count, local_replicas=replicas[1])
 
 
 def distribute(strategy: Any, build: Callable[..., Any], **kwargs: Any) -> Any:

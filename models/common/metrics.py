@@ -1,5 +1,8 @@
 """The paper's metrics, per parameter, and their summaries by parameter group.
 
+The groups are the parameters' own (``Parameter.group``, e.g. the FM synth's
+"Filter", "Notes", ...), listed in the paper's order (:func:`group_parameters`).
+
 For each parameter, from the scores of its ``L`` classes:
 
 * **top-k accuracy** (k = 1..5): the true class is among the k highest scores;
@@ -19,20 +22,19 @@ during training (per-parameter means, never whole-vector versions).
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from generators.errors import InverSynthError
-from generators.parameters import ParameterSet
+from generators.parameters import ALL_GROUP, ParameterSet, default_group
+from models.common.paper import PAPER_GROUPS
 
 __all__ = [
     "ALL_GROUP",
-    "PARAMETER_GROUPS",
-    "SHORT_GROUP_NAMES",
+    "MAX_K",
     "Evaluation",
     "ParameterMetrics",
     "evaluate_scores",
@@ -41,44 +43,36 @@ __all__ = [
 ]
 
 MAX_K = 5
-ALL_GROUP = "All"
-
-# The paper's reporting groups (Table 3), as name patterns. Names follow the
-# FM synth's parameter set; the paper's own symbols are accepted too. A synth
-# whose parameters match none of them is summarized by "All" alone.
-PARAMETER_GROUPS: dict[str, tuple[str, ...]] = {
-    "Filter": ("cutoff_hz", "q", "f_cut", "filter_*"),
-    "Notes": ("f_sine", "f_saw", "f_tri", "f_sqr", "f_square", "f_triangle"),
-    "Amplitude LFO": ("B_*",),
-    "Frequency LFO": ("v_*",),
-    "Oscillator amplitude": ("A_*",),
-    "Amplitude ADSR": ("attack_s", "decay_s", "sustain", "release_s", "a", "d", "s", "r"),
-    "Gate": ("gate_hz", "f_gate"),
-}
-
-# Column headings of the groups in tables and plots.
-SHORT_GROUP_NAMES: dict[str, str] = {
-    "Filter": "Filter",
-    "Notes": "Notes",
-    "Amplitude LFO": "AmpLFO",
-    "Frequency LFO": "FreqLFO",
-    "Oscillator amplitude": "OscAmp",
-    "Amplitude ADSR": "ADSR",
-    "Gate": "Gate",
-    ALL_GROUP: ALL_GROUP,
-}
 
 
-def group_parameters(names: Sequence[str]) -> dict[str, list[str]]:
+def group_parameters(parameters: ParameterSet | Sequence[str]) -> dict[str, list[str]]:
     """Parameter names of each reporting group that has any, then ``"All"``.
 
-    Matching is case-sensitive (``A_sine`` is an amplitude, ``a`` an attack).
+    Parameters
+    ----------
+    parameters : ParameterSet, or sequence of str
+        A parameter set (each parameter's declared group), or parameter names
+        (the groups of parameters that declare none:
+        :func:`~generators.parameters.default_group`).
+
+    Returns
+    -------
+    dict of str -> list of str
+        The paper's groups first, in its order, then any others in order of
+        first appearance, then ``"All"`` with every name. Parameters of no
+        group (``""``) are only in ``"All"``.
     """
-    groups: dict[str, list[str]] = {}
-    for group, patterns in PARAMETER_GROUPS.items():
-        members = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-        if members:
-            groups[group] = members
+    if isinstance(parameters, ParameterSet):
+        declared, names = parameters.groups, parameters.names
+    else:
+        names = list(parameters)
+        declared = {}
+        for name in names:
+            if group := default_group(name):
+                declared.setdefault(group, []).append(name)
+    order = [g for g in PAPER_GROUPS if g in declared]
+    order += [g for g in declared if g not in PAPER_GROUPS]
+    groups = {g: declared[g] for g in order}
     groups[ALL_GROUP] = list(names)
     return groups
 
@@ -124,6 +118,16 @@ class ParameterMetrics:
         out.update({"mae": self.mae, "mpr": self.mpr})
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ParameterMetrics:
+        return cls(
+            name=str(data["name"]),
+            n_levels=int(data["n_levels"]),
+            top_k=tuple(float(data[f"top{k}"]) for k in range(1, MAX_K + 1)),
+            mae=float(data["mae"]),
+            mpr=float(data["mpr"]),
+        )
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -143,6 +147,17 @@ class Evaluation:
             },
             "parameters": [p.to_dict() for p in self.parameters],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        """The inverse of :meth:`to_dict` (extra keys are ignored)."""
+        groups = data["groups"]
+        return cls(
+            n_examples=int(data["n_examples"]),
+            parameters=[ParameterMetrics.from_dict(p) for p in data["parameters"]],
+            groups={g: ParameterMetrics.from_dict(m) for g, m in groups.items()},
+            group_members={g: [str(n) for n in m["parameters"]] for g, m in groups.items()},
+        )
 
 
 def _mean_metrics(name: str, members: list[ParameterMetrics]) -> ParameterMetrics:
@@ -171,7 +186,8 @@ def evaluate_scores(
     Returns
     -------
     Evaluation
-        Per-parameter metrics, and means over :data:`PARAMETER_GROUPS` and "All".
+        Per-parameter metrics, and their means over each group
+        (:func:`group_parameters`) and over all of them ("All").
     """
     blocks = parameter_set.split_scores(scores)  # validates the shape
     true = parameter_set.check_indices(true_indices)
@@ -196,7 +212,7 @@ def evaluate_scores(
             )
         )
     by_name = {m.name: m for m in per_parameter}
-    members = group_parameters(parameter_set.names)
+    members = group_parameters(parameter_set)
     groups = {g: _mean_metrics(g, [by_name[n] for n in names]) for g, names in members.items()}
     return Evaluation(
         n_examples=int(true.shape[0]),

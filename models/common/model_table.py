@@ -1,4 +1,4 @@
-"""The paper's model table, with no TensorFlow needed: names, layers, parameter counts.
+"""The paper's model table, with no TensorFlow needed: names, front ends, layers.
 
 :mod:`models.common.architectures` builds the networks from it; command-line
 tools read it to validate options without starting TensorFlow.
@@ -15,7 +15,6 @@ __all__ = [
     "E2E_MODELS",
     "HEADS",
     "MODELS",
-    "PAPER_PARAMETER_COUNTS",
     "SPECTROGRAM_MODELS",
     "ConvSpec",
     "ModelSpec",
@@ -81,19 +80,6 @@ E2E_FRONT_END: tuple[tuple[int, int, int], ...] = (
 )
 
 DENSE_UNITS = 512
-
-# Trainable parameters of the conv + dense part for the paper's 368 outputs.
-PAPER_PARAMETER_COUNTS: dict[str, int] = {
-    "C1": 1_174_978,
-    "C2": 1_157_110,
-    "C3": 1_156_338,
-    "C4": 1_155_494,
-    "C5": 1_155_282,
-    "C6": 1_155_287,
-    "C6XL": 2_279_792,
-    "CE2E": 1_916_696,
-    "CE2E_2D": 1_916_696,
-}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from models.common.metrics import Evaluation
+from models.common.metrics import ALL_GROUP, Evaluation
 
 __all__ = ["plot_history", "plot_per_parameter", "plot_top_k_by_group"]
 
@@ -108,7 +108,7 @@ def plot_top_k_by_group(evaluation: Evaluation, out: Path, *, title: str = "") -
     for group, metrics in evaluation.groups.items():
         ks = list(range(1, len(metrics.top_k) + 1))
         ys = [100 * a for a in metrics.top_k]
-        if group == "All":
+        if group == ALL_GROUP:
             ax.plot(ks, ys, marker="o", label=group, color="k", lw=2.2)
         else:
             ax.plot(ks, ys, marker="o", label=group)

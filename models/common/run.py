@@ -11,7 +11,9 @@ A run is one folder, ``{output_dir}/{run_name}``:
 ``latest.keras``    the model after the last finished epoch (for ``--resume``)
 ``state.json``      training progress: epochs done, best epoch, patience count
 ``history.csv``     one row of training / validation metrics per epoch
-``evaluation/``     metrics of the test split, plots, predictions
+``evaluation/``     metrics of the test split, plots, predictions, resynthesis
+                    metrics, the listening report
+                    (:mod:`models.matching.evaluation_folder`)
 ==================  ============================================================
 
 :func:`load_run` needs nothing but the folder: the model predicts, the
@@ -25,7 +27,6 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.common.data import Split
+from models.common.records import write_json_atomic
+from models.matching.audio_io import check_audio
 
 __all__ = [
     "BEST_MODEL",
@@ -50,7 +53,6 @@ __all__ = [
     "load_run",
     "register_custom_objects",
     "save_model_atomic",
-    "write_json_atomic",
 ]
 
 RUN_FORMAT_VERSION = 1
@@ -60,18 +62,6 @@ BEST_MODEL = "model.keras"
 LATEST_MODEL = "latest.keras"
 HISTORY_FILE = "history.csv"
 EVALUATION_DIR = "evaluation"
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON to a temporary file and rename it over ``path`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def save_model_atomic(model: Any, path: Path) -> None:
@@ -368,21 +358,6 @@ class Run:
         return self.run_dir / EVALUATION_DIR
 
     # ---- prediction --------------------------------------------------------
-    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim == 3 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.n_samples:
-            raise InverSynthError(
-                f"audio must have shape [batch, {self.n_samples}] (the run's n_samples), "
-                f"got {np.shape(audio)}"
-            )
-        if not np.isfinite(x).all():
-            raise InverSynthError("audio contains NaN or infinite samples")
-        return x
-
     def predict_scores(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """The model's scores.
 
@@ -400,7 +375,10 @@ class Run:
         """
         if int(batch_size) != batch_size or batch_size <= 0:
             raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
-        x = self._check_audio(audio)
+        x = np.asarray(audio)
+        if x.ndim == 3 and x.shape[-1] == 1:  # [batch, n_samples, 1]
+            x = x[..., 0]
+        x = check_audio(x, name="audio", n_samples=self.n_samples, batch=True)
         if self._predict_fn is None:
             import tensorflow as tf
 

@@ -9,10 +9,10 @@
   and the progress record (``state.json``), each written to a temporary file
   and renamed, in that order, so a run killed at any moment resumes from its
   last finished epoch with ``resume=True``.
-* ``tf.distribute``: several GPUs of one machine (MirroredStrategy), several
-  machines (MultiWorkerMirroredStrategy, when ``TF_CONFIG`` is set), several
-  logical CPU devices if configured, else the default strategy. The same code
-  runs on a laptop's CPU and on a GPU server.
+* ``tf.distribute`` (:mod:`models.common.distribution`): several GPUs of one
+  machine, several machines (``TF_CONFIG``), several logical CPU devices if
+  configured, else the default strategy. The same code runs on a laptop's CPU
+  and on a GPU server.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from models.common.data import EpochClock, Split, distribute, make_dataset, parse_split
+from models.common.distribution import get_strategy, is_chief
+from models.common.records import write_json_atomic
 from models.common.run import (
     BEST_MODEL,
     HISTORY_FILE,
@@ -41,10 +43,9 @@ from models.common.run import (
     check_dataset,
     load_keras_model,
     save_model_atomic,
-    write_json_atomic,
 )
 
-__all__ = ["TrainConfig", "TrainState", "get_strategy", "train"]
+__all__ = ["TrainConfig", "TrainState", "get_strategy", "is_chief", "train"]
 
 
 @dataclass
@@ -93,7 +94,7 @@ class TrainConfig:
         if self.max_examples is not None and self.max_examples <= 0:
             raise InverSynthError(f"--max_examples must be > 0, got {self.max_examples}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise InverSynthError(f"--time_limit must be > 0, got {self.time_limit_s}")
+            raise InverSynthError(f"--time_limit_s must be > 0, got {self.time_limit_s}")
         if self.seed < 0:
             raise InverSynthError(f"--seed must be >= 0, got {self.seed}")
         self.split = parse_split(self.split)
@@ -134,52 +135,90 @@ class TrainState:
 
 
 # --------------------------------------------------------------------------
-# Distribution
-# --------------------------------------------------------------------------
-
-
-def get_strategy() -> Any:
-    """The ``tf.distribute`` strategy for this machine.
-
-    * ``TF_CONFIG`` set: MultiWorkerMirroredStrategy (one process per machine);
-    * more than one GPU: MirroredStrategy over them;
-    * no GPU but several logical CPU devices configured: MirroredStrategy over those;
-    * otherwise the default strategy (one device).
-    """
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    cpus = tf.config.list_logical_devices("CPU")
-    if not gpus and len(cpus) > 1:
-        return tf.distribute.MirroredStrategy(devices=[d.name for d in cpus])
-    return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """Whether this process writes the run folder (always, except non-chief workers)."""
-    text = os.environ.get("TF_CONFIG")
-    if not text:
-        return True
-    try:
-        config = json.loads(text)
-        task = config.get("task", {})
-        kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    except (json.JSONDecodeError, AttributeError, ValueError):
-        raise InverSynthError(f"TF_CONFIG is not valid JSON: {text[:200]!r}") from None
-    has_chief = "chief" in config.get("cluster", {})
-    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
-
-
-# --------------------------------------------------------------------------
 # Callbacks
 # --------------------------------------------------------------------------
 
 
+class _RunCheckpointSteps:
+    """Early stopping on val_loss + best/latest checkpoints + history + state, per epoch.
+
+    The steps of the Keras callback ``RunCheckpoint`` (:func:`_callbacks_module`),
+    which mixes them into ``keras.callbacks.Callback``.
+    """
+
+    model: Any  # set by Keras
+
+    def __init__(
+        self,
+        run_dir: Path,
+        state: TrainState,
+        patience: int,
+        write: bool,
+        time_limit_s: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.state = state
+        self.patience = patience
+        self.write = write
+        self.time_limit_s = time_limit_s
+        self.started = time.monotonic()
+        self.epoch_started = self.started
+        self.stopped_for_time = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        self._keep_if_best(epoch, float(logs.get("val_loss", logs.get("loss", float("nan")))))
+        st = self.state
+        if self.write:
+            save_model_atomic(self.model, self.run_dir / LATEST_MODEL)
+            self._append_history(epoch + 1, logs)
+        st.epochs_done = epoch + 1
+        if self.patience > 0 and st.wait >= self.patience:
+            st.stopped_early = True
+            self.model.stop_training = True
+        now = time.monotonic()
+        if self.time_limit_s is not None and (
+            now - self.started + (now - self.epoch_started) > self.time_limit_s
+        ):
+            # Another epoch like this one would overrun the limit; --resume continues.
+            self.stopped_for_time = True
+            self.model.stop_training = True
+        if self.write:
+            st.save(self.run_dir)
+
+    def _keep_if_best(self, epoch: int, value: float) -> None:
+        st = self.state
+        if bool(np.isfinite(value)) and (st.best_val_loss is None or value < st.best_val_loss):
+            st.best_val_loss = value
+            st.best_epoch = epoch + 1
+            st.wait = 0
+            if self.write:
+                save_model_atomic(self.model, self.run_dir / BEST_MODEL)
+        else:
+            st.wait += 1
+
+    def _append_history(self, epoch: int, logs: dict[str, Any]) -> None:
+        path = self.run_dir / HISTORY_FILE
+        if not self.state.history_columns:
+            self.state.history_columns = ["epoch", *sorted(logs)]
+        columns = self.state.history_columns
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 def _callbacks_module() -> Any:
+    """The Keras callbacks ``(SetEpoch, RunCheckpoint)``, defined when training first needs them."""
     import keras
 
     class SetEpoch(keras.callbacks.Callback):
@@ -192,76 +231,8 @@ def _callbacks_module() -> Any:
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.clock.epoch = epoch
 
-    class RunCheckpoint(keras.callbacks.Callback):
+    class RunCheckpoint(_RunCheckpointSteps, keras.callbacks.Callback):
         """Early stopping on val_loss + best/latest checkpoints + history + state, per epoch."""
-
-        def __init__(
-            self,
-            run_dir: Path,
-            state: TrainState,
-            patience: int,
-            write: bool,
-            time_limit_s: float | None = None,
-        ) -> None:
-            super().__init__()
-            self.run_dir = run_dir
-            self.state = state
-            self.patience = patience
-            self.write = write
-            self.time_limit_s = time_limit_s
-            self.started = time.monotonic()
-            self.epoch_started = self.started
-            self.stopped_for_time = False
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.epoch_started = time.monotonic()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            logs = dict(logs or {})
-            value = float(logs.get("val_loss", logs.get("loss", float("nan"))))
-            st = self.state
-            improved = bool(np.isfinite(value)) and (
-                st.best_val_loss is None or value < st.best_val_loss
-            )
-            if improved:
-                st.best_val_loss = value
-                st.best_epoch = epoch + 1
-                st.wait = 0
-                if self.write:
-                    save_model_atomic(self.model, self.run_dir / BEST_MODEL)
-            else:
-                st.wait += 1
-            if self.write:
-                save_model_atomic(self.model, self.run_dir / LATEST_MODEL)
-                self._append_history(epoch + 1, logs)
-            st.epochs_done = epoch + 1
-            if self.patience > 0 and st.wait >= self.patience:
-                st.stopped_early = True
-                self.model.stop_training = True
-            now = time.monotonic()
-            if self.time_limit_s is not None and (
-                now - self.started + (now - self.epoch_started) > self.time_limit_s
-            ):
-                # Another epoch like this one would overrun the limit; --resume continues.
-                self.stopped_for_time = True
-                self.model.stop_training = True
-            if self.write:
-                st.save(self.run_dir)
-
-        def _append_history(self, epoch: int, logs: dict[str, Any]) -> None:
-            path = self.run_dir / HISTORY_FILE
-            if not self.state.history_columns:
-                self.state.history_columns = ["epoch", *sorted(logs)]
-            columns = self.state.history_columns
-            row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
-            new = not path.exists()
-            with open(path, "a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
-                fh.flush()
-                os.fsync(fh.fileno())
 
     return SetEpoch, RunCheckpoint
 
@@ -377,8 +348,7 @@ def train(config: TrainConfig, *, explicit: set[str] | None = None) -> Path:
     import tensorflow as tf
 
     config.validate()
-    dataset = open_dataset(config.dataset)
-    try:
+    with open_dataset(config.dataset) as dataset:
         run_name = config.run_name or default_run_name(
             config.model, [str(p) for p in dataset.paths]
         )
@@ -392,43 +362,155 @@ def train(config: TrainConfig, *, explicit: set[str] | None = None) -> Path:
         if existing:
             info = RunInfo.load(run_dir)
             check_dataset(info, dataset, same_dataset=True)
-            stored = _resume_config(config, info)
-            for key in sorted(set(explicit or ()) & set(FIXED_ON_RESUME)):
-                mine, theirs = getattr(config, key), getattr(stored, key)
-                if mine != theirs:
-                    raise InverSynthError(
-                        f"run {str(run_dir)!r} was started with {key}={theirs!r}; "
-                        f"--resume cannot change it to {mine!r}"
-                    )
-            config = stored
+            config = _checked_resume_config(config, info, run_dir, explicit or set())
             state = TrainState.load(run_dir)
-            if state.stopped_early:
-                print(
-                    f"run {run_dir} already stopped early at epoch {state.epochs_done} "
-                    f"(best epoch {state.best_epoch}); nothing to do"
-                )
-                return run_dir
-            if state.epochs_done >= config.epochs:
-                print(
-                    f"run {run_dir} already trained {state.epochs_done} epochs; "
-                    "raise --epochs to train longer"
-                )
+            if _nothing_left(state, run_dir, epochs=config.epochs):
                 return run_dir
         else:
             n_used = min(dataset.n_examples, config.max_examples or dataset.n_examples)
-            split = Split(config.split, n_used)
             info = RunInfo.for_dataset(
                 dataset,
                 model_name=config.model,
                 head=config.head,
                 data_format=config.data_format,
-                split=split,
+                split=Split(config.split, n_used),
                 settings=config.settings(),
             )
             state = TrainState()
         return _fit(config, info, state, dataset, run_dir, resuming=existing, tf=tf)
-    finally:
-        dataset.close()
+
+
+def _checked_resume_config(
+    config: TrainConfig, info: RunInfo, run_dir: Path, explicit: set[str]
+) -> TrainConfig:
+    """The stored run's settings; refuses explicit options that contradict them."""
+    stored = _resume_config(config, info)
+    for key in sorted(explicit & set(FIXED_ON_RESUME)):
+        mine, theirs = getattr(config, key), getattr(stored, key)
+        if mine != theirs:
+            raise InverSynthError(
+                f"run {str(run_dir)!r} was started with {key}={theirs!r}; "
+                f"--resume cannot change it to {mine!r}"
+            )
+    return stored
+
+
+def _nothing_left(state: TrainState, run_dir: Path, *, epochs: int) -> bool:
+    """Whether a resumed run is already done (stopped early, or trained ``epochs``), saying so."""
+    if state.stopped_early:
+        print(
+            f"run {run_dir} already stopped early at epoch {state.epochs_done} "
+            f"(best epoch {state.best_epoch}); nothing to do"
+        )
+        return True
+    if state.epochs_done >= epochs:
+        print(
+            f"run {run_dir} already trained {state.epochs_done} epochs; "
+            "raise --epochs to train longer"
+        )
+        return True
+    return False
+
+
+def _prepare_run_dir(
+    run_dir: Path, info: RunInfo, state: TrainState, *, resuming: bool, write: bool
+) -> None:
+    """Create the run folder and record the run, or trim what a killed run left behind."""
+    if not write:
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InverSynthError(
+            f"cannot create run folder {str(run_dir)!r}: {exc.strerror}"
+        ) from None
+    if not resuming:
+        info.save(run_dir)
+    else:
+        _trim_history(run_dir, state.epochs_done)
+
+
+def _model_to_train(
+    config: TrainConfig, info: RunInfo, state: TrainState, run_dir: Path, *, resuming: bool, tf: Any
+) -> tuple[Any, TrainState]:
+    """The latest checkpoint when resuming after a finished epoch, else a new compiled model.
+
+    Call inside the strategy's scope.
+    """
+    from models.common.architectures import build_model
+
+    latest = run_dir / LATEST_MODEL
+    if resuming and state.epochs_done > 0 and latest.is_file():
+        model = load_keras_model(latest, compile=True)
+        print(f"resuming {run_dir} after epoch {state.epochs_done}")
+        return model, state
+    n_levels = info.parameter_set.n_levels.tolist()
+    model = build_model(
+        config.model,
+        n_levels=n_levels,
+        n_samples=info.n_samples,
+        head=config.head,
+        data_format=config.data_format,
+    )
+    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
+    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    compile_model(
+        model,
+        head=config.head,
+        learning_rate=config.learning_rate,
+        n_levels=n_levels,
+        jit=jit,
+        label_sigma=config.label_sigma,
+    )
+    return model, TrainState()
+
+
+def _print_outcome(state: TrainState, run_dir: Path, *, timed_out: bool) -> None:
+    if timed_out:
+        print(
+            f"stopped after epoch {state.epochs_done}: --time_limit_s reached (continue with --resume)"
+        )
+    if state.best_val_loss is None:
+        print("no epoch gave a finite validation loss: no best model was saved")
+    else:
+        print(
+            f"best epoch {state.best_epoch} of {state.epochs_done} "
+            f"(val_loss {state.best_val_loss:.5f}); model saved as {run_dir / BEST_MODEL}"
+        )
+
+
+def _input_pipelines(
+    strategy: Any, dataset: SynthDataset, info: RunInfo, config: TrainConfig, clock: EpochClock
+) -> tuple[Any, Any]:
+    """The training data (shuffled by epoch) and the validation data, under ``strategy``."""
+    common = {"dataset": dataset, "batch_size": config.batch_size}
+    train_data = distribute(
+        strategy,
+        make_dataset,
+        indices=info.split.indices("train"),
+        shuffle=True,
+        seed=config.seed,
+        clock=clock,
+        **common,
+    )
+    val_data = distribute(
+        strategy, make_dataset, indices=info.split.indices("validation"), **common
+    )
+    return train_data, val_data
+
+
+def _callbacks(
+    config: TrainConfig, state: TrainState, run_dir: Path, clock: EpochClock, *, write: bool
+) -> tuple[Any, list[Any]]:
+    """The run's checkpoint callback, and every callback of the fit."""
+    import keras
+
+    SetEpoch, RunCheckpoint = _callbacks_module()
+    checkpoint = RunCheckpoint(run_dir, state, config.patience, write, config.time_limit_s)
+    callbacks: list[Any] = [SetEpoch(clock), checkpoint]
+    if config.tensorboard and write:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    return checkpoint, callbacks
 
 
 def _fit(
@@ -443,69 +525,17 @@ def _fit(
 ) -> Path:
     import keras
 
-    from models.common.architectures import build_model
-
     write = is_chief()
-    if write:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InverSynthError(
-                f"cannot create run folder {str(run_dir)!r}: {exc.strerror}"
-            ) from None
-        if not resuming:
-            info.save(run_dir)
-        else:
-            _trim_history(run_dir, state.epochs_done)
+    _prepare_run_dir(run_dir, info, state, resuming=resuming, write=write)
     # First: a multi-worker strategy must exist before TensorFlow runs any op.
     strategy = get_strategy()
     keras.utils.set_random_seed(config.seed)
-    n_levels = info.parameter_set.n_levels.tolist()
-    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
-    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
     with strategy.scope():
-        latest = run_dir / LATEST_MODEL
-        if resuming and state.epochs_done > 0 and latest.is_file():
-            model = load_keras_model(latest, compile=True)
-            print(f"resuming {run_dir} after epoch {state.epochs_done}")
-        else:
-            state = TrainState()
-            model = build_model(
-                config.model,
-                n_levels=n_levels,
-                n_samples=info.n_samples,
-                head=config.head,
-                data_format=config.data_format,
-            )
-            compile_model(
-                model,
-                head=config.head,
-                learning_rate=config.learning_rate,
-                n_levels=n_levels,
-                jit=jit,
-                label_sigma=config.label_sigma,
-            )
+        model, state = _model_to_train(config, info, state, run_dir, resuming=resuming, tf=tf)
 
     clock = EpochClock(state.epochs_done)
-    common = {"dataset": dataset, "batch_size": config.batch_size}
-    train_data = distribute(
-        strategy,
-        make_dataset,
-        indices=info.split.indices("train"),
-        shuffle=True,
-        seed=config.seed,
-        clock=clock,
-        **common,
-    )
-    val_data = distribute(
-        strategy, make_dataset, indices=info.split.indices("validation"), **common
-    )
-
-    SetEpoch, RunCheckpoint = _callbacks_module()
-    checkpoint = RunCheckpoint(run_dir, state, config.patience, write, config.time_limit_s)
-    callbacks: list[Any] = [SetEpoch(clock), checkpoint]
-    if config.tensorboard and write:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    train_data, val_data = _input_pipelines(strategy, dataset, info, config, clock)
+    checkpoint, callbacks = _callbacks(config, state, run_dir, clock, write=write)
     if config.verbose:
         print(
             f"training {config.model} ({model.count_params():,} weights) on "
@@ -529,15 +559,5 @@ def _fit(
     if write:
         state.save(run_dir)
     if config.verbose:
-        if checkpoint.stopped_for_time:
-            print(
-                f"stopped after epoch {state.epochs_done}: --time_limit reached (continue with --resume)"
-            )
-        if state.best_val_loss is None:
-            print("no epoch gave a finite validation loss: no best model was saved")
-        else:
-            print(
-                f"best epoch {state.best_epoch} of {state.epochs_done} "
-                f"(val_loss {state.best_val_loss:.5f}); model saved as {run_dir / BEST_MODEL}"
-            )
+        _print_outcome(state, run_dir, timed_out=checkpoint.stopped_for_time)
     return run_dir

@@ -40,7 +40,8 @@ Edge cases, defined so that no metric is ever NaN:
   0 otherwise;
 * spectral convergence against a silent reference (``||S||_F = 0``) is 0 if
   the estimate is silent too and ``inf`` otherwise; :func:`summarize` leaves
-  non-finite values out of means and medians and counts them.
+  non-finite values out of means and medians and counts them
+  (:class:`MetricSummary`).
 
 The absolute scale of F_delta depends on the dB convention and the floor, which
 the paper does not give; compare F_delta between runs of this toolkit, not with
@@ -58,26 +59,29 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from models.common.records import JsonRecord
+from models.common.stft import HOP_LENGTH, N_FFT, n_frames
+from models.matching.audio_io import check_audio
 
 __all__ = [
     "FLOOR_DB",
-    "HOP_LENGTH",
     "METRICS",
-    "N_FFT",
+    "REPRESENTATION",
     "MetricInfo",
+    "MetricSummary",
     "compare_audio",
     "format_metric",
+    "format_metrics",
     "log_magnitude_stft",
     "magnitude_stft",
     "mel_basis",
+    "metric_heading",
     "mfcc",
     "pearson",
     "reconstruction_metrics",
     "summarize",
 ]
 
-N_FFT = 512
-HOP_LENGTH = 256
 FLOOR_DB = -100.0  # dB re a full-scale sine; float32 rendering noise sits far below
 N_MELS = 40  # 128 bands would leave empty filters at 257 FFT bins
 N_MFCC = 20
@@ -143,6 +147,14 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+# The representation the metrics compare, as reconstruction.json records it.
+REPRESENTATION: dict[str, str] = {
+    "stft": f"periodic Hann window {N_FFT}, hop {HOP_LENGTH}, zero-padded at the end; magnitude",
+    "log_magnitude": f"dB re a full-scale sine, floored at {FLOOR_DB:g} dB",
+    "mfcc": f"{N_MFCC} coefficients of {N_MELS} mel bands (DCT-II orthonormal of the dB mel power)",
+}
+
+
 # --------------------------------------------------------------------------
 # Representations
 # --------------------------------------------------------------------------
@@ -150,17 +162,7 @@ METRICS: dict[str, MetricInfo] = {
 
 def _as_batch(audio: np.ndarray, name: str) -> np.ndarray:
     """[n_samples] or [batch, n_samples] finite audio -> float64 [batch, n_samples]."""
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise InverSynthError(
-            f"{name} must have shape [n_samples] or [batch, n_samples] with n_samples > 0, "
-            f"got {np.shape(audio)}"
-        )
-    if not np.isfinite(x).all():
-        raise InverSynthError(f"{name} contains NaN or infinite samples")
-    return x
+    return check_audio(audio, name=name, batch=True, dtype=np.float64)
 
 
 @cache
@@ -172,11 +174,6 @@ def _window() -> np.ndarray:
 
 # Magnitude of a full-scale sine at the center of its bin: sum(window) / 2.
 _REFERENCE_MAGNITUDE = float(N_FFT / 4)
-
-
-def n_frames(n_samples: int) -> int:
-    """STFT frames of ``n_samples`` samples, padded at the end: 64 for 16384."""
-    return -(-int(n_samples) // HOP_LENGTH)
 
 
 def magnitude_stft(audio: np.ndarray) -> np.ndarray:
@@ -393,16 +390,68 @@ def compare_audio(
     reference: np.ndarray, estimate: np.ndarray, *, sample_rate: int
 ) -> dict[str, float]:
     """:func:`reconstruction_metrics` of one pair of [n_samples] signals, as floats."""
-    if np.ndim(reference) != 1 or np.ndim(estimate) != 1:
-        raise InverSynthError(
-            f"compare_audio takes two 1-D signals, got shapes {np.shape(reference)} and "
-            f"{np.shape(estimate)}"
-        )
+    reference = check_audio(reference, name="reference", dtype=np.float64)
+    estimate = check_audio(estimate, name="estimate", dtype=np.float64)
     metrics = reconstruction_metrics(reference, estimate, sample_rate=sample_rate)
     return {key: float(value[0]) for key, value in metrics.items()}
 
 
-def summarize(metrics: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class MetricSummary(JsonRecord):
+    """One metric over many sounds: statistics of its finite values.
+
+    ``mean``, ``median``, ``std``, ``min``, ``max`` are None when no value is
+    finite; ``n`` values were used and ``n_excluded`` non-finite ones left out
+    (e.g. spectral convergence against a silent reference).
+    """
+
+    mean: float | None
+    median: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    n: int
+    n_excluded: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "n_excluded": self.n_excluded,
+            "mean": self.mean,
+            "median": self.median,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricSummary:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            mean=number("mean"),
+            median=number("median"),
+            std=number("std"),
+            min=number("min"),
+            max=number("max"),
+            n=int(data["n"]),
+            n_excluded=int(data.get("n_excluded", 0)),
+        )
+
+    def stat(self, field: str) -> float | None:
+        """``"mean"``, ``"median"``, ``"std"``, ``"min"`` or ``"max"``."""
+        if field not in _STATISTICS:
+            raise InverSynthError(f"statistic must be one of {_STATISTICS}, got {field!r}")
+        value: float | None = getattr(self, field)
+        return value
+
+
+_STATISTICS = ("mean", "median", "std", "min", "max")
+
+
+def summarize(metrics: Mapping[str, np.ndarray]) -> dict[str, MetricSummary]:
     """Mean, median, standard deviation, min and max of each metric (the paper's Table 4).
 
     Parameters
@@ -411,26 +460,24 @@ def summarize(metrics: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
 
     Returns
     -------
-    summary : dict of str -> dict
-        Per metric: ``mean``, ``median``, ``std``, ``min``, ``max`` over the
-        finite values (None when there are none), ``n`` (values used) and
-        ``n_excluded`` (non-finite values left out, e.g. spectral convergence
-        against a silent reference).
+    summary : dict of str -> MetricSummary
+        Over the finite values of each metric; non-finite ones are counted
+        and left out.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, MetricSummary] = {}
     for key, values in metrics.items():
         v = np.asarray(values, dtype=np.float64).ravel()
         finite = v[np.isfinite(v)]
-        stats: dict[str, Any] = {"n": int(finite.size), "n_excluded": int(v.size - finite.size)}
-        for name, fn in (
-            ("mean", np.mean),
-            ("median", np.median),
-            ("std", np.std),
-            ("min", np.min),
-            ("max", np.max),
-        ):
-            stats[name] = float(fn(finite)) if finite.size else None
-        out[key] = stats
+        some = finite.size > 0
+        out[key] = MetricSummary(
+            mean=float(np.mean(finite)) if some else None,
+            median=float(np.median(finite)) if some else None,
+            std=float(np.std(finite)) if some else None,
+            min=float(np.min(finite)) if some else None,
+            max=float(np.max(finite)) if some else None,
+            n=int(finite.size),
+            n_excluded=int(v.size - finite.size),
+        )
     return out
 
 
@@ -449,3 +496,28 @@ def format_metric(key: str, value: float | None) -> str:
     if abs(v) >= 100:
         return f"{v:.1f}"
     return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"
+
+
+def metric_heading(key: str) -> str:
+    """A metric's column heading with its unit: ``rho_STFT (%)``, ``F_delta (dB)``, ``SC``."""
+    m = METRICS[key]
+    unit = "%" if key.startswith("rho") else m.unit
+    return m.label + (f" ({unit})" if unit else "")
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """One sound's metrics on one line: rho in percent, the others in their units."""
+    parts = []
+    for key, info in METRICS.items():
+        if key not in metrics:
+            continue
+        v = metrics[key]
+        if key.startswith("rho"):
+            parts.append(f"{info.label} {100 * v:.1f}%")
+        elif not np.isfinite(v):
+            parts.append(f"{info.label} undefined")
+        else:
+            unit = f" {info.unit}" if info.unit else ""
+            text = f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+            parts.append(f"{info.label} {text}{unit}")
+    return ", ".join(parts)

@@ -7,6 +7,9 @@ model takes: mono, at the model's sample rate, exactly its length, and says
 what it had to change (:attr:`ModelInput.notes`) so that nothing happens
 silently. Bad files (missing, unreadable, empty, silent, NaN) raise
 :class:`~generators.errors.InverSynthError` with a one-line message.
+
+:func:`check_audio` is the one check of audio arrays where they enter the
+toolkit's functions (shape, length, finite samples).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from generators.schema import SILENCE_PEAK
 __all__ = [
     "AUDIO_EXTENSIONS",
     "ModelInput",
+    "check_audio",
     "fit_length",
     "load_for_model",
     "read_audio",
@@ -33,6 +38,53 @@ __all__ = [
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+
+
+def check_audio(
+    audio: np.ndarray,
+    *,
+    name: str,
+    n_samples: int | None = None,
+    batch: bool = False,
+    dtype: type[np.floating[Any]] = np.float32,
+) -> np.ndarray:
+    """Audio given to a function, checked: its shape, its length, finite samples.
+
+    Parameters
+    ----------
+    audio : array-like [n_samples], or [batch, n_samples] when ``batch``
+        ``batch`` also takes one signal [n_samples] as a batch of one.
+    name : str
+        What the audio is, for the error message (``"reference"``, a file name).
+    n_samples : int, optional
+        The length it must have; otherwise any length > 0.
+    batch : bool
+    dtype : numpy float type
+
+    Returns
+    -------
+    audio : np.ndarray [n_samples] or [batch, n_samples], ``dtype``
+
+    Raises
+    ------
+    InverSynthError
+        Another shape or length, no samples, or NaN or infinite samples.
+    """
+    x = np.asarray(audio, dtype=dtype)
+    if batch and x.ndim == 1:
+        x = x[None, :]
+    if n_samples is None:
+        good = x.ndim == (2 if batch else 1) and x.shape[-1] > 0
+        expected = "[n_samples] or [batch, n_samples]" if batch else "[n_samples]"
+        expected += " with n_samples > 0"
+    else:
+        good = x.ndim == (2 if batch else 1) and x.shape[-1] == n_samples
+        expected = f"[batch, {int(n_samples)}]" if batch else f"[{int(n_samples)}]"
+    if not good:
+        raise InverSynthError(f"{name} must have shape {expected}, got {np.shape(audio)}")
+    if not np.isfinite(x).all():
+        raise InverSynthError(f"{name} contains NaN or infinite samples")
+    return x
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -162,11 +214,9 @@ def load_for_model(path: str | Path, *, sample_rate: int, n_samples: int) -> Mod
     name = str(path)
     if raw.shape[0] == 0 or raw.shape[1] == 0:
         raise InverSynthError(f"{name!r} contains no audio samples")
-    if not np.isfinite(raw).all():
-        raise InverSynthError(f"{name!r} contains NaN or infinite samples")
     notes: list[str] = []
     channels = raw.shape[1]
-    audio = to_mono(raw)
+    audio = check_audio(to_mono(raw), name=repr(name))  # NaN in any channel stays NaN
     if channels > 1:
         notes.append(f"mixed {channels} channels to mono")
     if rate != sample_rate:
@@ -201,12 +251,7 @@ def load_for_model(path: str | Path, *, sample_rate: int, n_samples: int) -> Mod
 
 
 def _pcm16(audio: np.ndarray) -> np.ndarray:
-    a = np.asarray(audio, dtype=np.float64)
-    if a.ndim != 1:
-        raise InverSynthError(f"audio to write must be 1-D [n_samples], got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise InverSynthError("audio to write contains NaN or infinite samples")
-    return np.clip(a, -1.0, 1.0)
+    return np.clip(check_audio(audio, name="audio to write", dtype=np.float64), -1.0, 1.0)
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:

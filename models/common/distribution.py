@@ -1,0 +1,53 @@
+"""Where training runs: the ``tf.distribute`` strategy, and which process writes the run.
+
+* ``TF_CONFIG`` set: MultiWorkerMirroredStrategy (one process per machine);
+* more than one GPU: MirroredStrategy over them;
+* no GPU but several logical CPU devices configured: MirroredStrategy over those;
+* otherwise the default strategy (one device).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from generators.errors import InverSynthError
+
+__all__ = ["get_strategy", "is_chief"]
+
+
+def get_strategy() -> Any:
+    """The ``tf.distribute`` strategy for this machine.
+
+    * ``TF_CONFIG`` set: MultiWorkerMirroredStrategy (one process per machine);
+    * more than one GPU: MirroredStrategy over them;
+    * no GPU but several logical CPU devices configured: MirroredStrategy over those;
+    * otherwise the default strategy (one device).
+    """
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    cpus = tf.config.list_logical_devices("CPU")
+    if not gpus and len(cpus) > 1:
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in cpus])
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder (always, except non-chief workers)."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return True
+    try:
+        config = json.loads(text)
+        task = config.get("task", {})
+        kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        raise InverSynthError(f"TF_CONFIG is not valid JSON: {text[:200]!r}") from None
+    has_chief = "chief" in config.get("cluster", {})
+    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)

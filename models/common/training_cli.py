@@ -1,0 +1,350 @@
+"""The training command line shared by ``models.app``, ``models.spectrogram_cnn`` and ``models.e2e_cnn``.
+
+Each entry point (:class:`EntryPoint`) only restricts the model choice and its
+default. Every option also has an environment/.env default
+(``INVERSYNTH_<NAME>``, listed in ``.env.example``); the command line wins.
+After training, the run is evaluated on its test split
+(:func:`models.common.evaluation.evaluate_run`), its predictions resynthesized
+(:func:`models.matching.resynthesis.evaluate_reconstruction`) and its
+listening report written (:func:`models.matching.report.write_report`).
+
+Examples
+--------
+Train C6 on ``data/fm_data.hdf5`` (or on all its shards), evaluate it::
+
+    python -m models.spectrogram_cnn --model C6 --dataset_name fm
+    python -m models.spectrogram_cnn --model C6 --dataset_file "data/fm_data.shard-*.hdf5"
+
+Continue an interrupted run (same command plus ``--resume``)::
+
+    python -m models.spectrogram_cnn --model C6 --dataset_name fm --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generators.cli import (
+    env_default,
+    env_value,
+    make_parser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from generators.errors import InverSynthError
+from generators.schema import dataset_path
+from models.common.options import add_workers_argument
+
+__all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    from models.common.data import parse_split
+
+    try:
+        return parse_split(text)
+    except InverSynthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Renamed(argparse.Action):
+    """An option that was renamed: refuse it, naming the new one (never guess a unit)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, message: str) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS)
+        self.message = message
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(self.message)
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, models: Sequence[str], model_default: str
+) -> None:
+    from models.common.model_table import DATA_FORMATS, HEADS
+
+    m = parser.add_argument_group("model")
+    m.add_argument("--model", choices=list(models), default=model_default, help="architecture")
+    m.add_argument(
+        "--head",
+        choices=HEADS,
+        default=env_default("HEAD", "sigmoid"),
+        help="sigmoid: one unit per class, binary cross-entropy (paper); "
+        "softmax: one softmax per parameter, summed cross-entropy",
+    )
+    m.add_argument(
+        "--label_sigma",
+        type=non_negative_float,
+        default=env_default("LABEL_SIGMA", 0.0, non_negative_float),
+        help="0: one-hot targets (the paper); > 0: targets spread over neighbouring classes "
+        "by a Gaussian this many classes wide, which rewards near misses (better MPR and MAE)",
+    )
+    m.add_argument(
+        "--data_format",
+        choices=DATA_FORMATS,
+        default=env_default("DATA_FORMAT", "channels_last"),
+        help="layout of the feature maps (channels_first can be faster on GPUs)",
+    )
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    d = parser.add_argument_group("data")
+    d.add_argument(
+        "--dataset_file",
+        default=env_default("DATASET_FILE", None),
+        help="dataset file, or a glob of its shards (overrides --dataset_dir/--dataset_name)",
+    )
+    d.add_argument(
+        "--dataset_dir",
+        "--dataset_directory",
+        dest="dataset_dir",
+        type=Path,
+        default=env_default("DATASET_DIRECTORY", Path("data"), Path),
+        help="folder of the dataset",
+    )
+    d.add_argument(
+        "--dataset_name",
+        default=env_default("NAME", None),
+        help="dataset name: trains on {dataset_dir}/{dataset_name}_data.hdf5 (or its shards)",
+    )
+    d.add_argument(
+        "--split",
+        type=_split,
+        default=env_default("SPLIT", "0.8,0.1,0.1"),
+        help="train,validation,test fractions of the examples (contiguous blocks by index)",
+    )
+    d.add_argument(
+        "--max_examples",
+        type=positive_int,
+        default=env_default("MAX_EXAMPLES", None, positive_int),
+        help="use only the first N examples of the dataset",
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    t = parser.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int, default=env_default("EPOCHS", 100, positive_int))
+    t.add_argument(
+        "--batch_size",
+        type=positive_int,
+        default=env_default("BATCH_SIZE", 16, positive_int),
+        help="global batch size (all devices together)",
+    )
+    t.add_argument(
+        "--learning_rate",
+        type=positive_float,
+        default=env_default("LEARNING_RATE", 1e-3, positive_float),
+        help="Adam's learning rate",
+    )
+    t.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=env_default("PATIENCE", 10, non_negative_int),
+        help="stop after this many epochs without a better validation loss (0: never stop early)",
+    )
+    t.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=env_default("TRAIN_SEED", 0, non_negative_int),
+        help="seed of the weights' initialization and of the shuffling",
+    )
+    t.add_argument(
+        "--time_limit_s",
+        type=positive_float,
+        default=env_default("TIME_LIMIT_S", None, positive_float),
+        help="seconds: stop before an epoch that would end later (continue with --resume)",
+    )
+    # Without this, argparse would take "--time_limit 30" (minutes, before) for
+    # "--time_limit_s 30" (seconds) as an abbreviation.
+    t.add_argument(
+        "--time_limit",
+        action=_Renamed,
+        message="--time_limit (minutes) is now --time_limit_s (seconds)",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--output_dir",
+        type=Path,
+        default=env_default("OUTPUT_DIR", Path("runs"), Path),
+        help="folder of the run folders",
+    )
+    o.add_argument(
+        "--run_name",
+        default=env_default("RUN_NAME", None),
+        help="the run folder is {output_dir}/{run_name}; default {model}_{dataset name}",
+    )
+    o.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    o.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=env_default("TENSORBOARD", False),
+        help="write TensorBoard logs to {run}/tensorboard",
+    )
+    o.add_argument("--no_evaluate", action="store_true", help="skip the test-split evaluation")
+    o.add_argument(
+        "--no_reconstruction",
+        action="store_true",
+        help="evaluate the parameters only: no resynthesis metrics, no listening report",
+    )
+    add_workers_argument(o)
+    o.add_argument(
+        "--no_progress", action="store_true", help="one line per epoch instead of a progress bar"
+    )
+
+
+def get_parser(
+    *,
+    prog: str,
+    models: Sequence[str],
+    default_model: str,
+    model_env: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """The training options (see the module docstring).
+
+    Parameters
+    ----------
+    prog : str
+        Program name for help and errors.
+    models : sequence of str
+        Models this entry point offers.
+    default_model : str
+    model_env : str
+        Name of the environment variable (without prefix) for ``--model``.
+    description : str
+    """
+    model_default = env_default(model_env, default_model)
+    if model_default not in models:
+        raise InverSynthError(
+            f"environment/.env variable INVERSYNTH_{model_env}={model_default!r} is not one of {list(models)}"
+        )
+    if env_value("TIME_LIMIT") is not None:
+        raise InverSynthError(
+            "environment/.env variable INVERSYNTH_TIME_LIMIT (minutes) is now "
+            "INVERSYNTH_TIME_LIMIT_S (seconds)"
+        )
+    parser = make_parser(prog=prog, description=description)
+    _add_model_options(parser, models, model_default)
+    _add_data_options(parser)
+    _add_training_options(parser)
+    _add_output_options(parser)
+    return parser
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """Destinations of the options that appear on the command line."""
+    found: set[str] = set()
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if any(tok == opt or tok.startswith(opt + "=") for tok in argv):
+                found.add(action.dest)
+    return found
+
+
+def dataset_source(args: argparse.Namespace) -> str:
+    """The dataset file (or shard glob) the options name."""
+    if args.dataset_file:
+        return str(args.dataset_file)
+    if not args.dataset_name:
+        raise InverSynthError(
+            "no dataset given: pass --dataset_file PATH, or --dataset_name NAME (and --dataset_dir)"
+        )
+    single = dataset_path(args.dataset_dir, args.dataset_name)
+    if single.exists():
+        return str(single)
+    shards = str(Path(args.dataset_dir) / f"{args.dataset_name}_data.shard-*-of-*.hdf5")
+    if glob.glob(shards):
+        return shards
+    return str(single)  # open_dataset reports it missing (or unfinished)
+
+
+def _train_config(args: argparse.Namespace, source: str) -> Any:
+    from models.common.training import TrainConfig
+
+    return TrainConfig(
+        model=args.model,
+        dataset=[source],
+        output_dir=args.output_dir,
+        run_name=args.run_name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        head=args.head,
+        label_sigma=args.label_sigma,
+        data_format=args.data_format,
+        seed=args.seed,
+        patience=args.patience,
+        split=args.split,
+        max_examples=args.max_examples,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        time_limit_s=args.time_limit_s,
+        verbose=2 if args.no_progress else 1,
+    )
+
+
+def _evaluate(run_dir: Path, args: argparse.Namespace) -> None:
+    """The test-split evaluation, resynthesis and listening report of a trained run."""
+    from models.common.evaluation import evaluate_run
+    from models.matching.report import write_report
+    from models.matching.resynthesis import evaluate_reconstruction
+
+    result = evaluate_run(run_dir, progress=not args.no_progress)
+    if not args.no_reconstruction:
+        evaluate_reconstruction(
+            run_dir,
+            evaluation_dir=result.output_dir,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+        print(f"listening report: {write_report(run_dir, evaluation_dir=result.output_dir)}")
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """A training command: the models it offers and its default.
+
+    ``python -m models.app``, ``python -m models.spectrogram_cnn`` and
+    ``python -m models.e2e_cnn`` are each one of these; ``--model``'s
+    environment default is ``INVERSYNTH_{model_env}``.
+    """
+
+    prog: str
+    models: tuple[str, ...]
+    default_model: str
+    model_env: str
+    description: str
+
+    def get_parser(self) -> argparse.ArgumentParser:
+        return get_parser(
+            prog=self.prog,
+            models=self.models,
+            default_model=self.default_model,
+            model_env=self.model_env,
+            description=self.description,
+        )
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Train (or resume), then evaluate on the test split."""
+        from models.common.distribution import is_chief
+        from models.common.training import train
+
+        argv = list(sys.argv[1:] if argv is None else argv)
+        parser = self.get_parser()
+        args = parser.parse_args(argv)
+        config = _train_config(args, dataset_source(args))
+        run_dir = train(config, explicit=explicit_options(parser, argv))
+        if not args.no_evaluate and is_chief():
+            _evaluate(run_dir, args)
+        return 0

@@ -1,0 +1,352 @@
+"""The whole path in a few minutes on a laptop CPU (``python -m models.demo``).
+
+:func:`run_demo`
+
+1. makes a small dataset of the paper's FM synth (``{output_dir}/data``);
+2. trains the paper's C6 on it for a few epochs (``{output_dir}/runs/C6_fm_demo``);
+3. evaluates it on the held-out test split (the paper's metrics, Table 3);
+4. resynthesizes every test prediction and measures it (Table 4);
+5. matches a few held-out sounds, written as WAV files, and one sound the
+   synth did not make (a 44.1 kHz stereo plucked string), as
+   ``python -m models.predict`` does (``{output_dir}/predictions``);
+6. writes the listening report (``.../evaluation/report.html``);
+
+and prints where everything is. A model trained this briefly on this little
+data is far from the paper's (200,000 examples, 100 epochs); the point is to
+see every step work, and to get the commands for the real thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from generators.errors import InverSynthError
+from generators.fm_generator import FMGenerator
+from generators.parameters import ALL_GROUP
+from generators.sine_generator import SineGenerator
+from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
+from models.common.run import BEST_MODEL, RUN_FILE
+from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+
+if TYPE_CHECKING:
+    from models.common.run import Run
+
+__all__ = ["DEMO_SYNTHS", "DemoResult", "plucked_string", "run_demo"]
+
+# The paper's synth, or the one-sine toy synth (for a quick check).
+DEMO_SYNTHS = (FMGenerator.name, SineGenerator.name)
+RUN_NAME_SUFFIX = "demo"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+
+
+def plucked_string(
+    *, sample_rate: int = 44100, seconds: float = 1.5, freq_hz: float = 392.0
+) -> np.ndarray:
+    """A Karplus-Strong plucked string, stereo: a sound from outside the synth.
+
+    Returns
+    -------
+    audio : np.ndarray [n_samples, 2], float32
+    """
+    n = round(sample_rate * seconds)
+    period = round(sample_rate / freq_hz)
+    rng = np.random.default_rng(7)
+    buffer = rng.uniform(-1.0, 1.0, period)
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = buffer[i % period]
+        buffer[i % period] = 0.996 * 0.5 * (buffer[i % period] + buffer[(i + 1) % period])
+    out *= 0.8 / np.max(np.abs(out))
+    return np.stack([out, 0.9 * out], axis=1).astype(np.float32)
+
+
+class _Stages:
+    """Wall time of each step, printed as it finishes."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.times: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, title: str, key: str) -> Iterator[None]:
+        """Print ``title``, run the step, print and keep its wall time as ``key``."""
+        print(f"\n=== {title}", flush=True)
+        started = time.monotonic()
+        yield
+        self.times[key] = time.monotonic() - started
+        print(f"--- {key}: {_minutes(self.times[key])}", flush=True)
+
+    @property
+    def total(self) -> float:
+        return time.monotonic() - self.start
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` made, and the figures it printed."""
+
+    dataset: Path
+    run_dir: Path
+    report: Path
+    predictions_dir: Path
+    mpr: float  # mean percentile rank over all parameters
+    rho_stft: float | None  # mean over the test sounds, model
+    rho_stft_chance: float | None  # the same for random patches
+    seconds: dict[str, float] = field(default_factory=dict)  # per step, and "total"
+
+
+def _check_options(*, synth: str, num_examples: int, positive: dict[str, int]) -> None:
+    for name, value in positive.items():
+        if int(value) != value or value <= 0:
+            raise InverSynthError(f"--{name} must be a positive integer, got {value!r}")
+    if num_examples < 50:
+        raise InverSynthError(f"--num_examples must be at least 50, got {num_examples}")
+    if synth not in DEMO_SYNTHS:
+        raise InverSynthError(f"--synth must be one of {', '.join(DEMO_SYNTHS)}, got {synth!r}")
+
+
+def _clear_earlier_run(run_dir: Path) -> None:
+    """Remove the demo's own run of an earlier call; refuse any other folder there."""
+    if not run_dir.exists():
+        return
+    if not (run_dir / RUN_FILE).is_file():
+        raise InverSynthError(
+            f"{str(run_dir)!r} exists but is not a run folder; move it or choose another "
+            "--output_dir"
+        )
+    shutil.rmtree(run_dir)
+
+
+def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, workers: int) -> Path:
+    from generators.schema import dataset_path
+    from generators.synth import load_generator
+    from generators.writer import DatasetCreator
+
+    generator = load_generator(synth, {})
+    data_path = dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}")
+    try:
+        DatasetCreator(
+            generator, path=data_path, n_examples=num_examples, seed=seed, workers=workers
+        ).run(overwrite=True)
+    finally:
+        generator.close()
+    print(f"dataset: {data_path}")
+    return data_path
+
+
+def _train(
+    data_path: Path, run_dir: Path, *, model: str, epochs: int, batch_size: int, seed: int
+) -> None:
+    # TensorFlow from here on; the rendering workers never import it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from models.common.training import TrainConfig, train
+
+    config = TrainConfig(
+        model=model,
+        dataset=[str(data_path)],
+        output_dir=run_dir.parent,
+        run_name=run_dir.name,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        patience=0,
+        verbose=2,
+    )
+    train(config)
+
+
+def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple[Path, Any]]:
+    """Held-out test sounds as WAV files, and the foreign sound: (path, true indices or None)."""
+    import soundfile as sf
+
+    from models.matching.audio_io import write_wav
+
+    sounds_dir.mkdir(parents=True, exist_ok=True)
+    test_indices = run.split.indices("test")
+    picks = test_indices[np.linspace(0, test_indices.size - 1, n_matches).astype(int)]
+    with run.open_dataset() as dataset:
+        audio, labels = dataset.read(picks)
+    paths: list[tuple[Path, Any]] = []
+    for i, index in enumerate(picks):
+        path = write_wav(sounds_dir / f"test_{int(index):06d}.wav", audio[i], run.sample_rate)
+        paths.append((path, labels[i]))
+    foreign = sounds_dir / "plucked_string_44k_stereo.wav"
+    sf.write(foreign, plucked_string(), 44100, subtype="PCM_16")
+    paths.append((foreign, None))
+    return paths
+
+
+def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
+    """Match every sound as ``python -m models.predict`` does; print the first in full."""
+    from models.matching.metrics import format_metrics
+    from models.matching.prediction import format_prediction, predict_file, write_prediction
+
+    synth = run.make_generator()
+    try:
+        for n, (path, true) in enumerate(sounds):
+            prediction = predict_file(run, path, generator=synth)
+            write_prediction(prediction, predictions_dir, run=run)
+            print()
+            if n == 0 or true is None:
+                print(format_prediction(prediction))
+            else:
+                print(f"{path}\n  resynthesis: {format_metrics(prediction.metrics or {})}")
+            if true is not None:
+                right = int(np.sum(prediction.indices == true))
+                print(f"  {right} of {len(true)} parameters exactly right")
+    finally:
+        synth.close()
+    print(f"predictions: {predictions_dir} (JSON, input and resynthesis WAV, PNG per sound)")
+
+
+def _print_summary(
+    result: DemoResult,
+    *,
+    out: Path,
+    synth: str,
+    model: str,
+    epochs: int,
+    num_examples: int,
+    sounds_dir: Path,
+) -> None:
+    times = result.seconds
+    paper = PAPER_MPR.get(model) if describes(synth) else None
+    paper_note = (
+        f"; the paper's {model}: {paper:.2f} after {PAPER_EPOCHS} epochs on "
+        f"{PAPER_EXAMPLES:,} examples)"
+        if paper is not None
+        else ")"
+    )
+    rho = "-" if result.rho_stft is None else f"{100 * result.rho_stft:.1f}%"
+    chance = result.rho_stft_chance
+    print(f"\nDemo finished in {_minutes(times['total'])}. What it made, in {out}/:")
+    evaluation = result.run_dir / "evaluation"
+    rows = [
+        ("dataset", f"{result.dataset} ({num_examples} examples, {_minutes(times['dataset'])})"),
+        (
+            "model",
+            f"{result.run_dir / BEST_MODEL} ({epochs} epochs, {_minutes(times['training'])})",
+        ),
+        (
+            "accuracy",
+            f"{evaluation / METRICS_FILE}: mean percentile rank {result.mpr:.1f} "
+            f"(50 = chance, 100 = perfect{paper_note}",
+        ),
+        (
+            "resynthesis",
+            f"{evaluation / RECONSTRUCTION_JSON}: rho_STFT mean {rho}"
+            + (f" (random patches: {100 * chance:.1f}%)" if chance is not None else ""),
+        ),
+        ("matches", f"{result.predictions_dir}/ (from {sounds_dir}/)"),
+        ("report", f"{result.report}  <- open it in a browser and listen"),
+    ]
+    for key, text in rows:
+        print(f"  {key:<12} {text}")
+    print(
+        "\nThe real experiment (hours on a CPU, much less on a GPU):\n"
+        "  uv run python -m generators.fm_generator --num_examples 200000 --name fm\n"
+        "  uv run python -m models.spectrogram_cnn --model C6 --dataset_name fm"
+        "   # then evaluates, resynthesizes, reports\n"
+        "  uv run python -m models.predict my_sound.wav --run runs/C6_fm"
+    )
+
+
+def run_demo(
+    *,
+    output_dir: str | Path = "demo",
+    synth: str = FMGenerator.name,
+    model: str = "C6",
+    num_examples: int = 2000,
+    epochs: int = 8,
+    batch_size: int = 16,
+    workers: int = 2,
+    n_matches: int = 3,
+    n_report: int = 6,
+    seed: int = 0,
+) -> DemoResult:
+    """Run the demo (see the module docstring).
+
+    Parameters
+    ----------
+    output_dir : path
+        Everything goes here; the demo's own dataset and run folder are replaced.
+    synth : {"fm", "sine"}
+        The paper's FM synth, or the one-sine toy synth (for a quick check).
+    model : str
+        Architecture (C1-C6, C6XL, CE2E, CE2E_2D).
+    num_examples, epochs, batch_size : int
+        Dataset size (split 80/10/10), training epochs, minibatch.
+    workers : int
+        Rendering processes.
+    n_matches : int
+        Held-out test sounds matched as files.
+    n_report : int
+        Test sounds in the listening report.
+    seed : int
+        Dataset and training seed.
+
+    Returns
+    -------
+    DemoResult
+        The paths and figures it printed.
+    """
+    positive = {"num_examples": num_examples, "epochs": epochs, "batch_size": batch_size}
+    positive.update(workers=workers, n_matches=n_matches, n_report=n_report)
+    _check_options(synth=synth, num_examples=num_examples, positive=positive)
+    out = Path(output_dir)
+    stages = _Stages()
+    run_name = f"{model}_{synth}_{RUN_NAME_SUFFIX}"
+    run_dir = out / "runs" / run_name
+    _clear_earlier_run(run_dir)
+
+    with stages.step(f"1/6 dataset: {num_examples} examples of the {synth!r} synth", "dataset"):
+        data_path = _make_dataset(out, synth, num_examples, seed=seed, workers=workers)
+    with stages.step(f"2/6 training {model} for {epochs} epochs", "training"):
+        _train(data_path, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed)
+    with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
+        from models.common.evaluation import evaluate_run
+        from models.common.run import load_run
+
+        run = load_run(run_dir)
+        mpr = evaluate_run(run_dir, run=run, progress=False).evaluation.groups[ALL_GROUP].mpr
+    with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
+        from models.matching.resynthesis import evaluate_reconstruction
+
+        reconstruction = evaluate_reconstruction(run_dir, workers=workers, progress=False)
+    sounds_dir, predictions_dir = out / "sounds", out / "predictions"
+    with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
+        _match_sounds(run, _write_test_sounds(run, sounds_dir, n_matches), predictions_dir)
+    with stages.step("6/6 listening report", "report"):
+        from models.matching.report import write_report
+
+        report = write_report(run_dir, n_examples=n_report, seed=seed)
+        print(f"report: {report}")
+
+    chance = reconstruction.chance or {}
+    result = DemoResult(
+        dataset=data_path,
+        run_dir=run_dir,
+        report=report,
+        predictions_dir=predictions_dir,
+        mpr=mpr,
+        rho_stft=reconstruction.summary["rho_stft"].mean,
+        rho_stft_chance=chance["rho_stft"].mean if "rho_stft" in chance else None,
+        seconds=dict(stages.times, total=stages.total),
+    )
+    _print_summary(
+        result, out=out, synth=synth, model=model, epochs=epochs, num_examples=num_examples,
+        sounds_dir=sounds_dir,
+    )  # fmt: skip
+    return result
