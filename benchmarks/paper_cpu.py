@@ -112,9 +112,9 @@ def main() -> None:
     made = "pre-generated" if pregenerated else f"generated in {generation_s:.0f} s"
     print(f"dataset {data_path}: {made}", flush=True)
 
-    from models.common.evaluation import evaluate_run
     from models.common.paper import PAPER_MPR
     from models.common.training import TrainState
+    from models.matching.evaluation import evaluate_run
 
     eval_reserve_s = 90.0
     train_budget_s = args.budget_s - (time.monotonic() - start) - eval_reserve_s

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
+
+import numpy as np
 
 from generators.errors import InverSynthError
 
 __all__ = [
+    "check_audio",
     "check_float",
     "check_int",
     "check_non_negative_int",
@@ -101,3 +105,50 @@ def check_float(
             requirement = f"a finite number{suffix}"
         raise InverSynthError(f"{name} must be {requirement}, got {value!r}")
     return number
+
+
+def check_audio(
+    audio: np.ndarray,
+    *,
+    name: str,
+    n_samples: int | None = None,
+    batch: bool = False,
+    dtype: type[np.floating[Any]] = np.float32,
+) -> np.ndarray:
+    """Audio given to a function, checked: its shape, its length, finite samples.
+
+    Parameters
+    ----------
+    audio : array-like [n_samples], or [batch, n_samples] when ``batch``
+        ``batch`` also takes one signal [n_samples] as a batch of one.
+    name : str
+        What the audio is, for the error message (``"reference"``, a file name).
+    n_samples : int, optional
+        The length it must have; otherwise any length > 0.
+    batch : bool
+    dtype : numpy float type
+
+    Returns
+    -------
+    audio : np.ndarray [n_samples] or [batch, n_samples], ``dtype``
+
+    Raises
+    ------
+    InverSynthError
+        Another shape or length, no samples, or NaN or infinite samples.
+    """
+    x = np.asarray(audio, dtype=dtype)
+    if batch and x.ndim == 1:
+        x = x[None, :]
+    if n_samples is None:
+        good = x.ndim == (2 if batch else 1) and x.shape[-1] > 0
+        expected = "[n_samples] or [batch, n_samples]" if batch else "[n_samples]"
+        expected += " with n_samples > 0"
+    else:
+        good = x.ndim == (2 if batch else 1) and x.shape[-1] == n_samples
+        expected = f"[batch, {int(n_samples)}]" if batch else f"[{int(n_samples)}]"
+    if not good:
+        raise InverSynthError(f"{name} must have shape {expected}, got {np.shape(audio)}")
+    if not np.isfinite(x).all():
+        raise InverSynthError(f"{name} contains NaN or infinite samples")
+    return x

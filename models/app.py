@@ -2,14 +2,14 @@
 
 ``python -m models.spectrogram_cnn`` and ``python -m models.e2e_cnn`` are the
 same command restricted to one kind of model. Options: ``--help``, and
-:mod:`models.common.training_cli`.
+:mod:`models.cli.training_app`.
 """
 
 from __future__ import annotations
 
 from generators.cli import run_cli
+from models.cli.training_app import EntryPoint
 from models.common.model_table import MODELS
-from models.common.training_cli import EntryPoint
 
 ENTRY_POINT = EntryPoint(
     prog="python -m models.app",

@@ -9,7 +9,7 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
-and prints where everything is. The library is :mod:`models.matching.demo`.
+and prints where everything is. The library is :mod:`models.cli.demo`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import env_default, make_parser, positive_int, run_cli
-from models.common.options import add_workers_argument
-from models.matching.demo import DEMO_SYNTHS, run_demo
+from models.cli.demo import DEMO_SYNTHS, run_demo
+from models.cli.options import add_workers_argument
 
 __all__ = ["get_parser", "main"]
 

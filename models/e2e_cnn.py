@@ -1,14 +1,14 @@
 """Train an end-to-end CNN on raw audio (CE2E, CE2E_2D): ``python -m models.e2e_cnn --model CE2E ...``.
 
 Strided convolutions learn a 64 x 257 "spectrogram" from the 16384 samples,
-followed by C6's layers. Options: ``--help``, and :mod:`models.common.training_cli`.
+followed by C6's layers. Options: ``--help``, and :mod:`models.cli.training_app`.
 """
 
 from __future__ import annotations
 
 from generators.cli import run_cli
+from models.cli.training_app import EntryPoint
 from models.common.model_table import E2E_MODELS
-from models.common.training_cli import EntryPoint
 
 ENTRY_POINT = EntryPoint(
     prog="python -m models.e2e_cnn",

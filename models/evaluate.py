@@ -13,7 +13,7 @@ unless ``--no_reconstruction``, it resynthesizes the predictions
 (``reconstruction.json``, as ``python -m models.reconstruct``) and writes the
 listening report (``report.html``, as ``python -m models.report``).
 
-The libraries are :mod:`models.common.evaluation`,
+The libraries are :mod:`models.matching.evaluation`,
 :mod:`models.matching.resynthesis` and :mod:`models.matching.report`.
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import env_default, make_parser, positive_int, run_cli
-from models.common.evaluation import SPLITS, evaluate_run
-from models.common.options import add_workers_argument
+from models.cli.options import add_workers_argument
+from models.matching.evaluation import SPLITS, evaluate_run
 
 __all__ = ["get_parser", "main"]
 

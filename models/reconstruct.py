@@ -23,7 +23,7 @@ import argparse
 from collections.abc import Sequence
 
 from generators.cli import make_parser, positive_int, run_cli
-from models.common.options import add_evaluated_run_arguments, add_workers_argument
+from models.cli.options import add_evaluated_run_arguments, add_workers_argument
 from models.matching.resynthesis import evaluate_reconstruction
 
 __all__ = ["get_parser", "main"]

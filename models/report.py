@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import make_parser, positive_int, run_cli
-from models.common.options import add_evaluated_run_arguments
+from models.cli.options import add_evaluated_run_arguments
 from models.matching.report import write_report
 
 __all__ = ["get_parser", "main"]

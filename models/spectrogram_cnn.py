@@ -1,14 +1,14 @@
 """Train a spectrogram CNN (C1-C6, C6XL): ``python -m models.spectrogram_cnn --model C6 ...``.
 
 The model computes a log-magnitude STFT of the raw audio inside itself (kapre),
-so datasets hold only waveforms. Options: ``--help``, and :mod:`models.common.training_cli`.
+so datasets hold only waveforms. Options: ``--help``, and :mod:`models.cli.training_app`.
 """
 
 from __future__ import annotations
 
 from generators.cli import run_cli
+from models.cli.training_app import EntryPoint
 from models.common.model_table import SPECTROGRAM_MODELS
-from models.common.training_cli import EntryPoint
 
 ENTRY_POINT = EntryPoint(
     prog="python -m models.spectrogram_cnn",

@@ -13,9 +13,9 @@ import soundfile as sf
 
 from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
+from generators.validate import check_audio
 from models.common.data import Split
 from models.matching.audio_io import (
-    check_audio,
     fit_length,
     load_for_model,
     read_audio,
@@ -299,7 +299,7 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
-    from models.matching.demo import run_demo
+    from models.cli.demo import run_demo
 
     foreign = tmp_path / "runs" / "C6_sine_demo"
     foreign.mkdir(parents=True)

@@ -1,2 +1,2 @@
 """The network side: model table, architectures, STFT front end, data pipeline, training,
-run folders, metrics and plots, the evaluation of a run, the paper's figures."""
+run folders, parameter metrics and plots, the paper's figures."""

@@ -36,9 +36,9 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
+from generators.validate import check_audio
 from models.common.data import Split
 from models.common.records import write_json_atomic
-from models.matching.audio_io import check_audio
 
 __all__ = [
     "BEST_MODEL",

@@ -8,8 +8,8 @@ what it had to change (:attr:`ModelInput.notes`) so that nothing happens
 silently. Bad files (missing, unreadable, empty, silent, NaN) raise
 :class:`~generators.errors.InverSynthError` with a one-line message.
 
-:func:`check_audio` is the one check of audio arrays where they enter the
-toolkit's functions (shape, length, finite samples).
+Audio arrays are checked where they enter the toolkit's functions by
+:func:`generators.validate.check_audio` (shape, length, finite samples).
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from generators.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
+from generators.validate import check_audio
 
 __all__ = [
     "AUDIO_EXTENSIONS",
     "ModelInput",
-    "check_audio",
     "fit_length",
     "load_for_model",
     "read_audio",
@@ -38,53 +37,6 @@ __all__ = [
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
-
-
-def check_audio(
-    audio: np.ndarray,
-    *,
-    name: str,
-    n_samples: int | None = None,
-    batch: bool = False,
-    dtype: type[np.floating[Any]] = np.float32,
-) -> np.ndarray:
-    """Audio given to a function, checked: its shape, its length, finite samples.
-
-    Parameters
-    ----------
-    audio : array-like [n_samples], or [batch, n_samples] when ``batch``
-        ``batch`` also takes one signal [n_samples] as a batch of one.
-    name : str
-        What the audio is, for the error message (``"reference"``, a file name).
-    n_samples : int, optional
-        The length it must have; otherwise any length > 0.
-    batch : bool
-    dtype : numpy float type
-
-    Returns
-    -------
-    audio : np.ndarray [n_samples] or [batch, n_samples], ``dtype``
-
-    Raises
-    ------
-    InverSynthError
-        Another shape or length, no samples, or NaN or infinite samples.
-    """
-    x = np.asarray(audio, dtype=dtype)
-    if batch and x.ndim == 1:
-        x = x[None, :]
-    if n_samples is None:
-        good = x.ndim == (2 if batch else 1) and x.shape[-1] > 0
-        expected = "[n_samples] or [batch, n_samples]" if batch else "[n_samples]"
-        expected += " with n_samples > 0"
-    else:
-        good = x.ndim == (2 if batch else 1) and x.shape[-1] == n_samples
-        expected = f"[batch, {int(n_samples)}]" if batch else f"[{int(n_samples)}]"
-    if not good:
-        raise InverSynthError(f"{name} must have shape {expected}, got {np.shape(audio)}")
-    if not np.isfinite(x).all():
-        raise InverSynthError(f"{name} contains NaN or infinite samples")
-    return x
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:

@@ -59,9 +59,9 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.validate import check_audio
 from models.common.records import JsonRecord
 from models.common.stft import HOP_LENGTH, N_FFT, n_frames
-from models.matching.audio_io import check_audio
 
 __all__ = [
     "FLOOR_DB",

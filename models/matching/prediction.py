@@ -24,8 +24,9 @@ import numpy as np
 
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
+from generators.validate import check_audio
 from models.common.records import write_json_atomic
-from models.matching.audio_io import ModelInput, check_audio, load_for_model, write_wav
+from models.matching.audio_io import ModelInput, load_for_model, write_wav
 from models.matching.figures import plot_spectrograms
 from models.matching.metrics import compare_audio, format_metrics
 

@@ -258,7 +258,7 @@ def evaluate_reconstruction(
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
 
     Needs no TensorFlow: it starts from ``predictions.npz``, so call it after
-    :func:`models.common.evaluation.evaluate_run`.
+    :func:`models.matching.evaluation.evaluate_run`.
 
     Parameters
     ----------

@@ -316,8 +316,8 @@ def run_demo(
     with stages.step(f"2/6 training {model} for {epochs} epochs", "training"):
         _train(data_path, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed)
     with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
-        from models.common.evaluation import evaluate_run
         from models.common.run import load_run
+        from models.matching.evaluation import evaluate_run
 
         run = load_run(run_dir)
         mpr = evaluate_run(run_dir, run=run, progress=False).evaluation.groups[ALL_GROUP].mpr

@@ -4,7 +4,7 @@ Each entry point (:class:`EntryPoint`) only restricts the model choice and its
 default. Every option also has an environment/.env default
 (``INVERSYNTH_<NAME>``, listed in ``.env.example``); the command line wins.
 After training, the run is evaluated on its test split
-(:func:`models.common.evaluation.evaluate_run`), its predictions resynthesized
+(:func:`models.matching.evaluation.evaluate_run`), its predictions resynthesized
 (:func:`models.matching.resynthesis.evaluate_reconstruction`) and its
 listening report written (:func:`models.matching.report.write_report`).
 
@@ -41,7 +41,7 @@ from generators.cli import (
 )
 from generators.errors import InverSynthError
 from generators.schema import dataset_path
-from models.common.options import add_workers_argument
+from models.cli.options import add_workers_argument
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
 
@@ -296,7 +296,7 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
 
 def _evaluate(run_dir: Path, args: argparse.Namespace) -> None:
     """The test-split evaluation, resynthesis and listening report of a trained run."""
-    from models.common.evaluation import evaluate_run
+    from models.matching.evaluation import evaluate_run
     from models.matching.report import write_report
     from models.matching.resynthesis import evaluate_reconstruction
 
