@@ -99,7 +99,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--hop_s",
         type=positive_float,
         default=None,
-        help="seconds between the starts of the parts (default: the model's length)",
+        help="seconds between the starts of the parts (unset: the model's length)",
     )
     parser.add_argument(
         "--run",
@@ -112,7 +112,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--output_dir",
         type=Path,
         default=env_default("PREDICTIONS_DIRECTORY", None, Path),
-        help="where the JSON, WAV and PNG files go (default: {run}/predictions)",
+        help="where the JSON, WAV and PNG files go (default {run}/predictions)",
     )
     parser.add_argument(
         "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"

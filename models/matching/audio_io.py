@@ -231,7 +231,9 @@ def _read_source(path: str | Path, sample_rate: int) -> _Source:
     return _Source(name, audio, int(rate), int(channels), int(raw.shape[0]), tuple(notes))
 
 
-def _segment_note(start: int, available: int, n_samples: int, sample_rate: int) -> str | None:
+def _segment_note(
+    start: int, available: int, n_samples: int, sample_rate: int, *, hint: bool
+) -> str | None:
     """What part of a sound ``available`` samples long the segment at ``start`` holds."""
     length_s, model_s = available / sample_rate, n_samples / sample_rate
     start_s = start / sample_rate
@@ -250,10 +252,8 @@ def _segment_note(start: int, available: int, n_samples: int, sample_rate: int) 
         else f"matched {start_s:.3f} s to {end_s:.3f} s of {length_s:.3f} s"
     )
     padded = f", padded with {padding_s:.3f} s of silence" if start + n_samples > available else ""
-    return (
-        f"{where}{padded} (the model takes {model_s:.3f} s; --offset_s picks another part, "
-        "--segments several)"
-    )
+    more = "; --offset_s picks another part, --segments several" if hint else ""
+    return f"{where}{padded} (the model takes {model_s:.3f} s{more})"
 
 
 def _check_seconds(value: float, name: str, *, positive: bool = False) -> float:
@@ -264,10 +264,12 @@ def _check_seconds(value: float, name: str, *, positive: bool = False) -> float:
     return v
 
 
-def _cut(source: _Source, start: int, *, sample_rate: int, n_samples: int) -> ModelInput:
+def _cut(
+    source: _Source, start: int, *, sample_rate: int, n_samples: int, hint: bool
+) -> ModelInput:
     """The model's input for the segment of ``source`` starting at sample ``start``."""
     notes = list(source.notes)
-    note = _segment_note(start, source.audio.shape[0], n_samples, sample_rate)
+    note = _segment_note(start, source.audio.shape[0], n_samples, sample_rate, hint=hint)
     if note is not None:
         notes.append(note)
     audio = fit_length(source.audio[start:], n_samples)
@@ -389,7 +391,10 @@ def load_segments(
             f"({available / sample_rate:.3f} s)"
         )
     starts = [s for s in range(start, start + int(n_segments) * hop, hop) if s < available]
-    segments = [_cut(source, s, sample_rate=sample_rate, n_samples=n_samples) for s in starts]
+    segments = [
+        _cut(source, s, sample_rate=sample_rate, n_samples=n_samples, hint=n_segments == 1)
+        for s in starts
+    ]
     if n_segments == 1:
         if _is_silent(segments[0]):
             raise _silent_error(source.name, segments[0])

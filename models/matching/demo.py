@@ -11,7 +11,8 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
-and prints where everything is. A model trained this briefly on this little
+and prints where everything is. An earlier demo in the same folder is kept: the
+demo refuses to replace it, naming what it would delete, unless ``--overwrite``. A model trained this briefly on this little
 data is far from the paper's (200,000 examples, 100 epochs); the point is to
 see every step work, and to get the commands for the real thing.
 """

@@ -69,7 +69,8 @@ th { background: #f3f3f3; } td.name, th.name { text-align: left; }
 td { white-space: nowrap; } td.name { white-space: normal; }
 .grid { display: grid; gap: 1em 2em; align-items: start;
         grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
-.wide { grid-column: 1 / -1; }
+.wide { grid-column: 1 / -1; } .wide figure { text-align: center; }
+.figures { display: grid; gap: 1em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
 .example { border: 1px solid #ddd; border-radius: 6px; padding: 1em; margin: 1.2em 0;
@@ -88,25 +89,24 @@ img { max-width: 100%; height: auto; }
 """
 
 # The figures models.evaluate draws, in the order shown, with what they show.
-_FIGURES: tuple[tuple[str, str, bool], ...] = (
+_FIGURES: tuple[tuple[str, str], ...] = (
     (
         "top_k_plot",
         "Top-k accuracy per parameter group: how often the true class is among the "
         "model's k likeliest.",
-        False,
+    ),
+    (
+        "per_parameter_plot",
+        "Every parameter: top-1 accuracy and mean percentile rank, chance dashed.",
     ),
     (
         "training_curves",
         "Training curves: loss, top-1 accuracy and class index error per epoch, "
         "training against validation.",
-        True,
-    ),
-    (
-        "per_parameter_plot",
-        "Every parameter: top-1 accuracy and mean percentile rank, chance dashed.",
-        True,
     ),
 )
+# Figures wider than this (pixels) span both columns; narrower ones share the right one.
+_WIDE_PX = 1000
 
 
 def _e(text: Any) -> str:
@@ -193,10 +193,17 @@ def _reconstruction_table(record: ReconstructionRecord) -> str:
     )
 
 
+def _png_width(png: bytes) -> int:
+    """Width in pixels from a PNG's header (0 when it is not a PNG)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return 0
+    return int.from_bytes(png[16:20], "big")
+
+
 def _figures(eval_dir: Path) -> list[tuple[str, bool]]:
     """The evaluation's figures as ``<figure>`` elements, and whether each spans the page."""
     out = []
-    for key, caption, wide in _FIGURES:
+    for key, caption in _FIGURES:
         path = eval_dir / PLOT_FILES[key]
         try:
             png = path.read_bytes()
@@ -206,14 +213,18 @@ def _figures(eval_dir: Path) -> list[tuple[str, bool]]:
             (
                 f"<figure><img alt='{_e(caption)}' src='{_data_uri(png, 'image/png')}'>"
                 f"<figcaption>{_e(caption)}</figcaption></figure>",
-                wide,
+                _png_width(png) > _WIDE_PX,
             )
         )
     return out
 
 
 def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
-    """The evaluation files' summaries and figures, each when it exists and reads."""
+    """The evaluation files' summaries and figures, each when it exists and reads.
+
+    Tables in the left column, the narrow figures in the right one, the wide
+    figures across both below them; one column on a narrow screen.
+    """
     tables = []
     with contextlib.suppress(InverSynthError):  # unreadable: the examples below still tell
         tables.append(_mpr_table(read_metrics(eval_dir), parameter_set))
@@ -223,9 +234,11 @@ def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
         reconstruction = None
     if reconstruction is not None:
         tables.append(_reconstruction_table(reconstruction))
+    figures = _figures(eval_dir)
+    narrow = "".join(figure for figure, wide in figures if not wide)
     cells = [f"<div>{''.join(tables)}</div>"] if any(tables) else []
-    for figure, wide in _figures(eval_dir):
-        cells.append(f"<div class='wide'>{figure}</div>" if wide else figure)
+    cells += [f"<div class='figures'>{narrow}</div>"] if narrow else []
+    cells += [f"<div class='wide'>{figure}</div>" for figure, wide in figures if wide]
     return f"<section class='grid'>{''.join(cells)}</section>" if cells else ""
 
 
