@@ -10,7 +10,8 @@
 6. writes the listening report (``.../evaluation/report.html``);
 
 and prints where everything is. An earlier demo in the same folder is kept: the
-demo refuses to replace it, naming what it would delete, unless ``--overwrite``. The library is :mod:`models.matching.demo`.
+demo refuses to replace it, naming what it would delete, unless ``--overwrite``.
+The library is :mod:`models.matching.demo`.
 """
 
 from __future__ import annotations
