@@ -9,7 +9,13 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
+<<<<<<< HEAD
 and prints where everything is. The library is :mod:`models.cli.demo`.
+=======
+and prints where everything is. An earlier demo in the same folder is kept: the
+demo refuses to replace it, naming what it would delete, unless ``--overwrite``.
+The library is :mod:`models.cli.demo`.
+>>>>>>> ux
 """
 
 from __future__ import annotations
@@ -49,6 +55,12 @@ def get_parser() -> argparse.ArgumentParser:
         "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )
     parser.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier demo in --output_dir (its dataset, run folder with everything "
+        "in it, sounds and predictions); without it the demo refuses, naming them",
+    )
     return parser
 
 
@@ -64,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         n_report=args.n_report,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
     return 0
 

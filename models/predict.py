@@ -2,17 +2,25 @@
 
 ``python -m models.predict kick.wav pad.flac --run runs/C6_fm`` reads each sound
 (WAV, FLAC, OGG, MP3; any sample rate, any channels), fits it to the model
-(mono, resampled, padded or trimmed, and says so), predicts every parameter,
-plays the run's synth with the prediction and measures how close the
-resynthesis sounds. For each sound it prints a table (parameter, predicted
-value with its unit, the three most likely classes) and writes, into
-``--output_dir`` (default ``{run}/predictions``):
+(mono, resampled, the part from ``--offset_s`` padded or cut to the model's
+length, and says which part), predicts every parameter, plays the run's synth
+with the prediction and measures how close the resynthesis sounds.
+``--segments N`` matches N parts of a long sound, ``--hop_s`` apart.
+``--example N`` matches test example N of the run's own dataset and shows the
+true value of every parameter beside the predicted one. For each sound it
+prints a table (parameter, predicted value with its unit, the three most
+likely classes) and writes, into ``--output_dir`` (default ``{run}/predictions``):
 
 * ``{name}.json``: the predicted parameters (values and class indices), the
-  top classes, what was done to the input, the reconstruction metrics;
+  top classes, which part was matched and what was done to the input, the
+  reconstruction metrics;
 * ``{name}_input.wav``: the sound as the model heard it;
 * ``{name}_resynthesis.wav``: the synth playing the prediction;
 * ``{name}.png``: both spectrograms, the metrics in the title.
+
+``{name}`` is the file's name without its extension (``kick``), with the
+part's start for several segments (``kick_at_1.000s``), or ``test_{N:06d}``
+for ``--example N``.
 
 A bad file (missing, unreadable, empty, silent, NaN) gets one ``error:`` line
 and the others still run; the exit code is 2 if any file failed.
@@ -26,15 +34,29 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from generators.cli import env_default, make_parser, positive_int, run_cli
+from generators.cli import (
+    env_default,
+    make_parser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_cli,
+)
 from generators.errors import InverSynthError
 from models.matching.prediction import (
+    Prediction,
     format_prediction,
-    predict_file,
+    predict_example,
+    predict_segments,
     unique_stem,
     write_prediction,
 )
+
+if TYPE_CHECKING:
+    from models.common.run import Run
 
 __all__ = ["get_parser", "main"]
 
@@ -43,9 +65,42 @@ def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.predict",
         description="Predict a trained model's synth parameters for sound files, play them back "
-        "on the synth, and compare.",
+        "on the synth, and compare. For each sound it writes {name}.json (the prediction), "
+        "{name}_input.wav (the sound as the model heard it: mono, at the model's rate, the part "
+        "matched), {name}_resynthesis.wav and {name}.png (both spectrograms) into --output_dir, "
+        "by default {run}/predictions.",
     )
-    parser.add_argument("sounds", nargs="+", type=Path, help="WAV, FLAC, OGG or MP3 files")
+    parser.add_argument(
+        "sounds", nargs="*", type=Path, help="WAV, FLAC, OGG or MP3 files (or use --example)"
+    )
+    parser.add_argument(
+        "--example",
+        nargs="+",
+        type=non_negative_int,
+        default=[],
+        metavar="N",
+        help="test example N of the run's own dataset (as the report numbers them): "
+        "prints its true parameters beside the predicted ones",
+    )
+    parser.add_argument(
+        "--offset_s",
+        type=non_negative_float,
+        default=0.0,
+        help="seconds into each sound where the part matched starts (the model hears "
+        "only its own length)",
+    )
+    parser.add_argument(
+        "--segments",
+        type=positive_int,
+        default=1,
+        help="match this many parts of each sound, from --offset_s on, --hop_s apart",
+    )
+    parser.add_argument(
+        "--hop_s",
+        type=positive_float,
+        default=None,
+        help="seconds between the starts of the parts (unset: the model's length)",
+    )
     parser.add_argument(
         "--run",
         type=Path,
@@ -72,8 +127,20 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _predictions(
+    run: Run, path: Path, args: argparse.Namespace, generator: Any
+) -> list[Prediction]:
+    return predict_segments(
+        run, path, offset_s=args.offset_s, n_segments=args.segments, hop_s=args.hop_s,
+        top_k=args.top_k, generator=generator,
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not args.sounds and not args.example:
+        parser.error("give sound files, or --example N")
     from models.common.run import load_run
 
     run = load_run(args.run, checkpoint=args.checkpoint)
@@ -86,30 +153,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator = run.make_generator()
     failed = 0
     taken: set[str] = set()
+    inputs: list[Path | int] = [*args.sounds, *args.example]
     try:
-        for path in args.sounds:
+        for item in inputs:
             try:
-                prediction = predict_file(run, path, top_k=args.top_k, generator=generator)
-                files = write_prediction(
-                    prediction,
-                    output_dir,
-                    stem=unique_stem(Path(path), taken),
-                    run=run,
-                    plot=not args.no_plot,
-                )
+                if isinstance(item, int):
+                    predictions = [
+                        predict_example(run, item, top_k=args.top_k, generator=generator)
+                    ]
+                    stems = [unique_stem(Path(f"test_{item:06d}"), taken)]
+                else:
+                    predictions = _predictions(run, item, args, generator)
+                    stem = unique_stem(item, taken)
+                    stems = (
+                        [f"{stem}_at_{p.input.offset_s:.3f}s" for p in predictions]
+                        if args.segments > 1
+                        else [stem]
+                    )
+                for prediction, stem in zip(predictions, stems, strict=True):
+                    files = write_prediction(
+                        prediction, output_dir, stem=stem, run=run, plot=not args.no_plot
+                    )
+                    print()
+                    print(format_prediction(prediction, parameter_set=run.parameter_set))
+                    print(f"  wrote {', '.join(p.name for p in files.values())} in {output_dir}")
             except (InverSynthError, OSError) as exc:
                 failed += 1
                 message = str(exc) if isinstance(exc, InverSynthError) else exc.strerror or exc
-                where = "" if isinstance(exc, InverSynthError) else f"{path}: "
+                where = "" if isinstance(exc, InverSynthError) else f"{item}: "
                 sys.stdout.flush()  # keep the error next to its file when both go to one log
                 print(f"error: {where}{message}", file=sys.stderr, flush=True)
                 continue
-            print()
-            print(format_prediction(prediction))
-            print(f"  wrote {', '.join(p.name for p in files.values())} in {output_dir}")
     finally:
         generator.close()
-    n = len(args.sounds)
+    n = len(inputs)
     if failed:
         print(f"\n{n - failed} of {n} sounds matched; {failed} failed", file=sys.stderr)
         return 2

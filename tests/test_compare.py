@@ -9,7 +9,12 @@ import pytest
 
 from generators.errors import InverSynthError
 from models.compare import main
-from models.matching.comparison import compare_runs, format_markdown, write_comparison
+from models.matching.comparison import (
+    compare_runs,
+    comparison_figure,
+    format_markdown,
+    write_comparison,
+)
 from models.matching.resynthesis import evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
@@ -58,7 +63,8 @@ def test_paper_rows_only_for_the_fm_synth(runs):
     summaries[0].generator = "fm"
     markdown = format_markdown(summaries)
     assert "| paper C6 | C6 |  | 77.81 |" in markdown
-    assert "| paper C6 | C6 | 91.38 | - | - | - | 740.32 |" in markdown
+    assert "| paper C6 | C6 | 91.38 | - | - | - | n/a (scale unknown) |" in markdown
+    assert "740.32" not in markdown  # the paper's F_delta does not compare with ours
     assert "| paper " not in format_markdown(summaries, paper=False)
 
 
@@ -83,3 +89,21 @@ def test_cli_and_unevaluated_runs(runs, tmp_path, capsys):
         compare_runs([good, fresh])
     with pytest.raises(InverSynthError, match="does not exist"):
         compare_runs([tmp_path / "nope"])
+
+
+def test_the_plot_colours_each_run_alike_and_starts_its_bars_at_zero(runs):
+    import matplotlib.pyplot as plt
+
+    good, bad = runs
+    summaries = compare_runs([bad, good])  # only the second has reconstruction figures
+    fig = comparison_figure(summaries)
+    mpr_axes, rho_axes = fig.axes
+    assert rho_axes.get_xlim()[0] == 0  # bars from 0, not cut where the lowest one ends
+    mpr_colours = [tuple(bar.get_facecolor()) for bar in mpr_axes.containers[1]]  # run 2
+    model_bar, chance_bar = (container[0] for container in rho_axes.containers)
+    assert tuple(model_bar.get_facecolor()) == mpr_colours[0]  # the run's own colour
+    assert tuple(chance_bar.get_facecolor()) != mpr_colours[0]
+    # One legend below both panels, naming every run.
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["C1_sine", "C6_sine"]
+    plt.close(fig)

@@ -18,6 +18,7 @@ from models.common.data import Split
 from models.matching.audio_io import (
     fit_length,
     load_for_model,
+    load_segments,
     read_audio,
     wav_bytes,
 )
@@ -68,9 +69,59 @@ def test_long_sound_is_trimmed_and_says_so(tmp_path):
     path = tmp_path / "long.wav"
     sf.write(path, _tone(RATE, 2.0), RATE)
     sound = load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES)
-    assert sound.notes == ["kept the first 0.500 s of 2.000 s (the model takes 0.500 s)"]
+    assert sound.notes == [
+        "kept the first 0.500 s of 2.000 s (the model takes 0.500 s; --offset_s picks another "
+        "part, --segments several)"
+    ]
+    assert sound.offset_s == 0 and sound.segment_s == (0.0, 0.5)
     np.testing.assert_allclose(sound.audio, _tone(RATE, 2.0)[:N_SAMPLES, 0], atol=1e-4)
     assert load_for_model(path, sample_rate=RATE, n_samples=2 * RATE).notes == []
+
+
+def _three_tones(path: Path) -> Path:
+    """0.5 s each of 330, 660 and 990 Hz: which part was matched shows in the pitch."""
+    parts = [_tone(RATE, 0.5, f)[:, 0] for f in (330.0, 660.0, 990.0)]
+    sf.write(path, np.concatenate(parts), RATE)
+    return path
+
+
+def _pitch_hz(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.argmax(spectrum) * RATE / audio.size)
+
+
+def test_offset_s_picks_the_part_matched_and_says_which(tmp_path):
+    path = _three_tones(tmp_path / "tones.wav")
+    sound = load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES, offset_s=0.5)
+    assert abs(_pitch_hz(sound.audio) - 660.0) < 5
+    assert sound.offset_s == 0.5 and sound.segment_s == (0.5, 1.0)
+    assert sound.notes[0].startswith("matched 0.500 s to 1.000 s of 1.500 s")
+    # Near the end: what is left, padded.
+    tail = load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES, offset_s=1.25)
+    assert tail.segment_s == (1.25, 1.5) and "padded with 0.250 s of silence" in tail.notes[0]
+    assert np.max(np.abs(tail.audio[N_SAMPLES // 2 :])) == 0
+    with pytest.raises(InverSynthError, match="past the end"):
+        load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES, offset_s=1.5)
+    with pytest.raises(InverSynthError, match="--offset_s must be"):
+        load_for_model(path, sample_rate=RATE, n_samples=N_SAMPLES, offset_s=-1)
+
+
+def test_segments_cut_a_long_sound_hop_apart(tmp_path):
+    path = _three_tones(tmp_path / "tones.wav")
+    fit = {"sample_rate": RATE, "n_samples": N_SAMPLES}
+    segments = load_segments(path, n_segments=4, **fit)
+    assert [s.offset_s for s in segments] == [0.0, 0.5, 1.0]
+    assert [round(_pitch_hz(s.audio)) for s in segments] == [330, 660, 990]
+    assert "room for 3 of the 4 segments" in " ".join(segments[0].notes)
+    overlapping = load_segments(path, n_segments=3, hop_s=0.25, offset_s=0.25, **fit)
+    assert [s.segment_s for s in overlapping] == [(0.25, 0.75), (0.5, 1.0), (0.75, 1.25)]
+    # Silent parts are left out, and the first part kept says so.
+    gap = tmp_path / "gap.wav"
+    sf.write(gap, np.concatenate([_tone(RATE, 0.5)[:, 0], np.zeros(RATE // 2)]), RATE)
+    (kept,) = load_segments(gap, n_segments=2, **fit)
+    assert kept.offset_s == 0 and "left out 1 silent segment(s), at 0.500 s" in kept.notes
+    with pytest.raises(InverSynthError, match=r"silent from 0\.500 s to 1\.000 s"):
+        load_for_model(gap, offset_s=0.5, **fit)
 
 
 def test_check_audio_refuses_what_no_function_can_use():
@@ -273,21 +324,116 @@ def test_cli_all_good_exits_0_and_defaults_to_the_run_folder(tmp_path, tiny_run,
     assert "top 2 (probability)" in capsys.readouterr().out
 
 
+def test_cli_matches_segments_and_names_their_files(tmp_path, tiny_run, capsys):
+    from models.predict import main
+
+    path = _three_tones(tmp_path / "tones.wav")
+    out = tmp_path / "out"
+    argv = [str(path), "--run", str(tiny_run), "--output_dir", str(out), "--no_plot"]
+    assert main([*argv, "--offset_s", "0.5", "--segments", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "matched 0.500 s to 1.000 s of 1.500 s" in printed
+    assert "matched 1.000 s to 1.500 s of 1.500 s" in printed
+    for start, end, pitch_hz in ((0.5, 1.0, 660.0), (1.0, 1.5, 990.0)):
+        record = json.loads((out / f"tones_at_{start:.3f}s.json").read_text())
+        assert record["input"]["segment_s"] == [start, end]
+        heard, _ = sf.read(out / f"tones_at_{start:.3f}s_input.wav")
+        assert abs(_pitch_hz(heard) - pitch_hz) < 5
+
+
+def test_help_names_the_files_and_the_default_folder(capsys):
+    from models.predict import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{name}_input.wav" in text and "{run}/predictions" in text
+    for option in ("--offset_s", "--segments", "--hop_s", "--example"):
+        assert option in text
+
+
+@pytest.fixture(scope="module")
+def run_with_dataset(tmp_path_factory) -> Path:
+    """An evaluated sine run (test examples 30-39 of its dataset) with an untrained C1."""
+    import keras
+
+    from models.common.architectures import build_model
+    from models.common.run import BEST_MODEL, RunInfo
+    from tests.test_reconstruction import make_evaluated_run
+
+    run_dir = make_evaluated_run(tmp_path_factory.mktemp("example"), model_name="C1")
+    info = RunInfo.load(run_dir)
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        "C1", n_levels=info.parameter_set.n_levels.tolist(), n_samples=info.n_samples,
+        head=info.head,
+    )  # fmt: skip
+    model.save(run_dir / BEST_MODEL)
+    return run_dir
+
+
+def test_example_shows_the_true_values_beside_the_predicted(run_with_dataset, tmp_path, capsys):
+    from generators.dataset import open_dataset
+    from models.common.run import RunInfo
+    from models.predict import main
+
+    info = RunInfo.load(run_with_dataset)
+    out = tmp_path / "out"
+    argv = ["--run", str(run_with_dataset), "--output_dir", str(out), "--no_plot"]
+    assert main([*argv, "--example", "31"]) == 0
+    printed = capsys.readouterr().out
+    with open_dataset(info.dataset_paths) as dataset:
+        audio, labels = dataset.read(np.array([31]))
+    true_values = info.parameter_set.to_values(labels)[0]
+    record = json.loads((out / "test_000031.json").read_text())
+    assert record["true_indices"] == labels[0].tolist()
+    assert record["true_values"] == pytest.approx(true_values.tolist())
+    heard, _ = sf.read(out / "test_000031_input.wav")
+    np.testing.assert_allclose(heard, audio[0], atol=1e-4)  # 16-bit WAV
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.strip().startswith("parameter"))
+    assert header.split()[:3] == ["parameter", "predicted", "true"]
+    row = next(line for line in lines if line.strip().startswith("frequency_hz"))
+    assert f"{true_values[0]:.4g} Hz" in row
+    right = int(np.sum(np.array(record["indices"]) == labels[0]))
+    assert f"{right} of 2 parameters right" in printed
+    # A training example is refused, naming the test examples.
+    assert main([*argv, "--example", "3"]) == 2
+    assert "test examples are 30 to 39" in capsys.readouterr().err
+
+
+def test_demo_refuses_to_replace_an_earlier_demo(tmp_path):
+    from models.cli.demo import run_demo
+
+    run_dir = tmp_path / "runs" / "C6_sine_demo"
+    (run_dir / "predictions").mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    (run_dir / "predictions" / "kick.json").write_text("{}")
+    (tmp_path / "predictions").mkdir()
+    with pytest.raises(InverSynthError, match="pass --overwrite") as caught:
+        run_demo(output_dir=tmp_path, synth="sine")
+    message = str(caught.value)
+    assert "runs/C6_sine_demo/" in message and "predictions/" in message
+    assert "the run folder also holds predictions/" in message
+    assert (run_dir / "predictions" / "kick.json").exists()
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_path(tmp_path, capsys):
     from models.demo import main
 
     out = tmp_path / "demo"
     run_dir = out / "runs" / "C1_sine_demo"
-    # A run left by an earlier demo is replaced, not refused.
+    # A run left by an earlier demo is replaced with --overwrite, and the demo says so.
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text("{}")
     (run_dir / "stale.txt").write_text("from an earlier demo")
     argv = ["--output_dir", str(out), "--synth", "sine", "--model", "C1", "--workers", "1"]
     argv += ["--num_examples", "60", "--epochs", "1", "--batch_size", "8", "--n_report", "2"]
-    assert main(argv) == 0
+    assert main([*argv, "--overwrite"]) == 0
     printed = capsys.readouterr().out
     assert "Demo finished in" in printed
+    assert "replacing the earlier demo" in printed and "stale.txt" in printed
     assert not (run_dir / "stale.txt").exists()
     evaluation = run_dir / "evaluation"
     for name in ("metrics.json", "predictions.npz", "reconstruction.json", "report.html"):

@@ -7,6 +7,7 @@ there a missing browser is a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,11 +15,25 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from generators.errors import InverSynthError
-from models.matching.report import write_report
+from generators.parameters import Parameter, ParameterSet
+from models.common.plots import (
+    plot_history,
+    plot_per_parameter,
+    plot_top_k_by_group,
+    top_k_figure,
+)
+from models.common.run import RunInfo
+from models.matching.evaluation_folder import PLOT_FILES, read_metrics
+from models.matching.prediction import class_verdict
+from models.matching.report import _page, _parameter_table, synth_label, write_report
 from models.matching.resynthesis import evaluate_reconstruction
 from models.report import main
 from tests.test_reconstruction import make_evaluated_run
@@ -113,11 +128,24 @@ class _Collector(HTMLParser):
                 self.sources.append((tag, value))
 
 
+def _draw_figures(run_dir: Path) -> None:
+    """The figures models.evaluate draws, from a made-up training history."""
+    history = ["epoch,loss,val_loss,top1,val_top1,index_mae,val_index_mae"]
+    history += [f"{e},{1 / e},{1.2 / e},{0.1 * e},{0.08 * e},{3 / e},{3.3 / e}" for e in (1, 2, 3)]
+    (run_dir / "history.csv").write_text("\n".join(history) + "\n")
+    evaluation = read_metrics(run_dir / "evaluation").evaluation
+    out = run_dir / "evaluation"
+    plot_history(run_dir / "history.csv", out / PLOT_FILES["training_curves"])
+    plot_per_parameter(evaluation, out / PLOT_FILES["per_parameter_plot"])
+    plot_top_k_by_group(evaluation, out / PLOT_FILES["top_k_plot"])
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     run_dir = make_evaluated_run(root, n_examples=40, wrong_fraction=0.4)
     evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+    _draw_figures(run_dir)
     return write_report(run_dir, n_examples=4, seed=3)
 
 
@@ -127,7 +155,7 @@ def test_report_is_self_contained(report):
     collector = _Collector()
     collector.feed(page)
     tags = [tag for tag, _ in collector.sources]
-    assert tags.count("audio") == 8 and tags.count("img") == 4
+    assert tags.count("audio") == 8 and tags.count("img") == 4 + 3  # examples, evaluation figures
     # Nothing is fetched: every source is embedded.
     assert all(
         src.startswith(("data:audio/wav;base64,", "data:image/png;base64,"))
@@ -138,11 +166,15 @@ def test_report_is_self_contained(report):
     assert "Mean percentile rank" in page and "random patch median" in page
     assert page.count("<th>predicted</th>") == 4
     assert "frequency_hz" in page and "Hz" in page
+    for caption in ("Training curves", "Top-k accuracy per parameter group", "Every parameter"):
+        assert f"<figcaption>{caption}" in page
+    # A responsive grid: two columns where the screen is wide, one on a phone.
+    assert "grid-template-columns" in page and "@media (max-width: 600px)" in page
 
 
 def test_every_image_and_audio_player_loads_in_a_browser(report, tmp_path):
     result = _load_in_browser(report, tmp_path)
-    assert result["images"] == 4 and result["bad_images"] == 0
+    assert result["images"] == 7 and result["bad_images"] == 0
     assert result["audio"] == 8 and result["bad_audio"] == 0
     assert result["durations"] == pytest.approx([0.5] * 8)  # 4096 samples at 8192 Hz
 
@@ -183,3 +215,81 @@ def test_report_refuses_an_unevaluated_run(tmp_path):
         write_report(run_dir)
     with pytest.raises(InverSynthError, match="n_examples"):
         write_report(run_dir, n_examples=0)
+
+
+def test_the_title_names_a_plugin_by_its_file(tmp_path):
+    assert synth_label("vst", {"plugin": "/usr/lib/vst/amsynth_vst.so"}) == "amsynth"
+    assert synth_label("vst", {"plugin": "/usr/lib/vst/Nekobi-vst.so"}) == "Nekobi"
+    assert synth_label("vst", {"plugin": "/x/Surge XT.vst3/"}) == "Surge XT"
+    assert synth_label("fm", {"sample_rate": 16384}) == "the fm synth"
+    info = RunInfo.load(make_evaluated_run(tmp_path))
+    plugin_run = dataclasses.replace(
+        info, generator_name="vst", generator_config={"plugin": "/usr/lib/vst/amsynth_vst.so"}
+    )
+    page = _page(plugin_run, run_dir=tmp_path, dataset_paths=[], body="")
+    assert "<h1>InverSynth listening report: C6 on amsynth</h1>" in page
+    assert "synth plugin /usr/lib/vst/amsynth_vst.so" in page
+
+
+def _with_groups(run_dir: Path, groups: dict[str, str]) -> None:
+    """Give the run's parameters reporting groups (groups are for reports: the dataset matches)."""
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text())
+    for parameter in record["parameter_set"]["parameters"]:
+        parameter["group"] = groups.get(parameter["name"], "")
+    path.write_text(json.dumps(record))
+
+
+def _group_rows(page: str) -> list[tuple[str, str]]:
+    return re.findall(r"<tr><td class='name'>([^<]*)</td><td class='name'>([^<]*)</td>", page)
+
+
+def test_the_group_table_lists_the_groups_of_the_parameter_set(tmp_path):
+    run_dir = make_evaluated_run(tmp_path, n_examples=40)
+    _with_groups(run_dir, {"frequency_hz": "Pitch", "amplitude": "Level"})
+    page = write_report(run_dir, n_examples=1).read_text()
+    assert _group_rows(page) == [
+        ("Pitch", "frequency_hz"),
+        ("Level", "amplitude"),
+        ("All", "all 2"),
+    ]
+    # A parameter without a group still shows in a row of its own kind.
+    _with_groups(run_dir, {"frequency_hz": "Pitch"})
+    page = write_report(run_dir, n_examples=1).read_text()
+    assert _group_rows(page) == [
+        ("Pitch", "frequency_hz"),
+        ("other", "amplitude"),
+        ("All", "all 2"),
+    ]
+
+
+def test_an_unordered_switch_is_right_or_wrong_not_classes_off():
+    parameter_set = ParameterSet(
+        [
+            Parameter("osc1_waveform", [0.0, 0.25, 0.5, 0.75]),
+            Parameter("filter_cutoff", [0.0, 0.25, 0.5, 0.75]),
+        ]
+    )
+    wrong = _parameter_table(parameter_set, np.array([0, 0]), np.array([2, 2]))
+    rows = re.findall(
+        r"<tr><td class='name'>(\w+)</td>.*?<td class='(\w+)'[^>]*>([^<]*)</td>", wrong
+    )
+    assert rows == [("osc1_waveform", "far", "wrong"), ("filter_cutoff", "far", "2 classes off")]
+    right = _parameter_table(parameter_set, np.array([1, 3]), np.array([1, 2]))
+    rows = re.findall(r"<tr><td class='name'>(\w+)</td>.*?<td class='(\w+)' title='([^']*)'", right)
+    assert rows == [("osc1_waveform", "ok", "right"), ("filter_cutoff", "off", "1 class off")]
+    # A parameter that says whether it is ordered is taken at its word.
+    declared: Any = SimpleNamespace(name="filter_cutoff", ordered=False)
+    assert class_verdict(declared, 0, 2) == (2, "wrong")
+    declared = SimpleNamespace(name="osc1_waveform", ordered=True)
+    assert class_verdict(declared, 0, 2) == (2, "2 classes off")
+
+
+def test_figures_keep_their_legends_off_the_data(report):
+    evaluation = read_metrics(report.parent).evaluation
+    fig = top_k_figure(evaluation, title="t")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 > ax.get_window_extent().x1  # right of the axes, over no curve
+    plt.close(fig)

@@ -11,7 +11,8 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
-and prints where everything is. A model trained this briefly on this little
+and prints where everything is. An earlier demo in the same folder is kept: the
+demo refuses to replace it, naming what it would delete, unless ``--overwrite``. A model trained this briefly on this little
 data is far from the paper's (200,000 examples, 100 epochs); the point is to
 see every step work, and to get the commands for the real thing.
 """
@@ -117,16 +118,51 @@ def _check_options(*, synth: str, num_examples: int, positive: dict[str, int]) -
         raise InverSynthError(f"--synth must be one of {', '.join(DEMO_SYNTHS)}, got {synth!r}")
 
 
-def _clear_earlier_run(run_dir: Path) -> None:
-    """Remove the demo's own run of an earlier call; refuse any other folder there."""
-    if not run_dir.exists():
-        return
-    if not (run_dir / RUN_FILE).is_file():
+def _earlier_outputs(out: Path, run_dir: Path, data_path: Path) -> list[Path]:
+    """What an earlier demo left in ``out`` that this one would replace."""
+    found = [data_path, run_dir, out / "sounds", out / "predictions"]
+    return [p for p in found if p.exists()]
+
+
+def _extras(run_dir: Path) -> list[str]:
+    """Entries of an earlier demo's run folder that the demo does not make (user's own)."""
+    from models.common.run import EVALUATION_DIR, HISTORY_FILE, LATEST_MODEL, STATE_FILE
+
+    made = {RUN_FILE, BEST_MODEL, LATEST_MODEL, STATE_FILE, HISTORY_FILE, EVALUATION_DIR}
+    if not run_dir.is_dir():
+        return []
+    return sorted(
+        p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir() if p.name not in made
+    )
+
+
+def _clear_earlier_run(out: Path, run_dir: Path, data_path: Path, *, overwrite: bool) -> None:
+    """Remove an earlier demo's outputs when ``overwrite``; otherwise refuse, naming them.
+
+    A folder where the run goes that is not a run folder is refused either way.
+    """
+    if run_dir.exists() and not (run_dir / RUN_FILE).is_file():
         raise InverSynthError(
             f"{str(run_dir)!r} exists but is not a run folder; move it or choose another "
             "--output_dir"
         )
-    shutil.rmtree(run_dir)
+    earlier = _earlier_outputs(out, run_dir, data_path)
+    if not earlier:
+        return
+    extras = _extras(run_dir)
+    names = ", ".join(str(p.relative_to(out)) + ("/" if p.is_dir() else "") for p in earlier)
+    own = f" (the run folder also holds {', '.join(extras)})" if extras else ""
+    if not overwrite:
+        raise InverSynthError(
+            f"{str(out)!r} holds an earlier demo: {names}{own}; pass --overwrite to replace "
+            "it, or choose another --output_dir"
+        )
+    print(f"replacing the earlier demo in {out}/: {names}{own}")
+    for path in earlier:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, workers: int) -> Path:
@@ -197,15 +233,15 @@ def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Pat
     try:
         for n, (path, true) in enumerate(sounds):
             prediction = predict_file(run, path, generator=synth)
+            prediction.true_indices = true
             write_prediction(prediction, predictions_dir, run=run)
             print()
             if n == 0 or true is None:
-                print(format_prediction(prediction))
+                print(format_prediction(prediction, parameter_set=run.parameter_set))
             else:
-                print(f"{path}\n  resynthesis: {format_metrics(prediction.metrics or {})}")
-            if true is not None:
                 right = int(np.sum(prediction.indices == true))
-                print(f"  {right} of {len(true)} parameters exactly right")
+                print(f"{path}\n  {right} of {len(true)} parameters right")
+                print(f"  resynthesis: {format_metrics(prediction.metrics or {})}")
     finally:
         synth.close()
     print(f"predictions: {predictions_dir} (JSON, input and resynthesis WAV, PNG per sound)")
@@ -275,13 +311,14 @@ def run_demo(
     n_matches: int = 3,
     n_report: int = 6,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the demo (see the module docstring).
 
     Parameters
     ----------
     output_dir : path
-        Everything goes here; the demo's own dataset and run folder are replaced.
+        Everything goes here.
     synth : {"fm", "sine"}
         The paper's FM synth, or the one-sine toy synth (for a quick check).
     model : str
@@ -296,6 +333,10 @@ def run_demo(
         Test sounds in the listening report.
     seed : int
         Dataset and training seed.
+    overwrite : bool
+        Replace the outputs of an earlier demo in ``output_dir`` (its dataset,
+        run folder with everything in it, sounds and predictions); without it
+        their presence is an error that names them.
 
     Returns
     -------
@@ -309,7 +350,11 @@ def run_demo(
     stages = _Stages()
     run_name = f"{model}_{synth}_{RUN_NAME_SUFFIX}"
     run_dir = out / "runs" / run_name
-    _clear_earlier_run(run_dir)
+    from generators.schema import dataset_path
+
+    _clear_earlier_run(
+        out, run_dir, dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}"), overwrite=overwrite
+    )
 
     with stages.step(f"1/6 dataset: {num_examples} examples of the {synth!r} synth", "dataset"):
         data_path = _make_dataset(out, synth, num_examples, seed=seed, workers=workers)

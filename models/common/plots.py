@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from models.common.metrics import ALL_GROUP, Evaluation
 
-__all__ = ["plot_history", "plot_per_parameter", "plot_top_k_by_group"]
+__all__ = ["plot_history", "plot_per_parameter", "plot_top_k_by_group", "top_k_figure"]
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -103,8 +104,16 @@ def plot_per_parameter(evaluation: Evaluation, out: Path, *, title: str = "") ->
 
 
 def plot_top_k_by_group(evaluation: Evaluation, out: Path, *, title: str = "") -> Path:
-    """Top-k accuracy against k for every parameter group (the paper's Fig. 4)."""
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    """Top-k accuracy against k for every parameter group (the paper's Fig. 4), as PNG."""
+    fig = top_k_figure(evaluation, title=title)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
+
+
+def top_k_figure(evaluation: Evaluation, *, title: str = "") -> Any:
+    """The figure of :func:`plot_top_k_by_group`; the legend sits right of the axes."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
     for group, metrics in evaluation.groups.items():
         ks = list(range(1, len(metrics.top_k) + 1))
         ys = [100 * a for a in metrics.top_k]
@@ -114,13 +123,12 @@ def plot_top_k_by_group(evaluation: Evaluation, out: Path, *, title: str = "") -
             ax.plot(ks, ys, marker="o", label=group)
     ax.set_xlabel("k")
     ax.set_ylabel("top-k accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 102)  # a curve at 100 % stays clear of the frame
+    ax.set_yticks(range(0, 101, 20))
     ax.set_xticks(range(1, 6))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    return fig

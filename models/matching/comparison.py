@@ -45,6 +45,7 @@ from models.matching.metrics import METRICS, MetricSummary, format_metric, metri
 __all__ = [
     "RunSummary",
     "compare_runs",
+    "comparison_figure",
     "format_markdown",
     "load_summary",
     "plot_comparison",
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 _STATS = ("mean", "median")
+# The paper's F_delta cell: its dB scale is unknown, so its figure does not compare with ours.
+_PAPER_F_DELTA = "n/a (scale unknown)"
 
 
 @dataclass
@@ -206,7 +209,11 @@ def _reconstruction_section(summaries: Sequence[RunSummary], paper_models: list[
         figures = PAPER_RECONSTRUCTION.get(model)
         if figures is not None:
             cells = (
-                f"{figures[k]:.2f}" if k in figures and f == "mean" else "-"
+                _PAPER_F_DELTA
+                if k == "f_delta" and f == "mean"
+                else f"{figures[k]:.2f}"
+                if k in figures and f == "mean"
+                else "-"
                 for k in METRICS
                 for f in _STATS
             )
@@ -217,9 +224,10 @@ def _reconstruction_section(summaries: Sequence[RunSummary], paper_models: list[
         "",
         "Mean and median over the test sounds (the paper's Table 4 layout). rho: higher "
         "is better; the others: lower is better. A random patch plays parameters drawn at "
-        "random: chance level. F_delta's scale depends on the dB convention (here dB re "
-        "full scale, floored at -100 dB), so compare it between these runs, not with the "
-        "paper's.",
+        "random: chance level. F_delta's size depends on the dB convention (here dB re "
+        "full scale, floored at -100 dB) and on the sound's length; the paper's convention is "
+        f"unknown, so its F_delta is not shown ({_PAPER_F_DELTA}): compare F_delta between "
+        "these runs only.",
         "",
         _markdown_table(header, rows),
     ]
@@ -282,7 +290,17 @@ def _csv_rows(summaries: Sequence[RunSummary]) -> tuple[list[str], list[dict[str
     return fields, rows
 
 
-def _plot_mpr(ax: Any, summaries: Sequence[RunSummary], groups: list[str]) -> None:
+_CHANCE_STYLE: dict[str, Any] = {"facecolor": "0.85", "edgecolor": "0.5", "hatch": "//"}
+
+
+def _run_colours(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """One colour per run (Matplotlib's cycle), the same in every panel."""
+    return {s.label: f"C{i % 10}" for i, s in enumerate(summaries)}
+
+
+def _plot_mpr(
+    ax: Any, summaries: Sequence[RunSummary], groups: list[str], colours: dict[str, str]
+) -> None:
     """Grouped bars: MPR per group, one bar per run."""
     import numpy as np
 
@@ -294,6 +312,7 @@ def _plot_mpr(ax: Any, summaries: Sequence[RunSummary], groups: list[str]) -> No
             [s.mpr.get(g, np.nan) for g in groups],
             width,
             label=s.label,
+            color=colours[s.label],
         )
     ax.axhline(50, color="k", ls="--", lw=1, label="chance")
     ax.set_xticks(x)
@@ -302,55 +321,70 @@ def _plot_mpr(ax: Any, summaries: Sequence[RunSummary], groups: list[str]) -> No
     ax.set_ylim(0, 100)
     ax.set_title("parameter accuracy (100 = perfect)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
 
 
-def _plot_rho_stft(ax: Any, summaries: Sequence[RunSummary]) -> None:
-    """Horizontal bars: rho_STFT mean per run, model against random patches."""
+def _plot_rho_stft(ax: Any, summaries: Sequence[RunSummary], colours: dict[str, str]) -> None:
+    """Horizontal bars from 0: rho_STFT mean per run in the run's colour, random patches grey."""
     import numpy as np
 
     labels = [s.label for s in summaries]
     model = [100 * float(_stat(s.reconstruction, "rho_stft", "mean") or np.nan) for s in summaries]
     chance = [100 * float(_stat(s.chance, "rho_stft", "mean") or np.nan) for s in summaries]
     y = np.arange(len(labels))
-    ax.barh(y + 0.2, model, 0.4, label="model")
-    ax.barh(y - 0.2, chance, 0.4, label="random patch", color="0.7")
+    ax.barh(y - 0.2, model, 0.4, color=[colours[label] for label in labels])
+    ax.barh(y + 0.2, chance, 0.4, **_CHANCE_STYLE)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()  # first run on top, as in the tables
-    finite = [v for v in model + chance if np.isfinite(v)]
-    low = min(finite) if finite else 0.0
-    ax.set_xlim(max(0.0, low - 5), 100)
+    ax.set_xlim(0, 100)  # from 0: bar lengths compare
     ax.set_xlabel("rho_STFT mean (%)")
     ax.set_title("reconstruction (higher is better)", fontsize=10)
-    ax.legend(fontsize=7)
     ax.grid(axis="x", alpha=0.3)
 
 
 def plot_comparison(summaries: Sequence[RunSummary], out: Path) -> Path:
-    """MPR per group for every run (grouped bars) and rho_STFT mean per run."""
+    """MPR per group for every run (grouped bars) and rho_STFT mean per run, as PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = comparison_figure(summaries)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def comparison_figure(summaries: Sequence[RunSummary]) -> Any:
+    """The figure of :func:`plot_comparison`: each run in one colour in both panels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     groups = _groups(summaries)
+    colours = _run_colours(summaries)
     with_reconstruction = [s for s in summaries if s.reconstruction]
     n_panels = 2 if with_reconstruction else 1
     fig, axes = plt.subplots(
         1,
         n_panels,
-        figsize=(max(6.0, 1.1 * len(groups) + 2) + 3.5 * (n_panels - 1), 4.2),
+        figsize=(max(6.0, 1.1 * len(groups) + 2) + 3.5 * (n_panels - 1), 4.6),
         squeeze=False,
         gridspec_kw={"width_ratios": [max(3, len(groups)), 2][:n_panels]},
     )
-    _plot_mpr(axes[0][0], summaries, groups)
+    _plot_mpr(axes[0][0], summaries, groups, colours)
     if with_reconstruction:
-        _plot_rho_stft(axes[0][1], with_reconstruction)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+        _plot_rho_stft(axes[0][1], with_reconstruction, colours)
+    # One legend for both panels, below them: it covers no bar.
+    handles: list[Any] = [Patch(color=colours[s.label], label=s.label) for s in summaries]
+    handles.append(Line2D([], [], color="k", ls="--", lw=1, label="chance (MPR 50)"))
+    if with_reconstruction:
+        handles.append(Patch(label="random patch (rho_STFT)", **_CHANCE_STYLE))
+    n_columns = min(len(handles), 4)
+    n_rows = -(-len(handles) // n_columns)
+    fig.legend(handles=handles, loc="lower center", ncol=n_columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * n_rows + 0.02, 1, 1))
+    return fig
 
 
 def write_comparison(

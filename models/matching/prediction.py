@@ -1,10 +1,13 @@
 """Sound matching: predict a synth's parameters for a sound, play them back, measure, save.
 
 :func:`predict_file` reads a sound (WAV, FLAC, OGG, MP3; any sample rate, any
-channels), fits it to the run's model (mono, resampled, padded or trimmed, and
-says so), predicts every parameter, plays the run's synth with the prediction
-and measures how close the resynthesis sounds (:func:`predict_audio` does the
-same for an array already at the model's rate and length).
+channels), fits it to the run's model (mono, resampled, the part from
+``offset_s`` padded or cut to the model's length, and says so), predicts every
+parameter, plays the run's synth with the prediction and measures how close
+the resynthesis sounds. :func:`predict_segments` does so for several parts of
+a long sound, :func:`predict_audio` for an array already at the model's rate
+and length, and :func:`predict_example` for a held-out test example of the
+run's own dataset, whose true parameters it keeps for comparison.
 :func:`write_prediction` writes a :class:`Prediction` as files:
 
 * ``{name}.json``: the predicted parameters (values and class indices), the
@@ -16,6 +19,7 @@ same for an array already at the model's rate and length).
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generators.errors import InverSynthError
-from generators.parameters import ParameterSet
+from generators.parameters import Parameter, ParameterSet
 from generators.validate import check_audio
 from models.common.records import write_json_atomic
-from models.matching.audio_io import ModelInput, load_for_model, write_wav
+from models.matching.audio_io import ModelInput, load_for_model, load_segments, write_wav
 from models.matching.figures import plot_spectrograms
 from models.matching.metrics import compare_audio, format_metrics
 
@@ -36,13 +40,55 @@ if TYPE_CHECKING:
 __all__ = [
     "ParameterPrediction",
     "Prediction",
+    "class_verdict",
     "format_prediction",
     "format_value",
+    "is_ordered",
     "predict_audio",
+    "predict_example",
     "predict_file",
+    "predict_segments",
     "unique_stem",
     "write_prediction",
 ]
+
+# Names of parameters that select among unordered choices (a waveform switch, a
+# filter type), when the parameter does not say (``Parameter.ordered``): their
+# class distance means nothing, a prediction is right or wrong.
+_UNORDERED_NAMES = ("*waveform*", "*wave_shape*", "*_type", "type", "*_mode", "mode")
+
+
+def is_ordered(parameter: Parameter) -> bool:
+    """Whether ``parameter``'s classes are ordered, so that a class distance means something.
+
+    A parameter's own ``ordered`` attribute decides when it has one; otherwise
+    a selector's name (``osc1_waveform``, ``filter_type``, ``*_mode``) makes it
+    unordered and every other parameter is ordered.
+    """
+    ordered = getattr(parameter, "ordered", None)
+    if ordered is not None:
+        return bool(ordered)
+    name = parameter.name.lower()
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNORDERED_NAMES)
+
+
+def class_verdict(parameter: Parameter, true_index: int, predicted_index: int) -> tuple[int, str]:
+    """How far a predicted class is from the true one.
+
+    Returns
+    -------
+    severity : int
+        0 right, 1 one class off (ordered parameters), 2 further off or wrong.
+    text : str
+        ``"right"``, ``"1 class off"``, ``"3 classes off"``, or for an
+        unordered parameter (:func:`is_ordered`) ``"wrong"``.
+    """
+    off = abs(int(predicted_index) - int(true_index))
+    if off == 0:
+        return 0, "right"
+    if not is_ordered(parameter):
+        return 2, "wrong"
+    return min(off, 2), f"{off} class{'es' if off > 1 else ''} off"
 
 
 @dataclass(frozen=True)
@@ -95,6 +141,8 @@ class Prediction:
         The run's synth playing ``values``.
     metrics : dict of str -> float, or None
         :func:`~models.matching.metrics.compare_audio` of input and resynthesis.
+    true_indices : np.ndarray [n_parameters], int64, or None
+        The true classes, for a sound whose parameters are known (a test example).
     """
 
     source: str
@@ -105,6 +153,7 @@ class Prediction:
     parameters: list[ParameterPrediction]
     resynthesis: np.ndarray | None = None
     metrics: dict[str, float] | None = None
+    true_indices: np.ndarray | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,11 +165,15 @@ class Prediction:
                 "sample_rate": self.input.source_sample_rate,
                 "channels": self.input.source_channels,
                 "n_samples": self.input.source_n_samples,
+                "segment_s": list(self.input.segment_s),
                 "changes": list(self.input.notes),
             },
             "parameters": [p.to_dict() for p in self.parameters],
             "indices": [int(i) for i in self.indices],
             "values": [float(v) for v in self.values],
+            "true_indices": (
+                None if self.true_indices is None else [int(i) for i in self.true_indices]
+            ),
             "reconstruction": (
                 {k: (v if np.isfinite(v) else None) for k, v in self.metrics.items()}
                 if self.metrics is not None
@@ -217,6 +270,7 @@ def predict_file(
     run: Run,
     path: str | Path,
     *,
+    offset_s: float = 0.0,
     top_k: int = 3,
     generator: Any = None,
     resynthesize: bool = True,
@@ -228,23 +282,137 @@ def predict_file(
     run : models.common.run.Run
     path : path-like
         WAV, FLAC, OGG, MP3, ...; any sample rate and channel count.
+    offset_s : float >= 0
+        Where the part the model hears starts (seconds into the sound).
     top_k, generator, resynthesize
         As for :func:`predict_audio`.
 
     Returns
     -------
     Prediction
-        ``prediction.input.notes`` says what was changed to fit the model.
+        ``prediction.input.notes`` says which part was matched and what was
+        changed to fit the model.
 
     Raises
     ------
     InverSynthError
-        The file is missing, unreadable, empty, silent or holds NaN samples.
+        The file is missing, unreadable, empty, silent or holds NaN samples,
+        or ``offset_s`` is past its end.
     """
-    sound = load_for_model(path, sample_rate=run.sample_rate, n_samples=run.n_samples)
+    sound = load_for_model(
+        path, sample_rate=run.sample_rate, n_samples=run.n_samples, offset_s=offset_s
+    )
     return predict_audio(
         run, sound, source=str(path), top_k=top_k, generator=generator, resynthesize=resynthesize
     )
+
+
+def predict_segments(
+    run: Run,
+    path: str | Path,
+    *,
+    offset_s: float = 0.0,
+    n_segments: int = 1,
+    hop_s: float | None = None,
+    top_k: int = 3,
+    generator: Any = None,
+    resynthesize: bool = True,
+) -> list[Prediction]:
+    """Predict the parameters of several parts of one sound (:func:`load_segments`).
+
+    Parameters
+    ----------
+    run : models.common.run.Run
+    path : path-like
+    offset_s : float >= 0
+        Start of the first part, seconds.
+    n_segments : int > 0
+        Parts wanted; those starting after the sound's end are left out.
+    hop_s : float > 0, optional
+        Seconds between the parts' starts; default the model's length.
+    top_k, generator, resynthesize
+        As for :func:`predict_audio`.
+
+    Returns
+    -------
+    list of Prediction
+        In time order; ``prediction.input.segment_s`` is the part matched.
+    """
+    segments = load_segments(
+        path,
+        sample_rate=run.sample_rate,
+        n_samples=run.n_samples,
+        offset_s=offset_s,
+        n_segments=n_segments,
+        hop_s=hop_s,
+    )
+    own = generator is None and resynthesize
+    synth = run.make_generator() if own else generator
+    try:
+        return [
+            predict_audio(
+                run, sound, source=str(path), top_k=top_k, generator=synth,
+                resynthesize=resynthesize,
+            )
+            for sound in segments
+        ]  # fmt: skip
+    finally:
+        if own:
+            synth.close()
+
+
+def predict_example(
+    run: Run,
+    index: int,
+    *,
+    top_k: int = 3,
+    generator: Any = None,
+    resynthesize: bool = True,
+) -> Prediction:
+    """Predict a held-out example of the run's dataset, keeping its true parameters.
+
+    Parameters
+    ----------
+    run : models.common.run.Run
+    index : int
+        The example's row in the run's dataset; it must be in the test split
+        (the report's "test example N", the demo's ``test_{N:06d}.wav``).
+    top_k, generator, resynthesize
+        As for :func:`predict_audio`.
+
+    Returns
+    -------
+    Prediction
+        With ``true_indices``.
+
+    Raises
+    ------
+    InverSynthError
+        ``index`` is not a test example, or the dataset is gone or changed.
+    """
+    test = run.split.indices("test")
+    if test.size == 0:
+        raise InverSynthError(f"the run {str(run.run_dir)!r} has no test split")
+    if int(index) != index or not test[0] <= index <= test[-1]:
+        raise InverSynthError(
+            f"--example {index!r} is not in the run's test split: its test examples are "
+            f"{int(test[0])} to {int(test[-1])}"
+        )
+    with run.open_dataset() as dataset:
+        audio, labels = dataset.read(np.array([int(index)], dtype=np.int64))
+        name = ", ".join(Path(p).name for p in dataset.paths)
+    samples = check_audio(audio[0], name=f"example {index}", n_samples=run.n_samples)
+    sound = ModelInput(samples, run.sample_rate, run.sample_rate, 1, samples.shape[0], [])
+    prediction = predict_audio(
+        run,
+        sound,
+        source=f"test example {int(index)} of {name}",
+        top_k=top_k,
+        generator=generator,
+        resynthesize=resynthesize,
+    )
+    prediction.true_indices = np.asarray(labels[0], dtype=np.int64)
+    return prediction
 
 
 # --------------------------------------------------------------------------
@@ -258,24 +426,36 @@ def format_value(value: float, unit: str) -> str:
     return f"{text} {unit}" if unit else text
 
 
-def format_prediction(prediction: Prediction) -> str:
-    """The table printed for one sound."""
+def format_prediction(prediction: Prediction, *, parameter_set: ParameterSet | None = None) -> str:
+    """The table printed for one sound.
+
+    With ``prediction.true_indices`` and the run's ``parameter_set``, the
+    true value of every parameter and how far off the prediction is
+    (:func:`class_verdict`) stand beside the predicted one.
+    """
     lines = [prediction.source]
     lines.extend(f"  note: {n}" for n in prediction.input.notes)
-    rows = [
-        (
-            p.name,
-            format_value(p.value, p.unit),
-            " | ".join(f"{format_value(v, p.unit)} {100 * q:.0f}%" for _, v, q in p.top),
-        )
-        for p in prediction.parameters
-    ]
+    true = prediction.true_indices if parameter_set is not None else None
+    head = ["parameter", "predicted"]
+    rows = [[p.name, format_value(p.value, p.unit)] for p in prediction.parameters]
+    if true is not None and parameter_set is not None:
+        head += ["true", ""]
+        for row, param, t, p in zip(
+            rows, parameter_set.parameters, true, prediction.indices, strict=True
+        ):
+            row += [format_value(param.levels[int(t)], param.unit)]
+            row += [class_verdict(param, int(t), int(p))[1]]
     k = len(prediction.parameters[0].top) if prediction.parameters else 0
-    head = ("parameter", "predicted", f"top {k} (probability)")
-    w0 = max(len(head[0]), *(len(r[0]) for r in rows))
-    w1 = max(len(head[1]), *(len(r[1]) for r in rows))
-    lines.append(f"  {head[0]:<{w0}}  {head[1]:<{w1}}  {head[2]}")
-    lines.extend(f"  {a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+    head.append(f"top {k} (probability)")
+    for row, p in zip(rows, prediction.parameters, strict=True):
+        row.append(" | ".join(f"{format_value(v, p.unit)} {100 * q:.0f}%" for _, v, q in p.top))
+    widths = [max(len(head[c]), *(len(r[c]) for r in rows)) for c in range(len(head) - 1)]
+    for row in [head, *rows]:
+        cells = [f"{cell:<{w}}" for cell, w in zip(row[:-1], widths, strict=True)]
+        lines.append("  " + "  ".join([*cells, row[-1]]))
+    if true is not None:
+        right = int(np.sum(true == prediction.indices))
+        lines.append(f"  {right} of {len(true)} parameters right")
     if prediction.metrics is not None:
         lines.append(f"  resynthesis: {format_metrics(prediction.metrics)}")
     return "\n".join(lines)
@@ -333,6 +513,9 @@ def write_prediction(
         )
         if plot:
             title = Path(prediction.source).name
+            start_s, end_s = prediction.input.segment_s
+            if start_s > 0 or end_s < prediction.input.source_duration_s:
+                title += f", {start_s:.3f} s to {end_s:.3f} s"
             if prediction.metrics is not None:
                 title += "\n" + format_metrics(prediction.metrics)
             files["plot"] = plot_spectrograms(
@@ -344,6 +527,9 @@ def write_prediction(
             )
     prediction.files = dict(files)
     record = prediction.to_dict()
+    if run is not None and prediction.true_indices is not None:
+        true_values = run.parameter_set.to_values(prediction.true_indices[None, :])[0]
+        record["true_values"] = [float(v) for v in true_values]
     if run is not None:
         record = {
             "run_dir": str(run.run_dir),

@@ -3,9 +3,12 @@
 :func:`write_report` writes ``{run_dir}/evaluation/report.html``: for a sample of test sounds, the sound and its resynthesis (the run's synth
 playing the predicted parameters) as audio players, their spectrograms, the
 reconstruction metrics, and the predicted against the true value of every
-parameter; above them the run's summary (mean percentile rank per parameter
-group, the reconstruction means and medians against chance) when the
-evaluation files exist.
+parameter; above them the run's summary when the evaluation files exist:
+mean percentile rank per parameter group (the groups of the run's parameter
+set), the reconstruction means and medians against chance, and the figures
+``models.evaluate`` drew (training curves, top-k accuracy per group, metrics
+per parameter). The page is a responsive grid: two columns on a desktop
+screen, one on a phone.
 
 The page is one self-contained file: audio as WAV and images as PNG embedded
 as base64 ``data:`` URIs, styles inline, no script and nothing fetched from a
@@ -24,12 +27,14 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
-from generators.parameters import ParameterSet
+from generators.parameters import ALL_GROUP, ParameterSet
+from models.common.metrics import ParameterMetrics, group_parameters
 from models.common.records import write_text_atomic
 from models.common.run import RunInfo
 from models.common.stft import HOP_LENGTH, N_FFT
 from models.matching.audio_io import wav_bytes
 from models.matching.evaluation_folder import (
+    PLOT_FILES,
     REPORT_FILE,
     MetricsRecord,
     Predictions,
@@ -48,25 +53,60 @@ from models.matching.metrics import (
     format_metrics,
     metric_heading,
 )
-from models.matching.prediction import format_value
+from models.matching.prediction import class_verdict, format_value
 from models.matching.resynthesis import resynthesize
 
-__all__ = ["write_report"]
+__all__ = ["synth_label", "write_report"]
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1100px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
+       max-width: 1500px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin: 1.2em 0 0.4em; }
+h3 { margin: 0 0 0.4em; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.name, th.name { text-align: left; }
-.example { border: 1px solid #ddd; border-radius: 6px; padding: 1em; margin: 1.5em 0; }
-.players { display: flex; gap: 2em; flex-wrap: wrap; align-items: center; }
-.players figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
+td { white-space: nowrap; } td.name { white-space: normal; }
+.grid { display: grid; gap: 1em 2em; align-items: start;
+        grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
+.wide { grid-column: 1 / -1; } .wide figure { text-align: center; }
+.figures { display: grid; gap: 1em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
+.example { border: 1px solid #ddd; border-radius: 6px; padding: 1em; margin: 1.2em 0;
+           display: grid; gap: 0.5em 2em; align-items: start;
+           grid-template-columns: minmax(0, 3fr) minmax(min(100%, 320px), 2fr); }
+@media (max-width: 900px) { .example { grid-template-columns: minmax(0, 1fr); } }
+@media (max-width: 600px) {
+  body { padding: 0 0.5em; } .example { padding: 0.6em; }
+  table { font-size: 0.78em; } th, td { padding: 0.2em 0.3em; }
+}
+.players { display: flex; gap: 1em 2em; flex-wrap: wrap; align-items: center; margin: 0.5em 0; }
+audio { max-width: 100%; }
 img { max-width: 100%; height: auto; }
 .ok { color: #1a7f37; } .off { color: #b35900; } .far { color: #c62828; font-weight: bold; }
 .muted { color: #666; font-size: 0.9em; }
 """
+
+# The figures models.evaluate draws, in the order shown, with what they show.
+_FIGURES: tuple[tuple[str, str], ...] = (
+    (
+        "top_k_plot",
+        "Top-k accuracy per parameter group: how often the true class is among the "
+        "model's k likeliest.",
+    ),
+    (
+        "per_parameter_plot",
+        "Every parameter: top-1 accuracy and mean percentile rank, chance dashed.",
+    ),
+    (
+        "training_curves",
+        "Training curves: loss, top-1 accuracy and class index error per epoch, "
+        "training against validation.",
+    ),
+)
+# Figures wider than this (pixels) span both columns; narrower ones share the right one.
+_WIDE_PX = 1000
 
 
 def _e(text: Any) -> str:
@@ -82,20 +122,41 @@ def _data_uri(data: bytes, mime: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def _mpr_table(metrics: MetricsRecord) -> str:
-    groups = metrics.evaluation.groups
-    if not groups:
-        return ""
-    head = "".join(f"<th>{_e(g)}</th>" for g in groups)
-    cells = "".join(f"<td>{m.mpr:.2f}</td>" for m in groups.values())
-    top1 = "".join(f"<td>{100 * m.top1:.1f}</td>" for m in groups.values())
+def _mean(members: list[ParameterMetrics]) -> tuple[float, float]:
+    """Mean MPR and mean top-1 accuracy of some parameters."""
+    return (
+        float(np.mean([m.mpr for m in members])),
+        float(np.mean([m.top1 for m in members])),
+    )
+
+
+def _mpr_table(metrics: MetricsRecord, parameter_set: ParameterSet) -> str:
+    """MPR and top-1 accuracy per group of the run's parameter set, one group a row."""
+    by_name = {m.name: m for m in metrics.evaluation.parameters}
+    if not all(name in by_name for name in parameter_set.names):
+        return ""  # metrics of another parameter set: the examples below still tell
+    groups = group_parameters(parameter_set)
+    grouped = {n for g, names in groups.items() if g != ALL_GROUP for n in names}
+    ungrouped = [n for n in parameter_set.names if n not in grouped]
+    if grouped and ungrouped:  # before "All", so every parameter shows in some row
+        groups = {**{g: v for g, v in groups.items() if g != ALL_GROUP}, "other": ungrouped}
+        groups[ALL_GROUP] = list(parameter_set.names)
+    rows = []
+    for group, names in groups.items():
+        mpr, top1 = _mean([by_name[n] for n in names])
+        members = f"all {len(names)}" if group == ALL_GROUP else ", ".join(names)
+        rows.append(
+            f"<tr><td class='name'>{_e(group)}</td><td class='name'>{_e(members)}</td>"
+            f"<td>{mpr:.2f}</td><td>{100 * top1:.1f}</td></tr>"
+        )
     return (
         "<h2>Parameter accuracy on the test split</h2>"
         f"<p class='muted'>{metrics.evaluation.n_examples} test examples. Mean percentile "
         "rank (MPR) per parameter group: 100 is perfect, 50 is chance.</p>"
-        f"<table><tr><th class='name'></th>{head}</tr>"
-        f"<tr><td class='name'>MPR</td>{cells}</tr>"
-        f"<tr><td class='name'>top-1 accuracy (%)</td>{top1}</tr></table>"
+        "<div class='scroll'><table><tr><th class='name'>group</th>"
+        "<th class='name'>parameters</th><th>MPR</th><th>top-1 accuracy (%)</th></tr>"
+        + "".join(rows)
+        + "</table></div>"
     )
 
 
@@ -107,7 +168,7 @@ def _stat(block: dict[str, MetricSummary] | None, key: str, field: str) -> str:
 
 def _reconstruction_table(record: ReconstructionRecord) -> str:
     keys = [k for k in METRICS if k in record.summary]
-    head = "".join(f"<th>{_e(metric_heading(k))}</th>" for k in keys)
+    head = "".join(f"<th>{_e(metric_heading(k))}{'*' if k == 'f_delta' else ''}</th>" for k in keys)
     rows = []
     for label, block in (("model", record.summary), ("random patch", record.chance)):
         if block is None:
@@ -115,27 +176,70 @@ def _reconstruction_table(record: ReconstructionRecord) -> str:
         for field in ("mean", "median"):
             cells = "".join(f"<td>{_stat(block, k, field)}</td>" for k in keys)
             rows.append(f"<tr><td class='name'>{_e(label)} {field}</td>{cells}</tr>")
+    note = (
+        "<p class='muted'>* F_delta adds up the dB differences of every STFT cell, so its "
+        "size depends on the sound's length and the dB floor: compare it between runs of "
+        "this toolkit, not with the paper's figures (whose scale is unknown).</p>"
+        if "f_delta" in keys
+        else ""
+    )
     return (
         "<h2>Reconstruction of the test split</h2>"
         f"<p class='muted'>{record.n_examples} test sounds resynthesized from "
         "their predicted parameters. rho: higher is better; the others: lower is better. "
         "&ldquo;Random patch&rdquo; plays parameters drawn at random: chance level.</p>"
-        f"<table><tr><th class='name'></th>{head}</tr>{''.join(rows)}</table>"
+        f"<div class='scroll'><table><tr><th class='name'></th>{head}</tr>{''.join(rows)}"
+        f"</table></div>{note}"
     )
 
 
-def _summary_html(eval_dir: Path) -> str:
-    """The evaluation files' summaries, each when it exists and reads."""
-    html_parts = []
+def _png_width(png: bytes) -> int:
+    """Width in pixels from a PNG's header (0 when it is not a PNG)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return 0
+    return int.from_bytes(png[16:20], "big")
+
+
+def _figures(eval_dir: Path) -> list[tuple[str, bool]]:
+    """The evaluation's figures as ``<figure>`` elements, and whether each spans the page."""
+    out = []
+    for key, caption in _FIGURES:
+        path = eval_dir / PLOT_FILES[key]
+        try:
+            png = path.read_bytes()
+        except OSError:
+            continue  # not drawn (an older evaluation, or no training history)
+        out.append(
+            (
+                f"<figure><img alt='{_e(caption)}' src='{_data_uri(png, 'image/png')}'>"
+                f"<figcaption>{_e(caption)}</figcaption></figure>",
+                _png_width(png) > _WIDE_PX,
+            )
+        )
+    return out
+
+
+def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
+    """The evaluation files' summaries and figures, each when it exists and reads.
+
+    Tables in the left column, the narrow figures in the right one, the wide
+    figures across both below them; one column on a narrow screen.
+    """
+    tables = []
     with contextlib.suppress(InverSynthError):  # unreadable: the examples below still tell
-        html_parts.append(_mpr_table(read_metrics(eval_dir)))
+        tables.append(_mpr_table(read_metrics(eval_dir), parameter_set))
     try:
         reconstruction = read_reconstruction(eval_dir)
     except InverSynthError:
         reconstruction = None
     if reconstruction is not None:
-        html_parts.append(_reconstruction_table(reconstruction))
-    return "".join(html_parts)
+        tables.append(_reconstruction_table(reconstruction))
+    figures = _figures(eval_dir)
+    narrow = "".join(figure for figure, wide in figures if not wide)
+    cells = [f"<div>{''.join(tables)}</div>"] if any(tables) else []
+    cells += [f"<div class='figures'>{narrow}</div>"] if narrow else []
+    cells += [f"<div class='wide'>{figure}</div>" for figure, wide in figures if wide]
+    return f"<section class='grid'>{''.join(cells)}</section>" if cells else ""
 
 
 # --------------------------------------------------------------------------
@@ -143,23 +247,24 @@ def _summary_html(eval_dir: Path) -> str:
 # --------------------------------------------------------------------------
 
 
+_VERDICT_CSS = ("ok", "off", "far")
+
+
 def _parameter_table(parameter_set: ParameterSet, true: np.ndarray, predicted: np.ndarray) -> str:
     rows = []
     for j, param in enumerate(parameter_set.parameters):
         t, p = int(true[j]), int(predicted[j])
-        off = abs(p - t)
-        css = "ok" if off == 0 else "off" if off == 1 else "far"
-        verdict = "&#10003;" if off == 0 else f"{off} class{'es' if off > 1 else ''} off"
+        severity, text = class_verdict(param, t, p)
+        verdict = "&#10003;" if severity == 0 else _e(text)
         rows.append(
             f"<tr><td class='name'>{_e(param.name)}</td>"
             f"<td>{_e(format_value(param.levels[t], param.unit))}</td>"
             f"<td>{_e(format_value(param.levels[p], param.unit))}</td>"
-            f"<td class='{css}'>{verdict}</td></tr>"
+            f"<td class='{_VERDICT_CSS[severity]}' title='{_e(text)}'>{verdict}</td></tr>"
         )
     return (
-        "<table><tr><th class='name'>parameter</th><th>true</th><th>predicted</th><th></th></tr>"
-        + "".join(rows)
-        + "</table>"
+        "<div class='scroll'><table><tr><th class='name'>parameter</th><th>true</th>"
+        "<th>predicted</th><th></th></tr>" + "".join(rows) + "</table></div>"
     )
 
 
@@ -180,9 +285,9 @@ def _example_card(
     )
     n_right = int(np.sum(true == predicted))
     return (
-        f"<section class='example' id='example-{example}'>"
+        f"<section class='example' id='example-{example}'><div>"
         f"<h3>Test example {example}</h3>"
-        f"<p>{n_right} of {info.parameter_set.n_parameters} parameters exactly right. "
+        f"<p>{n_right} of {info.parameter_set.n_parameters} parameters right. "
         f"{_e(format_metrics(metrics))}</p>"
         "<div class='players'>"
         f"<figure><figcaption>test sound</figcaption><audio controls preload='auto' "
@@ -191,7 +296,7 @@ def _example_card(
         f"src='{_data_uri(wav_bytes(resynthesis, rate), 'audio/wav')}'></audio></figure>"
         "</div>"
         f"<img alt='spectrograms of test example {example} and its resynthesis' "
-        f"src='{_data_uri(png, 'image/png')}'>"
+        f"src='{_data_uri(png, 'image/png')}'></div>"
         f"{_parameter_table(info.parameter_set, true, predicted)}"
         "</section>"
     )
@@ -224,16 +329,31 @@ def _read_sample(
     return reference, result.audio
 
 
+def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
+    """The synth's name for people: a plugin's file name (``amsynth``), else ``the fm synth``."""
+    plugin = generator_config.get("plugin")
+    if isinstance(plugin, str) and plugin:
+        stem = Path(plugin.rstrip("/")).stem
+        for suffix in ("_vst", "-vst", ".vst", "_vst3", "-vst3"):
+            if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+                return stem[: -len(suffix)]
+        return stem
+    return f"the {generator_name} synth"
+
+
 def _page(info: RunInfo, *, run_dir: Path, dataset_paths: list[str], body: str) -> str:
     rate = info.sample_rate
-    title = f"InverSynth listening report: {info.model_name} on the {info.generator_name} synth"
+    synth = synth_label(info.generator_name, info.generator_config)
+    title = f"InverSynth listening report: {info.model_name} on {synth}"
+    plugin = info.generator_config.get("plugin")
+    source = f"plugin {plugin}" if isinstance(plugin, str) and plugin else info.generator_name
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f"<p class='muted'>Run <code>{_e(run_dir)}</code>; model {_e(info.model_name)} "
-        f"({_e(info.head)} head); synth {_e(info.generator_name)}, "
+        f"({_e(info.head)} head); synth {_e(source)}, "
         f"{info.n_samples / rate:g} s at {rate} Hz, {info.parameter_set.n_parameters} parameters; "
         f"dataset {_e(', '.join(Path(p).name for p in dataset_paths))}. "
         f"Written {_e(time.strftime('%Y-%m-%d %H:%M'))}.</p>"
@@ -297,7 +417,8 @@ def write_report(
         for i, example in enumerate(sample.example_indices)
     ]  # fmt: skip
     body = (
-        _summary_html(eval_dir) + f"<h2>{len(cards)} test sounds and their resyntheses</h2>"
+        _summary_html(eval_dir, info.parameter_set)
+        + f"<h2>{len(cards)} test sounds and their resyntheses</h2>"
         f"<p class='muted'>A random sample (seed {int(seed)}) of the {n_total} test examples. "
         f"Spectrograms: log-magnitude STFT (window {N_FFT}, hop {HOP_LENGTH}), dB re full "
         "scale.</p>" + "".join(cards)
