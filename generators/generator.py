@@ -34,6 +34,7 @@ __all__ = ["GENERATORS", "DatasetCreator", "SoundGenerator", "load_generator"]
 # name -> "module:Class". Imported lazily so that naming a synth never costs
 # importing every synth's dependencies (DawDreamer, Numba kernels).
 GENERATORS: dict[str, str] = {
+    "dexed": "generators.dexed.synth:DexedGenerator",
     "fm": "generators.fm_generator:FMGenerator",
     "sine": "generators.sine_generator:SineGenerator",
     "vst": "generators.vst_generator:VSTGenerator",
