@@ -186,6 +186,16 @@ def test_clipping_examples_are_scaled_into_range_and_others_untouched(extra: Any
     assert np.abs(audio).max() <= 1.0
 
 
+def test_the_engine_plays_the_same_through_dexed_pys_public_wrapper(
+    extra: Any, small: DexedGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = small.parameter_set.to_values(small.parameter_set.sample_indices(seed=6, n_examples=4))
+    direct = small.render(values)  # the extension class, loading voice bytes
+    monkeypatch.delattr(extra, "_RawDexedSynth")
+    wrapped = DexedGenerator(dexed_config=CONFIGS["small"], **SHORT).render(values)
+    np.testing.assert_array_equal(direct, wrapped)
+
+
 def test_values_outside_a_parameters_range_are_refused(small: DexedGenerator) -> None:
     row = small.parameter_set.to_values(np.zeros((1, small.parameter_set.n_parameters), int))
     row[0, 0] = 1.5

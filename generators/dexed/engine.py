@@ -44,6 +44,7 @@ __all__ = [
     "ENGINE_PARAMETERS",
     "INIT_VOICE",
     "N_ENGINE_PARAMETERS",
+    "Engine",
     "EngineParameter",
     "engine_parameter",
     "read_bank",
@@ -474,13 +475,41 @@ def require_dexed() -> ModuleType:
     return dexed
 
 
-def new_synth(sample_rate: int) -> Any:
-    """A Dexed engine (``dexed.DexedSynth``) running at ``sample_rate`` Hz."""
-    return require_dexed().DexedSynth(sample_rate=float(sample_rate))
+class Engine:
+    """One Dexed engine at ``sample_rate`` Hz: loads a voice, plays a note on it.
+
+    dexed-py's ``DexedSynth.load_patch`` takes a ``Patch`` object and encodes it
+    in Python, about 0.1 ms a voice with the GIL held, which makes rendering
+    threads wait on each other; the extension class under it
+    (``dexed._RawDexedSynth``, the same engine) loads the voice's bytes
+    directly. That is used when the installed dexed-py has it, the public
+    wrapper otherwise; both give the same samples.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        dexed = require_dexed()
+        self.sample_rate = int(sample_rate)
+        raw_class = getattr(dexed, "_RawDexedSynth", None)
+        self._raw: Any = raw_class(float(sample_rate), 0) if raw_class is not None else None
+        self._wrapped: Any = None if raw_class is not None else dexed.DexedSynth(float(sample_rate))
+        self._patch_class: Any = dexed.Patch
+
+    def play(
+        self, voice: bytes, *, pitch: int, velocity: int, note_length_s: float, duration_s: float
+    ) -> np.ndarray:
+        """The engine's output (float32 [about duration_s * sample_rate]) for a 155-byte voice."""
+        data = voice + ALL_OPERATORS_ON
+        if self._raw is not None:
+            self._raw.load_sysex(data)
+            out: np.ndarray = self._raw.render(pitch, velocity, note_length_s, duration_s)
+        else:
+            self._wrapped.load_patch(self._patch_class.from_sysex(data))
+            out = self._wrapped.render(pitch, velocity, note_length_s, duration_s)
+        return out
 
 
 def render_voices(
-    synth: Any,
+    engine: Engine,
     voices: np.ndarray,
     *,
     pitch: int,
@@ -495,8 +524,8 @@ def render_voices(
 
     Parameters
     ----------
-    synth : dexed.DexedSynth
-        From :func:`new_synth`; its sample rate is the audio's.
+    engine : Engine
+        Its sample rate is the audio's.
     voices : np.ndarray [batch, 155], uint8
     pitch, velocity : int
         MIDI note (0-127) and velocity (1-127).
@@ -512,17 +541,16 @@ def render_voices(
         algorithm such as 32 sum to a peak of up to 6, which this brings into
         [-1, 1] without touching the examples that do not clip (as the FM synth).
     """
-    dexed = require_dexed()
     v = np.asarray(voices, dtype=np.uint8)
-    duration_s = n_samples / synth.sample_rate
+    duration_s = n_samples / engine.sample_rate
     out = np.zeros((v.shape[0], n_samples), dtype=np.float32)
     for i, row in enumerate(v):
-        synth.load_patch(dexed.Patch.from_sysex(bytes(row.tolist()) + ALL_OPERATORS_ON))
-        y = synth.render(
-            midi_note=pitch,
+        y = engine.play(
+            bytes(row.tolist()),
+            pitch=pitch,
             velocity=velocity,
-            note_duration=note_length_s,
-            render_duration=duration_s,
+            note_length_s=note_length_s,
+            duration_s=duration_s,
         )[:n_samples]  # [<= n_samples]
         peak = float(np.max(np.abs(y))) if y.size else 0.0
         out[i, : y.size] = y / max(1.0, peak)

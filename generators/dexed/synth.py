@@ -34,7 +34,7 @@ import numpy as np
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
     INIT_VOICE,
-    new_synth,
+    Engine,
     read_bank,
     read_voice_syx,
     render_voices,
@@ -155,7 +155,7 @@ class DexedGenerator(SoundGenerator):
         self._base = base
         self.threads = _int_in(threads, "threads", 1, 256)
         require_dexed()  # after the config: a bad config is reported with or without the extra
-        self._synths: list[Any] = []  # one engine per thread, made on first use
+        self._engines: list[Engine] = []  # one per thread, made on first use
         self._pool: ThreadPoolExecutor | None = None
         self._lookahead: _Job | None = None
 
@@ -249,14 +249,14 @@ class DexedGenerator(SoundGenerator):
         self, engine: int, voices: np.ndarray, stop: threading.Event | None
     ) -> np.ndarray:
         """Render voices [b, 155] on engine number ``engine``; a set ``stop`` ends it early."""
-        while len(self._synths) <= engine:
-            self._synths.append(new_synth(self.sample_rate))
+        while len(self._engines) <= engine:
+            self._engines.append(Engine(self.sample_rate))
         out = np.zeros((len(voices), self.n_samples), dtype=np.float32)
         for first in range(0, len(voices), _STOP_CHECK):
             if stop is not None and stop.is_set():
                 break  # a dropped guess: nobody reads it
             out[first : first + _STOP_CHECK] = render_voices(
-                self._synths[engine],
+                self._engines[engine],
                 voices[first : first + _STOP_CHECK],
                 pitch=self.pitch,
                 velocity=self.velocity,
@@ -269,8 +269,8 @@ class DexedGenerator(SoundGenerator):
         """Split voices [b, 155] into one block of consecutive rows per thread, and start them."""
         if self._pool is None:
             # Engines are made here, in this thread, so that threads never append at once.
-            while len(self._synths) < self.threads:
-                self._synths.append(new_synth(self.sample_rate))
+            while len(self._engines) < self.threads:
+                self._engines.append(Engine(self.sample_rate))
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dexed")
         parts = np.array_split(voices, self.threads)
         return [
