@@ -91,8 +91,8 @@ def end_to_end_rate(
     path = folder / f"dexed_speed_{mode}_{workers}_data.hdf5"
     cpu0 = _cpu_seconds()
     start = time.perf_counter()
-    threads = workers if mode == "run" else 1
-    with DexedGenerator(dexed_config=config, threads=threads) as generator:
+    engines = workers if mode == "run" else 1
+    with DexedGenerator(dexed_config=config, workers=engines) as generator:
         DatasetCreator(
             generator,
             path=path,

@@ -251,7 +251,7 @@ def test_datasets_are_the_same_bytes_whatever_the_workers(
 
 
 def test_threads_give_the_same_examples_in_any_order_of_requests(small: DexedGenerator) -> None:
-    with DexedGenerator(dexed_config=CONFIGS["small"], threads=3, **SHORT) as threaded:
+    with DexedGenerator(dexed_config=CONFIGS["small"], workers=3, **SHORT) as threaded:
         # In order (each guessed while the one before is returned), a short last chunk,
         # then out of order (the guess is dropped), and a batch render.
         for start, n in [(0, 6), (6, 6), (12, 6), (18, 2), (3, 5), (40, 7), (0, 1)]:

@@ -80,7 +80,7 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_audio: bool) -
         )
 
 
-def _generator_from_args(args: argparse.Namespace, *, threads: int = 1) -> DexedGenerator:
+def _generator_from_args(args: argparse.Namespace, *, workers: int = 1) -> DexedGenerator:
     return DexedGenerator(
         dexed_config=args.config,
         sample_rate=args.sample_rate,
@@ -88,7 +88,7 @@ def _generator_from_args(args: argparse.Namespace, *, threads: int = 1) -> Dexed
         pitch=args.pitch,
         velocity=args.velocity,
         note_length_s=args.note_length,
-        threads=threads,
+        workers=workers,
     )
 
 
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (no GIL while rendering), the next chunk while this one is written: that
         # starts at once and copies no audio between processes. The file is the
         # same as with worker processes.
-        with _generator_from_args(args, threads=args.workers) as generator:
+        with _generator_from_args(args, workers=args.workers) as generator:
             create_dataset_from_args(generator, argparse.Namespace(**{**vars(args), "workers": 1}))
         return 0
     generator = _generator_from_args(args)

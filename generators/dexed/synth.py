@@ -104,13 +104,14 @@ class DexedGenerator(SoundGenerator):
         MIDI note (0-127) and velocity (1-127); default the config's ``note``, else 60 and 100.
     note_length_s : float > 0, optional
         Note-on to note-off; default the config's ``note.length_s``, else 3/4 of the example.
-    threads : int > 0
+    workers : int > 0
         Engines rendering in parallel threads of this process (dexed-py renders
         without the GIL). With more than one, :meth:`render_examples` also
         renders the chunk after the one asked for while the caller writes it,
         which is how ``python -m generators.dexed run --workers N`` keeps N
         cores busy from one writer process. Not part of :meth:`config`: worker
-        processes that rebuild the generator render with one thread each.
+        processes that rebuild the generator render with one thread each (the
+        same argument as :class:`~generators.vst_generator.VSTGenerator`'s hosts).
 
     Raises
     ------
@@ -130,7 +131,7 @@ class DexedGenerator(SoundGenerator):
         pitch: int | None = None,
         velocity: int | None = None,
         note_length_s: float | None = None,
-        threads: int = 1,
+        workers: int = 1,
     ) -> None:
         super().__init__(sample_rate=sample_rate, n_samples=n_samples)
         self.dexed_config = load_dexed_config(dexed_config)
@@ -153,7 +154,7 @@ class DexedGenerator(SoundGenerator):
         for f in self.dexed_config.fixed:
             base[f.column] = f.value
         self._base = base
-        self.threads = _int_in(threads, "threads", 1, 256)
+        self.workers = _int_in(workers, "workers", 1, 256)
         require_dexed()  # after the config: a bad config is reported with or without the extra
         self._engines: list[Engine] = []  # one per thread, made on first use
         self._pool: ThreadPoolExecutor | None = None
@@ -183,13 +184,13 @@ class DexedGenerator(SoundGenerator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sample and render examples ``[start, start + n_examples)``; see the base class.
 
-        With ``threads`` > 1 the next chunk, ``[start + n_examples, start +
+        With ``workers`` > 1 the next chunk, ``[start + n_examples, start +
         2 n_examples)``, starts rendering before this one is returned: the dataset
         writer asks for chunks in order, and gets the next one ready (or partly
         so) after writing this one. Any other request drops the guess. Examples
         depend on ``(seed, index)`` only, so the result is the same either way.
         """
-        if self.threads == 1:
+        if self.workers == 1:
             return super().render_examples(seed=seed, start=start, n_examples=n_examples)
         job = self._lookahead
         if job is None or not job.covers(seed, start, n_examples):
@@ -239,7 +240,7 @@ class DexedGenerator(SoundGenerator):
     def render_voices(self, voices: np.ndarray) -> np.ndarray:
         """Render whole DX7 voices [batch, 155] with this generator's note -> float32 [batch, n_samples]."""
         v = np.asarray(voices, dtype=np.uint8)
-        if self.threads == 1 or len(v) < 2:
+        if self.workers == 1 or len(v) < 2:
             return self._render_block(0, v, None)
         blocks = self._submit(v, None)
         return np.concatenate([block.result() for block in blocks])
@@ -269,10 +270,10 @@ class DexedGenerator(SoundGenerator):
         """Split voices [b, 155] into one block of consecutive rows per thread, and start them."""
         if self._pool is None:
             # Engines are made here, in this thread, so that threads never append at once.
-            while len(self._engines) < self.threads:
+            while len(self._engines) < self.workers:
                 self._engines.append(Engine(self.sample_rate))
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dexed")
-        parts = np.array_split(voices, self.threads)
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dexed")
+        parts = np.array_split(voices, self.workers)
         return [
             self._pool.submit(self._render_block, k, part, stop) for k, part in enumerate(parts)
         ]
