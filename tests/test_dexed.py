@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -31,13 +30,13 @@ SHORT: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "n_samples": 4096, "note_le
 @pytest.fixture(scope="module")
 def extra() -> Any:
     """dexed-py, the optional extra: skipped without it, except in CI where it must be there."""
-    if importlib.util.find_spec("dexed") is None:
-        message = "dexed-py not installed: uv sync --extra dexed"
+    try:
+        import dexed
+    except ImportError as exc:
+        message = f"dexed-py not installed ({exc}): uv sync --extra dexed"
         if os.environ.get("CI"):
             pytest.fail(message)  # CI installs the extra; a skip there would hide a broken setup
         pytest.skip(message)
-    import dexed
-
     return dexed
 
 
