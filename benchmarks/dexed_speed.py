@@ -16,9 +16,11 @@ Per worker count N:
   each rebuilding the generator (start-up and copying audio between processes
   included).
 
-Prints examples/s, "x real-time", CPU ms per example (all processes) and the
-speed-up over one worker, next to the machine's ceiling: on a shared machine the
-ratio of the two says more than either.
+Prints examples/s, "x real-time", CPU ms per example (all processes, and the
+writing thread's share) and the speed-up over one worker, next to the machine's
+ceiling: on a shared machine the ratio of the two says more than either. For
+``run`` it also prints the speed-up its CPU times allow on N idle cores, which
+does not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from generators.dexed.synth import DexedGenerator
 from generators.generator import DatasetCreator
@@ -70,9 +73,15 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+class Run(NamedTuple):
+    rate: float  # examples per wall-clock second
+    cpu_ms: float  # CPU ms per example, all threads and processes
+    writer_ms: float  # CPU ms per example of the writing thread (the main thread)
+
+
 def end_to_end_rate(
     config: Path, *, mode: str, n_examples: int, workers: int, chunk_size: int, folder: Path
-) -> tuple[float, float]:
+) -> Run:
     """A whole dataset run from a fresh generator, start-up and file writing included.
 
     Parameters
@@ -80,16 +89,9 @@ def end_to_end_rate(
     mode : {"run", "processes"}
         ``workers`` engine threads in the writer process (the ``run`` command), or
         ``workers`` ``DatasetCreator`` worker processes.
-
-    Returns
-    -------
-    rate : float
-        Examples per wall-clock second.
-    cpu_ms : float
-        CPU milliseconds per example, all processes together.
     """
     path = folder / f"dexed_speed_{mode}_{workers}_data.hdf5"
-    cpu0 = _cpu_seconds()
+    cpu0, writer0 = _cpu_seconds(), time.thread_time()
     start = time.perf_counter()
     engines = workers if mode == "run" else 1
     with DexedGenerator(dexed_config=config, workers=engines) as generator:
@@ -103,9 +105,25 @@ def end_to_end_rate(
             progress=False,
         ).run(overwrite=True)
     elapsed = time.perf_counter() - start
-    cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / n_examples
+    per_example_ms = 1e3 / n_examples
     path.unlink()
-    return n_examples / elapsed, cpu_ms
+    return Run(
+        n_examples / elapsed,
+        (_cpu_seconds() - cpu0) * per_example_ms,
+        (time.thread_time() - writer0) * per_example_ms,
+    )
+
+
+def idle_speedup(one: Run, run: Run, workers: int) -> float:
+    """The speed-up over one worker that ``run``'s CPU times allow on ``workers`` idle cores.
+
+    The writer thread and the engine threads overlap, so an example takes at
+    least the longest of: all the CPU time shared by the cores, the writer's
+    part, one engine thread's part.
+    """
+    engines_ms = run.cpu_ms - run.writer_ms
+    wall_ms = max(run.cpu_ms / workers, run.writer_ms, engines_ms / workers)
+    return one.cpu_ms / wall_ms
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -137,37 +155,44 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"({1e3 / raw:.3f} CPU ms/example)"
     )
     base: dict[str, float] = {}
+    one: Run | None = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder if args.folder is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for workers in args.workers:
-            for mode in ("cpu", "run", "processes"):
+            label = f"{workers} worker{'s' if workers > 1 else ' '}"
+            ceiling = cpu_rate(workers)
+            if workers == 1:
+                base["cpu"] = ceiling
+            print(
+                f"{label} cpu      : {ceiling:8.2f} loops/s    "
+                f"{ceiling / base.get('cpu', ceiling):.2f}x one worker: this machine's ceiling now "
+                f"(load average {os.getloadavg()[0]:.2f})"
+            )
+            for mode in ("run", "processes"):
                 if mode == "processes" and workers == 1:
                     continue  # the same as "run" with one worker
-                if mode == "cpu":
-                    rate, cpu_ms = cpu_rate(workers), float("nan")
-                else:
-                    rate, cpu_ms = end_to_end_rate(
-                        args.config,
-                        mode=mode,
-                        n_examples=args.num_examples,
-                        workers=workers,
-                        chunk_size=args.chunk_size,
-                        folder=folder,
-                    )
-                key = "cpu" if mode == "cpu" else "dataset"
-                if workers == 1:
-                    base[key] = rate
-                speedup = f"{rate / base[key]:.2f}x" if key in base else "-"
-                shown = (
-                    ""
-                    if mode == "cpu"
-                    else f" {rate * seconds:8.0f} x real-time, {cpu_ms:.3f} CPU ms/example"
+                result = end_to_end_rate(
+                    args.config,
+                    mode=mode,
+                    n_examples=args.num_examples,
+                    workers=workers,
+                    chunk_size=args.chunk_size,
+                    folder=folder,
                 )
-                unit = "loops/s   " if mode == "cpu" else "examples/s"
+                if workers == 1:
+                    base["dataset"], one = result.rate, result
+                bound = (
+                    f", allows {idle_speedup(one, result, workers):.2f}x on {workers} idle cores"
+                    if mode == "run" and one is not None and workers > 1
+                    else ""
+                )
                 print(
-                    f"{workers} worker{'s' if workers > 1 else ' '} {mode:<9}: {rate:8.1f} {unit}"
-                    f"{shown}  {speedup} one worker  (load average {os.getloadavg()[0]:.2f})"
+                    f"{label} {mode:<9}: {result.rate:8.1f} examples/s "
+                    f"{result.rate / base.get('dataset', result.rate):.2f}x one worker, "
+                    f"{result.rate * seconds:.0f} x real-time; CPU ms/example {result.cpu_ms:.3f}, "
+                    f"writer thread {result.writer_ms:.3f}{bound} "
+                    f"(load average {os.getloadavg()[0]:.2f})"
                 )
 
 
