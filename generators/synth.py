@@ -26,6 +26,7 @@ GENERATORS: dict[str, str] = {
     "fm": "generators.fm_generator:FMGenerator",
     "sine": "generators.sine_generator:SineGenerator",
     "vst": "generators.vst.synth:VSTGenerator",
+    "dexed": "generators.dexed.synth:DexedGenerator",
 }
 
 
@@ -34,7 +35,7 @@ class SoundGenerator(abc.ABC):
 
     Subclasses set ``name`` (their key in :data:`GENERATORS`), implement
     :attr:`parameter_set`, :meth:`render` and :meth:`config`, and set
-    ``renders_in_parallel`` if they start rendering processes of their own.
+    ``renders_in_parallel`` if they start rendering processes (or threads) of their own.
 
     Parameters
     ----------

@@ -1,0 +1,198 @@
+"""Command line of the DX7 (Dexed) generator (``python -m generators.dexed``).
+
+::
+
+    python -m generators.dexed describe [--config plugin_config/dexed_medium.json]
+    python -m generators.dexed check --config plugin_config/dexed_medium.json
+    python -m generators.dexed run --config plugin_config/dexed_medium.json --name dexed \\
+        --num_examples 20000 --workers 2
+    python -m generators.dexed bank --bank rom1a.syx rom1b.syx \\
+        --config plugin_config/dexed_medium.json --name dexed_rom1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from generators.cli import env_default, make_parser, positive_float, positive_int
+from generators.dexed.config import load_dexed_config
+from generators.dexed.engine import describe_rows, engine_parameter
+from generators.dexed.synth import DexedGenerator, write_bank_dataset
+from generators.errors import InverSynthError
+from generators.options import add_dataset_arguments, n_samples_from_args
+from generators.schema import SILENCE_PEAK, dataset_path
+from generators.writer import create_dataset_from_args
+
+DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
+
+
+def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_audio: bool) -> None:
+    g = parser.add_argument_group("Dexed")
+    g.add_argument(
+        "--config",
+        type=Path,
+        default=env_default("DEXED_CONFIG", DEFAULT_CONFIG, Path),
+        help="Dexed config JSON (plugin_config/dexed_*.json)",
+    )
+    g.add_argument(
+        "--pitch",
+        type=int,
+        default=None,
+        help="MIDI note (unset: the config's note.pitch, else 60)",
+    )
+    g.add_argument(
+        "--velocity",
+        type=int,
+        default=None,
+        help="MIDI velocity (unset: the config's note.velocity, else 100)",
+    )
+    g.add_argument(
+        "--note_length",
+        type=positive_float,
+        default=None,
+        help="seconds from note-on to note-off (unset: the config's note.length_s, else 3/4 "
+        "of the example)",
+    )
+    if with_audio:  # "run" has these among its dataset options
+        g.add_argument(
+            "--length",
+            type=positive_float,
+            default=env_default("LENGTH", 1.0, positive_float),
+            help="seconds per example",
+        )
+        g.add_argument(
+            "--sample_rate",
+            type=positive_int,
+            default=env_default("SAMPLE_RATE", 16384, positive_int),
+            help="Hz",
+        )
+
+
+def _generator_from_args(args: argparse.Namespace, *, workers: int = 1) -> DexedGenerator:
+    return DexedGenerator(
+        dexed_config=args.config,
+        sample_rate=args.sample_rate,
+        n_samples=n_samples_from_args(args),
+        pitch=args.pitch,
+        velocity=args.velocity,
+        note_length_s=args.note_length,
+        workers=workers,
+    )
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        prog="python -m generators.dexed",
+        description="Datasets of the Yamaha DX7 through Dexed's engine (dexed-py, the optional "
+        "extra 'dexed': uv sync --extra dexed).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    describe = commands.add_parser(
+        "describe", help="list the engine's 145 parameters, or a config's", formatter_class=fmt
+    )
+    describe.add_argument(
+        "--config", type=Path, default=None, help="list this config's parameters and levels"
+    )
+    check = commands.add_parser(
+        "check", help="render random examples: silence, levels, speed", formatter_class=fmt
+    )
+    _add_synth_arguments(check, with_audio=True)
+    check.add_argument("--examples", type=positive_int, default=256, help="examples to render")
+    check.add_argument("--seed", type=int, default=0)
+    run = commands.add_parser("run", help="make a dataset of random patches", formatter_class=fmt)
+    _add_synth_arguments(run, with_audio=False)
+    add_dataset_arguments(run, default_name="dexed")
+    bank = commands.add_parser(
+        "bank",
+        help="make a dataset of the voices of DX7 32-voice banks (.syx)",
+        formatter_class=fmt,
+    )
+    bank.add_argument(
+        "--bank", type=Path, nargs="+", required=True, help="DX7 bank file(s), 32 voices each"
+    )
+    _add_synth_arguments(bank, with_audio=True)
+    bank.add_argument(
+        "--name",
+        default="dexed_bank",
+        help="dataset name; the file is {dataset_directory}/{name}_data.hdf5",
+    )
+    bank.add_argument(
+        "--dataset_directory",
+        type=Path,
+        default=env_default("DATASET_DIRECTORY", Path("data"), Path),
+        help="folder of the HDF5 file",
+    )
+    bank.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of the same name"
+    )
+    bank.add_argument("--no_progress", action="store_true", help="no progress bar (for logs)")
+    return parser
+
+
+def _describe_config(path: Path) -> list[str]:
+    cfg = load_dexed_config(path)
+    rows = [f"{cfg.source}: {len(cfg.varied)} varied, {len(cfg.fixed)} fixed"]
+    rows += describe_rows([v.name for v in cfg.varied])
+    rows.append("levels, in DX7 units (a continuous parameter's value is DX7 / max):")
+    for v in cfg.varied:
+        p = engine_parameter(v.name)[1]
+        shown = " ".join(str(p.to_dx7(x)) for x in v.levels)
+        rows.append(f"  {v.name:<26} {len(v.levels):>3}: {shown}")
+    rows.append("fixed, in DX7 units:")
+    rows += [f"  {f.name:<26} {engine_parameter(f.name)[1].to_dx7(f.value)}" for f in cfg.fixed]
+    return rows
+
+
+def check_config(generator: DexedGenerator, *, seed: int, n_examples: int) -> dict[str, float]:
+    """Render ``n_examples`` random examples: the silent fraction, levels and speed."""
+    t0 = time.perf_counter()
+    _, audio = generator.render_examples(seed=seed, start=0, n_examples=n_examples)
+    elapsed = time.perf_counter() - t0
+    peaks = np.max(np.abs(audio), axis=1)  # [n]
+    return {
+        "examples": n_examples,
+        "silent_fraction": float(np.mean(~(peaks >= SILENCE_PEAK))),
+        "below_-40dB_fraction": float(np.mean(peaks < 1e-2)),
+        "peak_median": float(np.median(peaks)),
+        "scaled_down_fraction": float(np.mean(peaks >= 1.0 - 1e-6)),
+        "examples_per_s": n_examples / elapsed if elapsed > 0 else float("inf"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    if args.command == "describe":
+        rows = describe_rows() if args.config is None else _describe_config(args.config)
+        print("\n".join(rows))
+        return 0
+    if getattr(args, "seed", 0) < 0:
+        raise InverSynthError(f"--seed must be >= 0, got {args.seed}")
+    if args.command == "run":
+        # One writer process whose generator renders with --workers engine threads
+        # (no GIL while rendering), the next chunk while this one is written: that
+        # starts at once and copies no audio between processes. The file is the
+        # same as with worker processes.
+        with _generator_from_args(args, workers=args.workers) as generator:
+            create_dataset_from_args(generator, argparse.Namespace(**{**vars(args), "workers": 1}))
+        return 0
+    generator = _generator_from_args(args)
+    if args.command == "check":
+        report = check_config(generator, seed=args.seed, n_examples=args.examples)
+        for key, value in report.items():
+            print(f"{key:<22}: {value:.6g}")
+        return 0
+    out = write_bank_dataset(
+        generator,
+        args.bank,
+        path=dataset_path(args.dataset_directory, args.name),
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(f"dataset: {out}")
+    return 0
