@@ -4,7 +4,7 @@
   (:mod:`generators.fm_generator`, :mod:`generators.sine_generator`, :mod:`generators.vst`);
 * :mod:`generators.parameters`: quantized parameters, sampling, label encoding;
 * :mod:`generators.schema`: the dataset file format; :mod:`generators.writer` writes
-  it, :mod:`generators.dataset` reads it;
+  it (one writer per file: :mod:`generators.lock`), :mod:`generators.dataset` reads it;
 * :mod:`generators.pool`: worker processes that each hold a synth;
 * :mod:`generators.cli`, :mod:`generators.options`: command-line plumbing and the
   options that commands share; :mod:`generators.validate`: checks of single values.

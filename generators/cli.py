@@ -4,7 +4,11 @@
   (variables ``INVERSYNTH_<NAME>``, documented in ``.env.example``); options
   given on the command line override them.
 * Bad input ends the program with one line, ``error: <what was wrong>``, and
-  exit code 2, never a traceback; Ctrl-C ends it with exit code 130.
+  exit code 2, never a traceback; Ctrl-C ends it with exit code 130, SIGTERM
+  with 143, both after the same clean-up.
+* A boolean option is ``--name`` / ``--no_name`` (:class:`BooleanFlag`), its
+  default from ``INVERSYNTH_<NAME>`` (true or false); a flag that only ever
+  turns something off is ``--no_name`` alone (``--no_progress``).
 
 The options that several commands share are defined once, in :mod:`generators.options`.
 """
@@ -12,9 +16,13 @@ The options that several commands share are defined once, in :mod:`generators.op
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -23,11 +31,16 @@ from typing import Any, NoReturn, TypeVar, cast
 from generators.errors import InverSynthError
 
 __all__ = [
+    "BooleanFlag",
+    "Terminated",
+    "bounded_float",
+    "bounded_int",
     "env_default",
     "env_value",
     "make_parser",
     "non_negative_float",
     "non_negative_int",
+    "parse_bool",
     "positive_float",
     "positive_int",
     "run_cli",
@@ -39,30 +52,57 @@ T = TypeVar("T")
 
 @cache
 def _dotenv() -> dict[str, str]:
-    """The ``.env`` file of the working folder, read once ({} when absent)."""
+    """The ``.env`` file of the working folder, read once ({} when absent).
+
+    A line that cannot be parsed is refused, never skipped: a skipped line
+    would quietly leave its option at the built-in default.
+    """
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     path = Path(".env")
     if not path.is_file():
         return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InverSynthError(f"cannot read {str(path.resolve())!r}: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        bare = (
+            binding.key is not None and binding.value is None and binding.key.startswith(ENV_PREFIX)
+        )
+        if binding.error or bare:
+            line = binding.original.string.strip()
+            raise InverSynthError(
+                f"{path} line {binding.original.line}: cannot read {line!r:.80}; "
+                "expected NAME=value (a comment starts with #)"
+            )
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def _env_source(name: str) -> tuple[str, str | None]:
+    """``(where, raw value)`` of ``INVERSYNTH_<name>``: the process environment first, then ``.env``."""
+    key = ENV_PREFIX + name.upper()
+    if key in os.environ:
+        return "the environment", os.environ[key]
+    return ".env", _dotenv().get(key)
 
 
 def env_value(name: str) -> str | None:
     """Raw value of ``INVERSYNTH_<name>``: the process environment first, then ``.env``."""
-    key = ENV_PREFIX + name.upper()
-    if key in os.environ:
-        return os.environ[key]
-    return _dotenv().get(key)
+    return _env_source(name)[1]
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off, any case; empty is false)."""
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError(text)
+    raise argparse.ArgumentTypeError(
+        f"expected true or false (or 1/0, yes/no, on/off), got {text!r}"
+    )
 
 
 def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -> T:
@@ -75,32 +115,36 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
     default : T
         Used when the variable is unset.
     kind : callable, optional
-        Parser for the text; defaults to the type of ``default`` (``bool``
-        accepts 1/0, true/false, yes/no, on/off).
+        Parser for the text (an argparse ``type``); defaults to the type of
+        ``default`` (``bool`` accepts true/false, 1/0, yes/no, on/off).
 
     Raises
     ------
     InverSynthError
-        When the variable is set but cannot be parsed; the message names both.
+        When the variable is set but cannot be parsed; the message names the
+        variable and where it was set (``INVERSYNTH_SEED in .env: expected an
+        integer >= 0, got '-1'``).
     """
-    text = env_value(name)
+    where, text = _env_source(name)
     if text is None:
         return default
     parser: Callable[[str], Any]
     if kind is not None:
         parser = kind
     elif isinstance(default, bool):
-        parser = _parse_bool
+        parser = parse_bool
     elif default is None:
         parser = str
     else:
         parser = cast(Callable[[str], Any], type(default))
     try:
         value = cast(T, parser(text))
-    except (TypeError, ValueError, argparse.ArgumentTypeError):
+    except argparse.ArgumentTypeError as exc:
+        raise InverSynthError(f"{ENV_PREFIX}{name.upper()} in {where}: {exc}") from None
+    except (TypeError, ValueError):
+        kind_name = getattr(parser, "__name__", "value").lstrip("_").replace("_", " ")
         raise InverSynthError(
-            f"environment/.env variable {ENV_PREFIX}{name.upper()}={text!r} is not a valid "
-            f"{getattr(parser, '__name__', 'value').lstrip('_').replace('_', ' ')}"
+            f"{ENV_PREFIX}{name.upper()} in {where}: expected a {kind_name}, got {text!r}"
         ) from None
     return value
 
@@ -108,12 +152,14 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
 def _number(
     text: str, kind: type[int] | type[float], test: Callable[[float], bool], what: str
 ) -> Any:
+    shown = text if len(text) <= 40 else f"{text[:24]}...({len(text)} characters)"
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not (math.isfinite(value) and test(value)):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {shown!r}") from None
+    finite = isinstance(value, int) or math.isfinite(value)  # an int may exceed any float
+    if not (finite and test(value)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {shown!r}")
     return value
 
 
@@ -141,6 +187,59 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in ``[low, high]`` (the message says the range)."""
+
+    def parse(text: str) -> int:
+        value: int = _number(
+            text, int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]"
+        )
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
+def bounded_float(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """argparse type: a number in ``[low, high]`` (``unit`` shown in the message)."""
+    what = f"a number in [{low:g}, {high:g}]" + (f" {unit}" if unit else "")
+
+    def parse(text: str) -> float:
+        value: float = _number(text, float, lambda v: low <= v <= high, what)
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+class BooleanFlag(argparse.Action):
+    """``--name`` sets an option, ``--no_name`` clears it: the toolkit's one style for booleans.
+
+    The default (from the option's ``INVERSYNTH_<NAME>`` variable) decides
+    what happens when neither is given.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        names = list(option_strings)
+        for option in option_strings:
+            if not option.startswith("--"):
+                raise ValueError(f"a boolean flag needs a long option, got {option!r}")
+            names.append("--no_" + option[2:])
+        super().__init__(names, dest, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, not (option_string or "").startswith("--no_"))
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the toolkit's one-line error format and exit code."""
 
@@ -155,16 +254,51 @@ def make_parser(prog: str | None = None, description: str | None = None) -> argp
     )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: files closed, workers ended."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_cli(
     main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
 ) -> NoReturn:
-    """Call ``main(argv)`` and exit; bad input becomes one line on stderr and exit code 2."""
+    """Call ``main(argv)`` and exit; bad input becomes one line on stderr and exit code 2.
+
+    Ctrl-C exits with code 130 and SIGTERM with 143, after the same clean-up
+    (a dataset run keeps what it finished, for ``--resume``). A closed output
+    pipe (``... | head``) ends the program quietly.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         code = main(argv)
     except InverSynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        print("terminated (run again with --resume where the command has it)", file=sys.stderr)
+        sys.exit(143)
     except KeyboardInterrupt:
         print("interrupted (run again with --resume where the command has it)", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        _quiet_broken_pipe()
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code or 0)
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (``| head``): exit without a traceback, as SIGPIPE would."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)

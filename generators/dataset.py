@@ -9,10 +9,12 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-from collections.abc import Sequence
+import re
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -22,24 +24,42 @@ from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.schema import (
     EXAMPLE_ARRAYS,
-    FORMAT_VERSION,
+    FAILED_ARRAY,
+    READABLE_VERSIONS,
+    REQUIRED_ATTRS,
     SHARED_ATTRS,
     attr_value,
+    dataset_path,
     partial_path,
 )
 from generators.synth import SoundGenerator, load_generator
 
 __all__ = ["SynthDataset", "open_dataset", "resolve_paths"]
 
+T = TypeVar("T")
+
+
+def _parse_json_attr(part: Any, key: str, parse: Callable[[str], T]) -> T:
+    """A JSON attribute, parsed; a malformed one names the file and the attribute."""
+    try:
+        return parse(part.attrs[key])
+    except (TypeError, ValueError) as exc:  # JSONDecodeError and InverSynthError are ValueErrors
+        raise InverSynthError(
+            f"{str(part.path)!r}: attribute {key!r} is malformed: {exc}"
+        ) from None
+
 
 def resolve_paths(source: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files named by a path, a glob pattern, or a list of either."""
+    """Files named by a path, a glob pattern, or a list of either.
+
+    A glob leaves out the ``.partial`` and ``.lock`` files of runs in progress.
+    """
     items = [source] if isinstance(source, (str, Path)) else list(source)
     paths: list[Path] = []
     for item in items:
         text = str(item)
         if any(ch in text for ch in "*?["):
-            matches = sorted(glob.glob(text))
+            matches = [m for m in sorted(glob.glob(text)) if not m.endswith(_WORK_SUFFIXES)]
             if not matches:
                 raise InverSynthError(f"no dataset file matches {text!r}")
             paths.extend(Path(m) for m in matches)
@@ -50,10 +70,17 @@ def resolve_paths(source: str | Path | Sequence[str | Path]) -> list[Path]:
     return paths
 
 
+_WORK_SUFFIXES = (".partial", ".lock")
+_SHARD_NAME = re.compile(r"^(?P<name>.+)_data\.shard-\d+-of-\d+\.hdf5$")
+_LABEL_CHECK_ROWS = 1 << 16  # labels are checked in blocks of this many rows
+
+
 class _Part:
-    """One file of a dataset, opened read-only."""
+    """One file of a dataset, opened read-only and checked against the schema."""
 
     def __init__(self, path: Path) -> None:
+        if path.is_dir():
+            raise InverSynthError(f"{str(path)!r} is a folder, not a dataset file")
         if not path.exists():
             hint = ""
             if partial_path(path).exists():
@@ -62,33 +89,123 @@ class _Part:
         try:
             self.file = h5py.File(path, "r")
         except OSError as exc:
-            raise InverSynthError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from None
+            reason = " ".join(str(exc).split())[:160]
+            raise InverSynthError(f"{str(path)!r} is not a readable HDF5 file: {reason}") from None
         self.path = path
+        try:
+            self._check()
+        except BaseException:
+            self.file.close()
+            raise
         f = self.file
-        missing = [k for k in EXAMPLE_ARRAYS if k not in f]
-        if missing or "format_version" not in f.attrs:
-            self.file.close()
-            raise InverSynthError(
-                f"{str(path)!r} is not an InverSynth dataset (missing {missing or 'format_version'})"
-            )
-        if attr_value(f.attrs, "format_version") != FORMAT_VERSION:
-            self.file.close()
-            raise InverSynthError(
-                f"{str(path)!r} has format version {attr_value(f.attrs, 'format_version')}, "
-                f"this toolkit reads version {FORMAT_VERSION}"
-            )
-        if not bool(attr_value(f.attrs, "complete")):
-            self.file.close()
-            raise InverSynthError(
-                f"dataset {str(path)!r} is incomplete: its run never finished; "
-                "finish it with the same command and --resume"
-            )
         self.attrs = {k: attr_value(f.attrs, k) for k in f.attrs}
         self.offset = int(self.attrs["example_offset"])
         self.n_examples = int(self.attrs["n_examples"])
+        self.shard = _parse_shard_attr(self.attrs["shard"], path)
         self.audio: h5py.Dataset = f["audio"]
         self.labels: h5py.Dataset = f["labels"]
         self.values: h5py.Dataset = f["values"]
+        self.failed = (
+            np.asarray(f[FAILED_ARRAY][...], dtype=bool)
+            if FAILED_ARRAY in f
+            else np.zeros(self.n_examples, dtype=bool)
+        )  # [n_examples]
+
+    def _check(self) -> None:
+        f, where = self.file, repr(str(self.path))
+        missing = [k for k in EXAMPLE_ARRAYS if k not in f]
+        if missing or "format_version" not in f.attrs:
+            raise InverSynthError(
+                f"{where} is not an InverSynth dataset (missing {missing or 'format_version'})"
+            )
+        version = attr_value(f.attrs, "format_version")
+        if version not in READABLE_VERSIONS:
+            raise InverSynthError(
+                f"{where} has format version {version}, this toolkit reads versions "
+                f"{', '.join(str(v) for v in READABLE_VERSIONS)}"
+            )
+        absent = [k for k in REQUIRED_ATTRS if k not in f.attrs]
+        if absent:
+            raise InverSynthError(
+                f"{where} lacks the attribute {absent[0]!r} of every dataset file: it is "
+                "damaged, or was not written by this toolkit"
+            )
+        if not bool(attr_value(f.attrs, "complete")):
+            raise InverSynthError(
+                f"dataset {where} is incomplete: its run never finished; "
+                "finish it with the same command and --resume"
+            )
+        if version >= 2 and FAILED_ARRAY not in f:
+            raise InverSynthError(f"{where} lacks the {FAILED_ARRAY!r} array of format version 2")
+        n, n_samples = int(attr_value(f.attrs, "n_examples")), int(attr_value(f.attrs, "n_samples"))
+        expected = {"audio": (n, n_samples), FAILED_ARRAY: (n,)}
+        for name, shape in expected.items():
+            if name in f and f[name].shape != shape:
+                raise InverSynthError(
+                    f"{where}: {name!r} has shape {f[name].shape}, the file's attributes say "
+                    f"{shape} (n_examples={n}, n_samples={n_samples}): the file is damaged"
+                )
+        for name in ("labels", "values"):
+            if f[name].ndim != 2 or f[name].shape[0] != n:
+                raise InverSynthError(
+                    f"{where}: {name!r} has shape {f[name].shape}, expected {n} rows "
+                    f"(n_examples={n}): the file is damaged"
+                )
+        if not np.issubdtype(f["labels"].dtype, np.integer):
+            raise InverSynthError(f"{where}: 'labels' are {f['labels'].dtype}, not integers")
+
+    def check_rows(self, parameter_set: ParameterSet) -> None:
+        """Every label row has one class per parameter, each within its parameter's levels."""
+        where = repr(str(self.path))
+        n_par = parameter_set.n_parameters
+        for name in ("labels", "values"):
+            got = self.file[name].shape[1]
+            if got != n_par:
+                raise InverSynthError(
+                    f"{where}: {name!r} has {got} columns, its parameter set has {n_par} "
+                    "parameters: the file is damaged"
+                )
+        n_levels = parameter_set.n_levels[None, :]  # [1, n_parameters]
+        for a in range(0, self.n_examples, _LABEL_CHECK_ROWS):
+            block = self.labels[a : a + _LABEL_CHECK_ROWS]  # [rows, n_parameters]
+            bad = (block < 0) | (block >= n_levels)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                p = parameter_set.parameters[col]
+                raise InverSynthError(
+                    f"{where}: example {self.offset + a + row} has class {int(block[row, col])} "
+                    f"for parameter {p.name!r}, which has {p.n_levels} levels "
+                    f"(0..{p.n_levels - 1}): the file is damaged"
+                )
+
+
+def _parse_shard_attr(text: Any, path: Path) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise InverSynthError(f"{str(path)!r}: its 'shard' attribute {text!r} is not K/N") from None
+    if not 1 <= k <= n:
+        raise InverSynthError(f"{str(path)!r}: its 'shard' attribute {text!r} is not K/N")
+    return k, n
+
+
+def _missing_shards_message(parts: list[_Part], n_shards: int, missing: list[int]) -> str:
+    """Which shards are missing, by file name where the files follow the naming scheme."""
+    first = parts[0].path
+    numbers = ", ".join(str(k) for k in missing[:8]) + (" ..." if len(missing) > 8 else "")
+    verb = "is" if len(missing) == 1 else "are"
+    message = f"incomplete dataset: shard{'s' if len(missing) > 1 else ''} {numbers} of {n_shards} {verb} missing"
+    match = _SHARD_NAME.match(first.name)
+    if match:
+        files = [dataset_path(first.parent, match["name"], (k, n_shards)) for k in missing]
+        message += " (" + ", ".join(repr(str(p)) for p in files[:3])
+        message += ", ...)" if len(files) > 3 else ")"
+        unfinished = [p for p in files if partial_path(p).exists()]
+        if unfinished:
+            message += f"; {partial_path(unfinished[0])} is unfinished: finish it with --resume"
+        pattern = str(first.parent / f"{match['name']}_data.shard-*")
+        return message + f"; give every shard, e.g. the quoted glob {pattern!r}"
+    return message + "; give every shard"
 
 
 class SynthDataset:
@@ -99,51 +216,99 @@ class SynthDataset:
     source : path, glob pattern, or sequence of them
         One complete dataset file, or every shard of one dataset (in any order).
 
+    Attributes
+    ----------
+    failed_indices : np.ndarray [n_failed], int64
+        Global indices of the examples the synth failed to render (their audio
+        is silence); training and evaluation must leave them out.
+
     Raises
     ------
     InverSynthError
-        For a missing, unreadable, unfinished or foreign file, shards of
-        different datasets, or shards that leave a gap or overlap.
+        For a missing, unreadable, unfinished, damaged or foreign file (array
+        shapes that disagree with the attributes, a label outside its
+        parameter's levels), shards of different datasets, or an incomplete
+        set of shards (the message names the missing ones).
     """
 
     def __init__(self, source: str | Path | Sequence[str | Path]) -> None:
-        parts = [_Part(p) for p in resolve_paths(source)]
+        parts: list[_Part] = []
+        try:
+            for p in resolve_paths(source):
+                parts.append(_Part(p))
+            self._join(parts)
+            parameter_set = _parse_json_attr(parts[0], "parameter_set", ParameterSet.from_json)
+            generator_config = _parse_json_attr(parts[0], "generator_config", json.loads)
+            for part in parts:
+                part.check_rows(parameter_set)
+        except BaseException:
+            self._close(parts)
+            raise
+        first = parts[0]
+        self._parts = parts
+        self._starts = np.array([p.offset for p in parts], dtype=np.int64)
+        self.attrs: dict[str, Any] = dict(first.attrs)
+        self.paths = [p.path for p in parts]
+        self.n_examples = sum(p.n_examples for p in parts)
+        self.sample_rate = int(self.attrs["sample_rate"])
+        self.n_samples = int(self.attrs["n_samples"])
+        self.generator_name = str(self.attrs["generator"])
+        self.generator_config: dict[str, Any] = generator_config
+        self.parameter_set = parameter_set
+        self.seed = int(self.attrs["seed"])
+        self.failed_indices = np.concatenate(
+            [np.flatnonzero(p.failed).astype(np.int64) + p.offset for p in parts]
+        )
+
+    @staticmethod
+    def _join(parts: list[_Part]) -> None:
+        """Check that the parts are all the shards of one dataset, sorted by offset."""
         parts.sort(key=lambda part: part.offset)
         first = parts[0]
         for part in parts[1:]:
             for key in SHARED_ATTRS:
                 if part.attrs.get(key) != first.attrs.get(key):
-                    self._close(parts)
                     raise InverSynthError(
                         f"{str(part.path)!r} and {str(first.path)!r} are not shards of one dataset "
                         f"(their {key!r} differ)"
                     )
+            if part.shard[1] != first.shard[1]:
+                raise InverSynthError(
+                    f"{str(part.path)!r} is shard {part.shard[0]}/{part.shard[1]}, "
+                    f"{str(first.path)!r} is shard {first.shard[0]}/{first.shard[1]}: not one split"
+                )
+        n_shards = first.shard[1]
+        given = [part.shard[0] for part in parts]
+        twice = sorted({k for k in given if given.count(k) > 1})
+        if twice:
+            raise InverSynthError(f"shard {twice[0]}/{n_shards} is given twice")
+        missing = sorted(set(range(1, n_shards + 1)) - set(given))
+        if missing:
+            raise InverSynthError(_missing_shards_message(parts, n_shards, missing))
         expected = 0
         for part in parts:
             if part.offset != expected:
-                self._close(parts)
                 raise InverSynthError(
                     f"shards do not join up: {str(part.path)!r} starts at example {part.offset}, "
                     f"expected {expected}"
                 )
             expected += part.n_examples
-        if len(parts) > 1 and expected != int(first.attrs["total_examples"]):
-            self._close(parts)
+        total = int(first.attrs["total_examples"])
+        if expected != total:
             raise InverSynthError(
-                f"shards hold {expected} of the dataset's {first.attrs['total_examples']} examples: "
-                "some shard is missing"
+                f"the files hold {expected} of the dataset's {total} examples "
+                f"(attribute total_examples of {str(first.path)!r}): the file is damaged"
             )
-        self._parts = parts
-        self._starts = np.array([p.offset for p in parts], dtype=np.int64)
-        self.attrs: dict[str, Any] = dict(first.attrs)
-        self.paths = [p.path for p in parts]
-        self.n_examples = expected
-        self.sample_rate = int(self.attrs["sample_rate"])
-        self.n_samples = int(self.attrs["n_samples"])
-        self.generator_name = str(self.attrs["generator"])
-        self.generator_config: dict[str, Any] = json.loads(self.attrs["generator_config"])
-        self.parameter_set = ParameterSet.from_json(self.attrs["parameter_set"])
-        self.seed = int(self.attrs["seed"])
+
+    @property
+    def n_failed(self) -> int:
+        """Examples the synth failed to render (see :attr:`failed_indices`)."""
+        return int(self.failed_indices.size)
+
+    def usable_mask(self, indices: np.ndarray) -> np.ndarray:
+        """For global example indices, True where the example rendered (is not failed): bool [n]."""
+        idx = self._check_indices(indices)
+        return ~np.isin(idx, self.failed_indices)
 
     @staticmethod
     def _close(parts: list[_Part]) -> None:
@@ -259,17 +424,56 @@ def open_dataset(source: str | Path | Sequence[str | Path]) -> SynthDataset:
     return SynthDataset(source)
 
 
+_WIDTH = 100  # of the description's lines
+_SHOWN_ELSEWHERE = {
+    "generator_config": "(synth options, above)",
+    "parameter_set": "(parameters, above)",
+}
+
+
+def _field(label: str, value: object) -> list[str]:
+    """``label : value`` wrapped to ``_WIDTH`` columns, continuation lines indented."""
+    head = f"{label:<18}: "
+    return textwrap.wrap(
+        str(value),
+        width=_WIDTH,
+        initial_indent=head,
+        subsequent_indent=" " * len(head),
+        break_on_hyphens=False,
+    ) or [head.rstrip()]
+
+
+def _synth_options(config: dict[str, Any]) -> list[str]:
+    """The synth's config, one option a line; a plugin config summarised (its parameters are listed below)."""
+    lines: list[str] = []
+    for key in sorted(config):
+        value = config[key]
+        if key == "plugin_config" and isinstance(value, dict):
+            varied = value.get("parameters") or []
+            fixed = value.get("fixed_parameters") or []
+            summary = f"{len(varied)} varied parameters (listed below), {len(fixed)} fixed"
+            for section in ("note", "render"):
+                if value.get(section):
+                    summary += f"; {section} {json.dumps(value[section], sort_keys=True)}"
+            value = summary
+        elif not isinstance(value, str):
+            value = json.dumps(value, sort_keys=True)
+        lines += _field(f"  {key}", value)
+    return lines
+
+
 def _info(source: list[str]) -> str:
     with open_dataset(source) as ds:
+        silent = sum(int(p.attrs.get("silent_examples", 0)) for p in ds._parts)
         lines = [
-            f"files          : {', '.join(str(p) for p in ds.paths)}",
-            f"examples       : {ds.n_examples}",
-            f"generator      : {ds.generator_name} {json.dumps(ds.generator_config, sort_keys=True)}",
-            f"audio          : {ds.n_samples} samples at {ds.sample_rate} Hz",
-            f"seed           : {ds.seed}",
-            f"silent examples: {ds.attrs.get('silent_examples', 0)}",
-            f"fingerprint    : {ds.identity['fingerprint']}",
-            f"parameters     : {ds.parameter_set.n_parameters} "
+            *_field("files", ", ".join(str(p) for p in ds.paths)),
+            f"{'examples':<18}: {ds.n_examples} ({silent} silent, {ds.n_failed} failed to render)",
+            f"{'generator':<18}: {ds.generator_name}",
+            *_synth_options(ds.generator_config),
+            f"{'audio':<18}: {ds.n_samples} samples at {ds.sample_rate} Hz",
+            f"{'seed':<18}: {ds.seed}",
+            f"{'fingerprint':<18}: {ds.identity['fingerprint']}",
+            f"{'parameters':<18}: {ds.parameter_set.n_parameters} "
             f"({ds.parameter_set.n_outputs} one-hot outputs)",
         ]
         for p in ds.parameter_set.parameters:
@@ -278,6 +482,11 @@ def _info(source: list[str]) -> str:
                 f"  {p.name:<14} {p.n_levels:>3} levels, {p.levels[0]:.6g} .. {p.levels[-1]:.6g}{unit}"
                 f" ({p.spacing})"
             )
+        for part in ds._parts:
+            lines.append(f"attributes of {part.path}:")
+            for key in sorted(part.attrs):
+                value = _SHOWN_ELSEWHERE.get(key, part.attrs[key])
+                lines += _field(f"  {key}", value)
     return "\n".join(lines)
 
 

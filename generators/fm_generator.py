@@ -39,7 +39,7 @@ import numpy as np
 from generators import fm_dsp
 from generators.cli import env_default, make_parser, non_negative_float, run_cli
 from generators.errors import InverSynthError
-from generators.options import add_dataset_arguments, n_samples_from_args
+from generators.options import add_bool_argument, add_dataset_arguments, n_samples_from_args
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import SoundGenerator
 from generators.validate import check_float
@@ -229,10 +229,10 @@ def get_parser() -> argparse.ArgumentParser:
         "drawn uniformly; audio, class labels and values in one HDF5 file.",
     )
     synth = parser.add_argument_group("FM synth")
-    synth.add_argument(
-        "--normalise",
-        action=argparse.BooleanOptionalAction,
-        default=env_default("NORMALISE", False),
+    add_bool_argument(
+        synth,
+        "normalise",
+        env="NORMALISE",
         help="scale every example to peak 1 (otherwise only examples that would clip are scaled)",
     )
     synth.add_argument(

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TypeAlias
 
 from generators.cli import (
+    BooleanFlag,
+    bounded_float,
+    bounded_int,
     env_default,
-    non_negative_int,
-    positive_float,
     positive_int,
 )
 from generators.errors import InverSynthError
 
 __all__ = [
+    "LENGTH_RANGE_S",
+    "MAX_CHUNK_SIZE",
+    "MAX_EXAMPLES",
+    "MAX_SEED",
+    "MAX_WORKERS",
+    "MIN_SAMPLES",
+    "SAMPLE_RATE_RANGE_HZ",
+    "add_bool_argument",
     "add_dataset_arguments",
     "add_length_argument",
     "add_max_examples_argument",
@@ -34,12 +44,38 @@ __all__ = [
     "add_sample_rate_argument",
     "add_seed_argument",
     "add_workers_argument",
+    "available_cpus",
+    "cap_workers",
     "default_workers",
     "n_samples_from_args",
     "parse_shard",
 ]
 
 Parser: TypeAlias = argparse.ArgumentParser | argparse._ArgumentGroup
+
+# Bounds of the shared options. Values beyond them are refused with one line
+# before anything is written: they are typing mistakes, and would otherwise
+# end in an overflow, a memory blow-up or a file larger than any disk.
+MAX_EXAMPLES = 1_000_000_000
+MAX_SEED = 2**63 - 1  # seeds are stored as int64 and hashed as uint64
+MAX_WORKERS = 1024  # above the CPU count a run is capped to it, with a warning
+MAX_CHUNK_SIZE = 65_536  # 4.3 GB of audio per chunk at 1 s, 16384 Hz
+SAMPLE_RATE_RANGE_HZ = (1000, 192_000)
+LENGTH_RANGE_S = (0.001, 60.0)
+MIN_SAMPLES = 512  # one STFT window of the spectrogram models: shorter examples train nothing
+
+_seed = bounded_int(0, MAX_SEED)
+_workers = bounded_int(1, MAX_WORKERS)
+_sample_rate = bounded_int(*SAMPLE_RATE_RANGE_HZ)
+_length = bounded_float(*LENGTH_RANGE_S, unit="s")
+
+
+def add_bool_argument(
+    parser: Parser, name: str, *, env: str | None, default: bool = False, help: str
+) -> None:
+    """``--name`` / ``--no_name``: a boolean, default ``INVERSYNTH_<env>`` (true or false) else ``default``."""
+    value = env_default(env, default) if env else default
+    parser.add_argument(f"--{name}", action=BooleanFlag, default=value, help=help)
 
 
 def add_seed_argument(
@@ -48,22 +84,46 @@ def add_seed_argument(
     env: str | None = "SEED",
     help: str = "random seed (>= 0)",
 ) -> None:
-    """``--seed``: an integer >= 0, default 0 (``INVERSYNTH_<env>``; ``env=None``: no variable)."""
-    default = env_default(env, 0, non_negative_int) if env else 0
-    parser.add_argument("--seed", type=non_negative_int, default=default, help=help)
+    """``--seed``: an integer in [0, 2**63 - 1], default 0 (``INVERSYNTH_<env>``; ``env=None``: no variable)."""
+    default = env_default(env, 0, _seed) if env else 0
+    parser.add_argument("--seed", type=_seed, default=default, help=help)
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def default_workers() -> int:
     """Worker processes when ``INVERSYNTH_WORKERS`` is unset: one per CPU core."""
-    return os.cpu_count() or 1
+    return available_cpus()
+
+
+def cap_workers(workers: int, option: str = "--workers") -> int:
+    """``workers``, or the CPU count (with a warning on stderr) if it is more.
+
+    More rendering processes than cores only add memory (each holds a synth)
+    and switching, never speed.
+    """
+    cpus = available_cpus()
+    if workers > cpus:
+        print(
+            f"warning: {option} {workers} is more than the {cpus} CPU core(s) of this machine; "
+            f"using {cpus}",
+            file=sys.stderr,
+        )
+        return cpus
+    return workers
 
 
 def add_workers_argument(parser: Parser, *, help: str = "rendering processes") -> None:
-    """``--workers``: rendering processes, > 0 (``INVERSYNTH_WORKERS``, else one per core)."""
+    """``--workers``: rendering processes, 1..1024 (``INVERSYNTH_WORKERS``, else one per core)."""
     parser.add_argument(
         "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", default_workers(), positive_int),
+        type=_workers,
+        default=env_default("WORKERS", default_workers(), _workers),
         help=help,
     )
 
@@ -93,32 +153,37 @@ def add_max_examples_argument(
     parser.add_argument("--max_examples", type=positive_int, default=default, help=help)
 
 
-def add_sample_rate_argument(parser: Parser, *, help: str = "Hz") -> None:
-    """``--sample_rate``: Hz, an integer > 0 (``INVERSYNTH_SAMPLE_RATE``, else 16384)."""
+def add_sample_rate_argument(parser: Parser, *, help: str = "Hz, 1000 to 192000") -> None:
+    """``--sample_rate``: Hz, an integer in [1000, 192000] (``INVERSYNTH_SAMPLE_RATE``, else 16384)."""
     parser.add_argument(
         "--sample_rate",
-        type=positive_int,
-        default=env_default("SAMPLE_RATE", 16384, positive_int),
+        type=_sample_rate,
+        default=env_default("SAMPLE_RATE", 16384, _sample_rate),
         help=help,
     )
 
 
-def add_length_argument(parser: Parser, *, help: str = "seconds per example") -> None:
-    """``--length``: seconds per example, > 0 (``INVERSYNTH_LENGTH``, else 1)."""
+def add_length_argument(
+    parser: Parser,
+    *,
+    help: str = f"seconds per example, up to 60 and at least {MIN_SAMPLES} samples",
+) -> None:
+    """``--length``: seconds per example, in [0.001, 60] (``INVERSYNTH_LENGTH``, else 1)."""
     parser.add_argument(
         "--length",
-        type=positive_float,
-        default=env_default("LENGTH", 1.0, positive_float),
+        type=_length,
+        default=env_default("LENGTH", 1.0, _length),
         help=help,
     )
 
 
 def n_samples_from_args(args: argparse.Namespace) -> int:
-    """Samples per example from ``--length`` (s) and ``--sample_rate`` (Hz)."""
+    """Samples per example from ``--length`` (s) and ``--sample_rate`` (Hz); at least ``MIN_SAMPLES``."""
     n = round(args.length * args.sample_rate)
-    if n <= 0:
+    if n < MIN_SAMPLES:
         raise InverSynthError(
-            f"--length {args.length} s at --sample_rate {args.sample_rate} Hz gives no samples"
+            f"--length {args.length:g} s at --sample_rate {args.sample_rate} Hz gives {n} samples; "
+            f"a model needs at least {MIN_SAMPLES} (--length {MIN_SAMPLES / args.sample_rate:.3g} s)"
         )
     return n
 
@@ -135,6 +200,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def _name(text: str) -> str:
+    """argparse type: a dataset name (see :func:`generators.schema.check_dataset_name`)."""
+    from generators.schema import check_dataset_name
+
+    try:
+        return check_dataset_name(text)
+    except InverSynthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_dataset_arguments(
     parser: argparse.ArgumentParser, *, default_name: str, default_examples: int = 20_000
 ) -> None:
@@ -143,16 +218,19 @@ def add_dataset_arguments(
     :func:`generators.writer.create_dataset_from_args` runs them.
     """
     g = parser.add_argument_group("dataset")
+    examples = bounded_int(1, MAX_EXAMPLES)
     g.add_argument(
         "--num_examples",
-        type=positive_int,
-        default=env_default("NUM_EXAMPLES", default_examples, positive_int),
-        help="examples in the whole dataset (all shards together)",
+        type=examples,
+        default=env_default("NUM_EXAMPLES", default_examples, examples),
+        help="examples in the whole dataset (all shards together), at most 1,000,000,000",
     )
     g.add_argument(
         "--name",
-        default=env_default("NAME", default_name),
-        help="dataset name; the file is {dataset_directory}/{name}_data.hdf5",
+        type=_name,
+        default=env_default("NAME", default_name, _name),
+        help="dataset name, a plain name (no folders, not starting with '.'); the file is "
+        "{dataset_directory}/{name}_data.hdf5",
     )
     g.add_argument(
         "--dataset_directory",
@@ -173,17 +251,15 @@ def add_dataset_arguments(
         help="random seed (>= 0): the same seed gives the same bytes, whatever --workers or --shard",
     )
     add_workers_argument(g)
+    chunk_size = bounded_int(1, MAX_CHUNK_SIZE)
     g.add_argument(
         "--chunk_size",
-        type=positive_int,
-        default=env_default("CHUNK_SIZE", 256, positive_int),
-        help="examples per unit of work (and per resume checkpoint)",
+        type=chunk_size,
+        default=env_default("CHUNK_SIZE", 256, chunk_size),
+        help="examples per unit of work (and per resume checkpoint), at most 65536",
     )
-    g.add_argument(
-        "--write_wavs",
-        action=argparse.BooleanOptionalAction,
-        default=env_default("WRITE_WAVS", False),
-        help="also write every example as a WAV file",
+    add_bool_argument(
+        g, "write_wavs", env="WRITE_WAVS", help="also write every example as a WAV file"
     )
     g.add_argument(
         "--resume",

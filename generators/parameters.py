@@ -33,8 +33,16 @@ import numpy as np
 
 from generators.errors import InverSynthError
 
-__all__ = ["ALL_GROUP", "Parameter", "ParameterSet", "default_group", "example_uniforms"]
+__all__ = [
+    "ALL_GROUP",
+    "MAX_LEVELS",
+    "Parameter",
+    "ParameterSet",
+    "default_group",
+    "example_uniforms",
+]
 
+MAX_LEVELS = 32768  # dataset labels are int16: class indices 0..32767
 _SPACINGS = ("linear", "note", "custom")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -126,6 +134,11 @@ class Parameter:
         if len(self.levels) < 2:
             raise InverSynthError(
                 f"parameter {self.name!r} needs at least 2 levels, got {len(self.levels)}"
+            )
+        if len(self.levels) > MAX_LEVELS:
+            raise InverSynthError(
+                f"parameter {self.name!r} has {len(self.levels)} levels; at most {MAX_LEVELS} "
+                "(dataset labels are 16-bit integers)"
             )
         if not all(np.isfinite(v) for v in self.levels):
             raise InverSynthError(f"parameter {self.name!r} has non-finite levels {self.levels}")

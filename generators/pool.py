@@ -5,14 +5,26 @@ predictions with it. Workers start with the "spawn" method: they begin clean,
 without whatever the calling process imported (TensorFlow and DawDreamer must
 never meet in one process), and each builds its synth once, from the synth's
 registry name and ``config()``.
+
+Workers die with the process that started them, however it ends (``kill
+-9`` included): on Linux the kernel kills them (``PR_SET_PDEATHSIG``), and
+everywhere a watchdog thread ends a worker whose parent is gone. An orphaned
+worker would otherwise hold its memory (a few hundred MB) forever.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import itertools
 import multiprocessing
-from collections.abc import Callable, Generator, Iterable
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -25,16 +37,54 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 JOBS_PER_WORKER = 2  # jobs in flight per worker: one running, one queued behind it
+_WATCHDOG_INTERVAL_S = 1.0
+_PR_SET_PDEATHSIG = 1
 
 # State of a worker process, set once by its initializer.
 _worker_synth: SoundGenerator | None = None
 _worker_task: Callable[[SoundGenerator, Any], Any] | None = None
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends (see the module docstring)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog remains
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the request above
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_WATCHDOG_INTERVAL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread (a Ctrl-C meanwhile is delivered after)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _init_worker(
-    name: str, config: dict[str, Any], task: Callable[[SoundGenerator, Any], Any]
+    parent_pid: int,
+    name: str,
+    config: dict[str, Any],
+    task: Callable[[SoundGenerator, Any], Any],
 ) -> None:
     global _worker_synth, _worker_task
+    _die_with_parent(parent_pid)
+    # Ctrl-C reaches every process of the terminal's group: the parent handles
+    # it (and ends the workers), so a worker does not print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_synth = load_generator(name, config)
     _worker_task = task
 
@@ -83,21 +133,41 @@ def map_in_workers(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(generator_name, generator_config, task),
+        initargs=(os.getpid(), generator_name, generator_config, task),
     )
     queue = iter(jobs)
     pending: collections.deque[Future[R]] = collections.deque()
+
+    def submit(job: J) -> None:
+        # submit() starts the worker processes. They are born with SIGINT blocked
+        # (the mask is inherited): Ctrl-C reaches the terminal's whole group, and a
+        # worker still starting up would die of it printing a traceback; the
+        # parent handles Ctrl-C and ends them.
+        with _sigint_blocked():
+            pending.append(pool.submit(_run_job, job))
+
     try:
         for job in itertools.islice(queue, JOBS_PER_WORKER * workers):
-            pending.append(pool.submit(_run_job, job))
+            submit(job)
         while pending:
             result = pending.popleft().result()
             for job in itertools.islice(queue, 1):
-                pending.append(pool.submit(_run_job, job))
+                submit(job)
             yield result
     except BaseException:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # The jobs are abandoned: end the workers now, not after their current jobs
+        # (a SIGTERM reaches this process only). The pool then fails the jobs left
+        # (BrokenProcessPool, never seen). Cancelling them first instead would make
+        # the pool's own thread fail on them (Python 3.11).
+        processes = getattr(pool, "_processes", None)
+        if processes is None:  # not CPython's pool: cancel what has not started
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        for process in list(processes.values()):
+            with contextlib.suppress(OSError):
+                process.terminate()  # a no-op for one that has already ended
+        pool.shutdown(wait=False)
         raise
     pool.shutdown(wait=True)

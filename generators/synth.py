@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -18,7 +18,13 @@ from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.validate import check_positive_int
 
-__all__ = ["GENERATORS", "SoundGenerator", "generator_class", "load_generator"]
+__all__ = [
+    "GENERATORS",
+    "RenderedExamples",
+    "SoundGenerator",
+    "generator_class",
+    "load_generator",
+]
 
 # name -> "module:Class". Imported lazily so that naming a synth never costs
 # importing every synth's dependencies (DawDreamer, Numba kernels).
@@ -28,6 +34,14 @@ GENERATORS: dict[str, str] = {
     "vst": "generators.vst.synth:VSTGenerator",
     "dexed": "generators.dexed.synth:DexedGenerator",
 }
+
+
+class RenderedExamples(NamedTuple):
+    """Dataset examples as :meth:`SoundGenerator.render_examples` returns them."""
+
+    indices: np.ndarray  # [n_examples, n_parameters] int64: the class of every parameter
+    audio: np.ndarray  # [n_examples, n_samples] float32; silence where failed
+    failed: np.ndarray  # [n_examples] bool: the synth could not render it (a plugin crashed)
 
 
 class SoundGenerator(abc.ABC):
@@ -83,22 +97,25 @@ class SoundGenerator(abc.ABC):
         """Render class indices [batch, n_parameters]; see :meth:`render`."""
         return self.render(self.parameter_set.to_values(indices))
 
-    def render_examples(
-        self, *, seed: int, start: int, n_examples: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
         """Sample and render the dataset examples ``[start, start + n_examples)``.
 
         The dataset writer calls this; a synth that must redraw some examples
         (a plugin patch that renders silence, say) overrides it, and must keep
-        the result a function of ``(seed, example index)`` alone.
+        the result a function of ``(seed, example index)`` alone. A synth whose
+        renders can fail (a plugin that crashes) marks the examples it gave up
+        on in ``failed`` instead of raising, so that one bad example never
+        costs the dataset.
 
         Returns
         -------
-        indices : np.ndarray [n_examples, n_parameters], int64
-        audio : np.ndarray [n_examples, n_samples], float32
+        RenderedExamples
+            ``indices`` [n_examples, n_parameters] int64, ``audio``
+            [n_examples, n_samples] float32, ``failed`` [n_examples] bool.
         """
         indices = self.parameter_set.sample_indices(seed=seed, start=start, n_examples=n_examples)
-        return indices, self.render_indices(indices)
+        audio = self.render_indices(indices)
+        return RenderedExamples(indices, audio, np.zeros(n_examples, dtype=bool))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most synths hold nothing
         """Release resources (worker processes, plugin instances). Safe to call twice."""

@@ -30,7 +30,10 @@ def _real(value: object) -> float | None:
     """A finite real number (not a bool) as a float, else None."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float: 10**400
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -58,7 +61,8 @@ def check_int(value: object, name: str, *, low: int | None = None, high: int | N
         or not number.is_integer()
         or not _within(number, low, high, low_inclusive=True)
     ):
-        raise InverSynthError(f"{name} must be {_int_requirement(low, high)}, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:24]}..."
+        raise InverSynthError(f"{name} must be {_int_requirement(low, high)}, got {shown}")
     return int(number)
 
 

@@ -7,11 +7,19 @@ Rendering runs in the worker pool of :mod:`generators.pool`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import json
 import os
+import re
+import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Generator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,11 +29,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from generators.errors import InverSynthError
-from generators.options import parse_shard
+from generators.lock import DatasetLock
+from generators.options import (
+    MAX_CHUNK_SIZE,
+    MAX_EXAMPLES,
+    MAX_SEED,
+    MAX_WORKERS,
+    cap_workers,
+    parse_shard,
+)
 from generators.pool import map_in_workers
 from generators.schema import (
+    CREATED_BY,
     EXAMPLE_ARRAYS,
+    FAILED_ARRAY,
     FORMAT_VERSION,
+    LABEL_DTYPE,
     PROGRESS_ARRAY,
     SILENCE_PEAK,
     attr_value,
@@ -33,11 +52,31 @@ from generators.schema import (
     partial_path,
 )
 from generators.synth import SoundGenerator
-from generators.validate import check_non_negative_int, check_positive_int
+from generators.validate import check_int
 
 __all__ = ["DatasetCreator", "create_dataset_from_args"]
 
 _FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
+_STARTUP_NOTE_S = 5.0  # no example after this long: say why the start is slow
+_ALL_FAILED_ABORT = 16  # this many examples in, all failed: the synth cannot render at all
+# Fixed HDF5 format bounds: the same options give the same bytes with any newer library.
+_LIBVER = ("earliest", "v110")
+
+# Dataset attributes -> the option that sets them, for messages.
+_OPTION_OF = {
+    "seed": "--seed",
+    "total_examples": "--num_examples",
+    "n_examples": "--num_examples",
+    "example_offset": "--shard",
+    "shard": "--shard",
+    "sample_rate": "--sample_rate",
+    "n_samples": "--length",
+    "chunk_size": "--chunk_size",
+    "generator": "the synth",
+    "generator_config": "the synth's options",
+    "parameter_set": "the synth's parameters",
+    "format_version": "the format version (made by another version of the toolkit)",
+}
 
 
 class _Rendered(NamedTuple):
@@ -47,7 +86,8 @@ class _Rendered(NamedTuple):
     labels: np.ndarray  # [n, n_parameters] int16
     values: np.ndarray  # [n, n_parameters] float32
     audio: np.ndarray  # [n, n_samples] float32
-    n_silent: int
+    failed: np.ndarray  # [n] bool
+    n_silent: int  # examples that rendered silent (failed ones not counted)
 
 
 @dataclass(frozen=True)
@@ -68,19 +108,24 @@ def _render_chunk(
     wav_directory: str | None,
     wav_prefix: str,
 ) -> _Rendered:
-    """Sample and render one chunk; optionally write its WAV files."""
-    indices, audio = generator.render_examples(seed=seed, start=chunk.start, n_examples=chunk.n)
+    """Sample and render one chunk; optionally write its WAV files (not those of failed examples)."""
+    indices, audio, failed = generator.render_examples(
+        seed=seed, start=chunk.start, n_examples=chunk.n
+    )
     values = generator.parameter_set.to_values(indices).astype(np.float32)
     audio = np.asarray(audio, dtype=np.float32)
+    failed = np.asarray(failed, dtype=bool)
+    audio[failed] = 0.0
     if wav_directory is not None:
         import soundfile as sf
 
-        for i in range(chunk.n):
+        for i in np.flatnonzero(~failed):
             path = Path(wav_directory) / f"{wav_prefix}_{chunk.start + i:07d}.wav"
             sf.write(path, audio[i], generator.sample_rate, subtype="FLOAT")
     peaks = np.max(np.abs(audio), axis=1)  # [n]
-    n_silent = int(np.sum(~(peaks >= SILENCE_PEAK)))  # NaN peaks count as silent
-    return _Rendered(chunk.chunk_id, indices.astype(np.int16), values, audio, n_silent)
+    n_silent = int(np.sum(~(peaks >= SILENCE_PEAK) & ~failed))  # NaN peaks count as silent
+    labels = indices.astype(LABEL_DTYPE)
+    return _Rendered(chunk.chunk_id, labels, values, audio, failed, n_silent)
 
 
 class _ChunkSink:
@@ -96,10 +141,14 @@ class _ChunkSink:
         # Opened once and held: a dataset object writes its data out when it is closed,
         # so short-lived ones would write outside the flushes that order rows and marks.
         self.audio, self.labels, self.values = (f[name] for name in EXAMPLE_ARRAYS)
+        self.failed_rows = f[FAILED_ARRAY]
         self.done = f[PROGRESS_ARRAY]
         self.by_id = {c.chunk_id: c for c in chunks}
         self.bar = bar
         self.silent = int(f.attrs["silent_examples"])
+        self.failed = int(f.attrs["failed_examples"])
+        self.written = 0  # examples written by this run
+        self.failed_now = 0  # of which failed
         self.unmarked: list[int] = []  # chunks whose rows are written but not yet marked done
         self.last_flush = time.monotonic()
 
@@ -109,8 +158,19 @@ class _ChunkSink:
         self.audio[rows] = result.audio
         self.labels[rows] = result.labels
         self.values[rows] = result.values
+        self.failed_rows[rows] = result.failed
         self.silent += result.n_silent
+        self.failed += int(result.failed.sum())
+        self.failed_now += int(result.failed.sum())
+        self.written += chunk.n
         self.unmarked.append(result.chunk_id)
+        if self.written >= _ALL_FAILED_ABORT and self.failed_now == self.written:
+            self.record()
+            raise InverSynthError(
+                f"the synth failed to render every one of the first {self.written} examples "
+                "(see the warnings above): it cannot render with these settings; the examples "
+                f"so far are kept in {self.f.filename!r}"
+            )
         if time.monotonic() - self.last_flush > _FLUSH_INTERVAL_S:
             self.record()
             self.last_flush = time.monotonic()
@@ -122,6 +182,7 @@ class _ChunkSink:
         for chunk_id in self.unmarked:
             self.done[chunk_id] = True
         self.f.attrs["silent_examples"] = self.silent
+        self.f.attrs["failed_examples"] = self.failed
         self.unmarked.clear()
 
 
@@ -133,10 +194,14 @@ class DatasetCreator:
     and the shards of a dataset concatenate to the unsharded dataset.
 
     The file is written as ``<path>.partial`` and renamed to ``path`` only once
-    complete, so no half-written file ever sits under the final name. Every
-    finished chunk is flushed and recorded; an interrupted run (Ctrl-C, a
-    killed job) continues with ``run(resume=True)``, redoing only the chunks
-    that were not recorded.
+    complete, so no half-written file ever sits under the final name. A run
+    holds ``<path>.lock`` throughout (:class:`~generators.lock.DatasetLock`),
+    so a second run for the same file stops before touching anything. Every
+    finished chunk is flushed and recorded; an interrupted run (Ctrl-C,
+    SIGTERM, a killed job, a full disk) continues with ``run(resume=True)``,
+    redoing only the chunks that were not recorded. An example the synth
+    fails to render (a plugin that crashes on it every time) is marked in
+    the file's ``failed`` array and costs only itself.
 
     Parameters
     ----------
@@ -144,12 +209,12 @@ class DatasetCreator:
         Rebuilt in each worker from ``generator.name`` and ``generator.config()``.
     path : path-like
         Final file name (``{dataset_directory}/{name}_data.hdf5``).
-    n_examples : int > 0
+    n_examples : int in [1, 1e9]
         Examples in the whole dataset (all shards).
-    seed : int >= 0
-    workers : int > 0
+    seed : int in [0, 2**63 - 1]
+    workers : int in [1, 1024]
         Rendering processes; 1 renders in this process.
-    chunk_size : int > 0
+    chunk_size : int in [1, 65536]
         Examples per unit of work and per resume checkpoint.
     shard : (K, N)
         Write only the K-th (1-based) of N contiguous, near-equal parts.
@@ -157,6 +222,11 @@ class DatasetCreator:
         Also write every example as ``{wav_prefix}_{global index:07d}.wav``.
     progress : bool
         Show a progress bar with examples/s.
+
+    Attributes
+    ----------
+    n_silent, n_failed : int
+        After :meth:`run`: the file's silent and failed examples.
     """
 
     def __init__(
@@ -173,15 +243,21 @@ class DatasetCreator:
         wav_prefix: str = "example",
         progress: bool = True,
     ) -> None:
-        self.total_examples = check_positive_int(n_examples, "n_examples")
-        self.seed = check_non_negative_int(seed, "seed")
-        self.workers = check_positive_int(workers, "workers")
-        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
+        self.total_examples = check_int(n_examples, "n_examples", low=1, high=MAX_EXAMPLES)
+        self.seed = check_int(seed, "seed", low=0, high=MAX_SEED)
+        self.workers = check_int(workers, "workers", low=1, high=MAX_WORKERS)
+        self.chunk_size = check_int(chunk_size, "chunk_size", low=1, high=MAX_CHUNK_SIZE)
         k, n = shard
         if not 1 <= k <= n:
             raise InverSynthError(f"shard must be (K, N) with 1 <= K <= N, got {shard!r}")
         if n > n_examples:
             raise InverSynthError(f"cannot cut {n_examples} examples into {n} shards")
+        most = int(generator.parameter_set.n_levels.max())
+        if most > np.iinfo(LABEL_DTYPE).max + 1:
+            raise InverSynthError(
+                f"a parameter of {generator.name!r} has {most} levels; dataset labels are "
+                f"int16, so at most {np.iinfo(LABEL_DTYPE).max + 1}"
+            )
         self.generator = generator
         self.path = Path(path)
         self.shard = (int(k), int(n))
@@ -190,6 +266,8 @@ class DatasetCreator:
         self.wav_directory = Path(wav_directory) if wav_directory is not None else None
         self.wav_prefix = wav_prefix
         self.progress = progress
+        self.n_silent = 0
+        self.n_failed = 0
 
     @property
     def n_examples(self) -> int:
@@ -230,6 +308,11 @@ class DatasetCreator:
     # ---- the file ----------------------------------------------------------------
     def _prepare_folders(self) -> None:
         for folder in [self.path.parent] + ([self.wav_directory] if self.wav_directory else []):
+            blocker = _file_in_the_way(folder)
+            if blocker is not None:
+                raise InverSynthError(
+                    f"cannot create folder {str(folder)!r}: {str(blocker)!r} is a file, not a folder"
+                )
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -239,30 +322,84 @@ class DatasetCreator:
             if not os.access(folder, os.W_OK):
                 raise InverSynthError(f"folder {str(folder)!r} is not writable")
 
+    def _file_bytes(self, n_rows: int) -> int:
+        """The size of a file of ``n_rows`` examples: arrays, chunk index, metadata (an upper bound)."""
+        n_par = self.generator.parameter_set.n_parameters
+        label_bytes = np.dtype(LABEL_DTYPE).itemsize
+        row = 4 * self.generator.n_samples + n_par * (label_bytes + 4) + 1
+        index = 64  # per row: the audio's index entry (one HDF5 chunk per example)
+        return n_rows * (row + index) + (1 << 20)
+
+    def _check_disk(self, n_rows: int) -> None:
+        """Refuse to start when a new file of ``n_rows`` examples cannot fit on its disk."""
+        needs: dict[int, tuple[Path, int, str]] = {}  # device -> (folder, bytes, what)
+
+        def need(folder: Path, n_bytes: int, what: str) -> None:
+            device = os.stat(folder).st_dev
+            old = needs.get(device)
+            if old is None:
+                needs[device] = (folder, n_bytes, what)
+            else:
+                needs[device] = (old[0], old[1] + n_bytes, f"{old[2]} and {what}")
+
+        need(self.path.parent, self._file_bytes(n_rows), f"{n_rows:,} examples")
+        if self.wav_directory is not None:
+            wav_bytes = n_rows * (4 * self.generator.n_samples + 80)
+            need(self.wav_directory, wav_bytes, "their WAV files")
+        for folder, n_bytes, what in needs.values():
+            free = shutil.disk_usage(folder).free
+            if n_bytes > free:
+                raise InverSynthError(
+                    f"the dataset needs {_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
+                    f"has {_size(free)} free; make fewer or shorter examples, or split the "
+                    "dataset with --shard K/N over several disks"
+                )
+
     def _create_file(self) -> h5py.File:
+        """A new partial file, its disk space reserved (so no later write can run out of it)."""
         n_rows, n_par = self.n_examples, self.generator.parameter_set.n_parameters
         n_chunks = len(self._chunks())
-        f = h5py.File(self.partial_path, "w")
-        # Early allocation: every chunk's place in the file exists from the
-        # start, so writing a chunk later only writes raw data (no index
-        # updates), and a run killed between flushes leaves a readable file.
-        _create_preallocated(
-            f,
-            "audio",
-            (n_rows, self.generator.n_samples),
-            np.float32,
-            (1, self.generator.n_samples),
-        )
-        rows_per_chunk = max(1, min(n_rows, 4096))
-        _create_preallocated(f, "labels", (n_rows, n_par), np.int16, (rows_per_chunk, n_par))
-        _create_preallocated(f, "values", (n_rows, n_par), np.float32, (rows_per_chunk, n_par))
-        f.create_dataset(PROGRESS_ARRAY, data=np.zeros(n_chunks, dtype=bool))
-        for key, value in self._attrs().items():
-            f.attrs[key] = value
-        f.attrs["complete"] = False
-        f.attrs["silent_examples"] = 0
-        f.attrs["created_by"] = "inversynth"
-        f.flush()
+        self._check_disk(n_rows)
+        where = repr(str(self.partial_path))
+        # A write that fails inside HDF5 leaves its library in a state that can
+        # crash the process at exit, so the file's size is tried out first: a
+        # file system that cannot hold it (full, or a size limit) fails here.
+        size = self._file_bytes(n_rows)
+        try:
+            _reserve(self.partial_path, size)
+        except OSError as exc:
+            self.partial_path.unlink(missing_ok=True)
+            raise InverSynthError(
+                f"cannot create {where} ({_size(size)}): {_reason(exc)}"
+            ) from None
+        try:
+            f = h5py.File(self.partial_path, "w", libver=_LIBVER)
+        except OSError as exc:
+            self.partial_path.unlink(missing_ok=True)
+            raise InverSynthError(f"cannot create {where}: {_reason(exc)}") from None
+        try:
+            # Early allocation: every chunk's place in the file exists from the
+            # start, so writing a chunk later only writes raw data (no index
+            # updates), and a run killed between flushes leaves a readable file.
+            n_samples = self.generator.n_samples
+            _create_preallocated(f, "audio", (n_rows, n_samples), np.float32, (1, n_samples))
+            rows_per_chunk = max(1, min(n_rows, 4096))
+            _create_preallocated(f, "labels", (n_rows, n_par), LABEL_DTYPE, (rows_per_chunk, n_par))
+            _create_preallocated(f, "values", (n_rows, n_par), np.float32, (rows_per_chunk, n_par))
+            _create_preallocated(f, FAILED_ARRAY, (n_rows,), np.bool_, (min(n_rows, 65536),))
+            f.create_dataset(PROGRESS_ARRAY, data=np.zeros(n_chunks, dtype=bool), track_times=False)
+            for key, value in self._attrs().items():
+                f.attrs[key] = value
+            f.attrs["complete"] = False
+            f.attrs["silent_examples"] = 0
+            f.attrs["failed_examples"] = 0
+            f.attrs["created_by"] = CREATED_BY
+            f.flush()
+            _reserve(self.partial_path, f.id.get_filesize())
+        except (OSError, RuntimeError) as exc:  # RuntimeError: h5py's failed flush
+            _close_quietly(f)
+            self.partial_path.unlink(missing_ok=True)  # holds nothing yet
+            raise InverSynthError(f"cannot create {where}: {_reason(exc)}") from None
         return f
 
     def _open_for_resume(self) -> h5py.File:
@@ -270,16 +407,29 @@ class DatasetCreator:
             f = h5py.File(self.partial_path, "r+")
         except OSError as exc:
             raise InverSynthError(
-                f"cannot resume from {str(self.partial_path)!r} ({exc}); delete it and start again"
+                f"cannot resume from {str(self.partial_path)!r}: it is not a readable HDF5 file "
+                f"({_reason(exc)}); delete it, or run with --overwrite to start again"
             ) from None
-        for key, value in self._attrs().items():
-            stored = attr_value(f.attrs, key) if key in f.attrs else None
-            if stored != value:
-                f.close()
-                raise InverSynthError(
-                    f"cannot resume {str(self.partial_path)!r}: it was started with {key}={stored!r}, "
-                    f"this run has {key}={value!r}; use the same options or delete the file"
-                )
+        difference = _difference(f.attrs, self._attrs())
+        missing = [k for k in (FAILED_ARRAY, PROGRESS_ARRAY) if k not in f]
+        if difference is None and missing:
+            difference = f"it has no {missing[0]!r} array"
+        if difference is not None:
+            f.close()
+            raise InverSynthError(
+                f"cannot resume {str(self.partial_path)!r}: {difference}; use the same options, "
+                "or --overwrite to start again"
+            )
+        size = f.id.get_filesize()
+        try:
+            _reserve(self.partial_path, size)
+        except OSError as exc:
+            f.close()
+            free = shutil.disk_usage(self.partial_path.parent).free
+            raise InverSynthError(
+                f"cannot finish {str(self.partial_path)!r} ({_size(size)}): {_reason(exc)} "
+                f"({_size(free)} free on its disk); make room and run again with --resume"
+            ) from None
         return f
 
     def _open(self, *, resume: bool, overwrite: bool) -> h5py.File:
@@ -291,7 +441,35 @@ class DatasetCreator:
                 f"an unfinished run left {str(self.partial_path)!r}; "
                 "pass --resume to continue it, or --overwrite to start again"
             )
+        if resume:
+            print(f"resuming: no unfinished run of {self.path}; starting it", flush=True)
         return self._create_file()
+
+    def _check_finished(self) -> None:
+        """``--resume`` of a finished file: fine if made with these options, else refused."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                wanted = self._attrs()
+                del wanted["chunk_size"]  # how it was cut into work; the rows are the same
+                difference = _difference(f.attrs, wanted)
+                complete = bool(attr_value(f.attrs, "complete")) if "complete" in f.attrs else False
+                self.n_silent = int(attr_value(f.attrs, "silent_examples") or 0)
+                self.n_failed = (
+                    int(attr_value(f.attrs, "failed_examples"))
+                    if "failed_examples" in f.attrs
+                    else 0
+                )
+        except OSError as exc:
+            raise InverSynthError(
+                f"--resume: {str(self.path)!r} exists but is not a readable dataset "
+                f"({_reason(exc)}); move it away, or pass --overwrite to replace it"
+            ) from None
+        if difference is not None or not complete:
+            why = difference if difference is not None else "it is marked incomplete"
+            raise InverSynthError(
+                f"--resume: {str(self.path)!r} is a finished dataset made with other options: "
+                f"{why}; run with the file's options, or pass --overwrite to replace it"
+            )
 
     # ---- running -------------------------------------------------------------------
     def run(self, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -300,48 +478,90 @@ class DatasetCreator:
         Parameters
         ----------
         resume : bool
-            Continue ``<path>.partial`` left by an interrupted run with the same settings.
+            Continue ``<path>.partial`` left by an interrupted run with the same
+            settings; a finished file made with the same settings is kept as it is.
         overwrite : bool
-            Replace an existing finished file at ``path``.
+            Replace an existing finished file at ``path`` (once the new one is complete).
+
+        Raises
+        ------
+        InverSynthError
+            Another process writes the same file; the file exists (without
+            ``overwrite``); resuming with other options; too little disk; a
+            write failed (full disk: the finished examples are kept for ``resume``).
         """
+        if self.path.is_dir():
+            raise InverSynthError(f"{str(self.path)!r} is a folder, not a dataset file")
         self._prepare_folders()
-        if self.path.exists() and not overwrite:
-            if resume:
-                return self.path  # an earlier run already finished
-            raise InverSynthError(
-                f"{str(self.path)!r} already exists; pass --overwrite to replace it"
-            )
-        f = self._open(resume=resume, overwrite=overwrite)
-        try:
-            self._fill(f)
-            f.attrs["complete"] = True
-            f.flush()
-        finally:
+        with DatasetLock(self.path):
+            if self.path.exists() and not overwrite:
+                if resume:
+                    self._check_finished()
+                    print(f"resuming: {self.path} is already complete", flush=True)
+                    return self.path
+                raise InverSynthError(
+                    f"{str(self.path)!r} already exists; pass --overwrite to replace it"
+                )
+            f = self._open(resume=resume, overwrite=overwrite)
+            try:
+                self._fill(f)
+                f.attrs["complete"] = True
+                f.flush()
+                self.n_silent = int(f.attrs["silent_examples"])
+                self.n_failed = int(f.attrs["failed_examples"])
+            except (OSError, RuntimeError) as exc:
+                _close_quietly(f)
+                if isinstance(exc, BrokenProcessPool):
+                    raise InverSynthError(
+                        "a rendering process died (out of memory? killed?); the examples finished "
+                        "so far are kept: run the same command with --resume"
+                    ) from None
+                if isinstance(exc, RuntimeError) and "errno" not in str(exc):
+                    raise  # not a failed write
+                raise InverSynthError(
+                    f"writing {str(self.partial_path)!r} failed: {_reason(exc)}; the examples "
+                    "finished so far are kept: make room and run the same command with --resume"
+                ) from None
+            except BaseException:
+                _close_quietly(f)
+                raise
             f.close()
-        os.replace(self.partial_path, self.path)
+            os.replace(self.partial_path, self.path)
         return self.path
 
     def _fill(self, f: h5py.File) -> None:
         done = f[PROGRESS_ARRAY][...]
         todo = [c for c in self._chunks() if not done[c.chunk_id]]
+        n_todo = sum(c.n for c in todo)
+        n_done = self.n_examples - n_todo
+        if n_done:
+            print(
+                f"resuming: {n_done:,} of {self.n_examples:,} examples already written",
+                flush=True,
+            )
         bar = tqdm(
             total=self.n_examples,
-            initial=self.n_examples - sum(c.n for c in todo),
+            initial=n_done,
             unit="ex",
             desc=self.path.name,
             disable=not self.progress,
             smoothing=0.1,
         )
         sink = _ChunkSink(f, todo, bar)
+        note = threading.Timer(_STARTUP_NOTE_S, _startup_note, args=(self.workers,))
+        note.daemon = True
+        note.start()
         results = self._render(todo)
         try:
             for result in results:
+                note.cancel()
                 sink.write(result)
         finally:
+            note.cancel()
             results.close()  # a failed write ends the workers at once
+            bar.close()
             sink.record()
             f.flush()
-            bar.close()
 
     def _render(self, todo: list[_Chunk]) -> Generator[_Rendered, None, None]:
         """The rendered chunks, in this process or in worker processes."""
@@ -360,21 +580,120 @@ class DatasetCreator:
         )
 
 
+def _startup_note(workers: int) -> None:
+    where = f"{workers} worker processes are" if workers > 1 else "the synth is"
+    tqdm.write(
+        f"waiting for the first examples: {where} starting (a synth's first run on a machine "
+        "compiles its code, which can take a minute; later runs start at once)",
+        file=sys.stderr,
+    )
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (or itself) if it is not a folder."""
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _difference(stored: h5py.AttributeManager, wanted: dict[str, Any]) -> str | None:
+    """How a file's attributes differ from a run's, naming the option (None if they agree)."""
+    for key, value in wanted.items():
+        have = attr_value(stored, key) if key in stored else None
+        if have == value:
+            continue
+        option = _OPTION_OF.get(key, key)
+        if have is None:
+            return f"the file has no {key!r} attribute"
+        if key in ("generator_config", "parameter_set"):
+            detail = _json_difference(have, value)
+            return f"{option} differ: {detail}"
+        return f"{option} differs: the file has {key}={have!r}, this run asks {key}={value!r}"
+    return None
+
+
+def _json_difference(have: str, want: str) -> str:
+    """The first top-level entry in which two JSON objects differ, as ``key: file X, run Y``."""
+    try:
+        a, b = json.loads(have), json.loads(want)
+    except (TypeError, json.JSONDecodeError):
+        return "the file's entry is not valid JSON"
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                x, y = json.dumps(a.get(key)), json.dumps(b.get(key))
+                return f"{key}: the file has {x:.80}, this run asks {y:.80}"
+    return "the file's and this run's differ"
+
+
+def _reason(exc: Exception) -> str:
+    """A failed write in a few words: the system's name for its errno ("No space left on device")."""
+    code = getattr(exc, "errno", None)
+    if code is None:  # h5py puts the errno in its message text
+        match = re.search(r"errno = (\d+)", str(exc))
+        code = int(match.group(1)) if match else None
+    if code is not None and code in errno.errorcode:
+        return os.strerror(code)
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+def _reserve(path: Path, n_bytes: int) -> None:
+    """Allocate the first ``n_bytes`` of ``path`` on disk now (creating it); raises OSError.
+
+    Existing contents stay as they are. A file system that cannot reserve
+    space (it lacks ``fallocate``) is left to fail at write time, as before.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    # A file-size limit (ulimit -f) would kill the process with SIGXFSZ: get EFBIG instead.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if in_main else None
+    try:
+        os.posix_fallocate(fd, 0, max(1, n_bytes))
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
+        if in_main:
+            signal.signal(signal.SIGXFSZ, previous)
+
+
+def _close_quietly(f: h5py.File) -> None:
+    """Close after a failure; a second failure (the disk still full) must not hide the first."""
+    with contextlib.suppress(Exception):
+        f.close()
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:,.1f} GB"
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
 def _create_preallocated(
-    f: h5py.File, name: str, shape: tuple[int, int], dtype: type, chunks: tuple[int, int]
+    f: h5py.File, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
 ) -> None:
     """A chunked dataset whose storage is allocated at creation and never filled."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk(chunks)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dcpl.set_obj_track_times(False)  # no time stamps: one seed, one set of bytes
     space = h5py.h5s.create_simple(shape)
     tid = h5py.h5t.py_create(np.dtype(dtype))
     h5py.h5d.create(f.id, name.encode(), tid, space, dcpl=dcpl)
 
 
 def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace) -> Path:
-    """Run a :class:`DatasetCreator` as the dataset options (:mod:`generators.options`) say."""
+    """Run a :class:`DatasetCreator` as the dataset options (:mod:`generators.options`) say.
+
+    More ``--workers`` than CPU cores are cut to the core count, with a
+    warning. After the run, a warning says when more than half the examples
+    are silent or some failed; an error (exit code 2) when every one is, since
+    such a dataset trains nothing (the file is kept, complete).
+    """
     shard = parse_shard(args.shard) if args.shard else None
     path = dataset_path(args.dataset_directory, args.name, shard)
     creator = DatasetCreator(
@@ -382,7 +701,7 @@ def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace
         path=path,
         n_examples=args.num_examples,
         seed=args.seed,
-        workers=args.workers,
+        workers=cap_workers(args.workers),
         chunk_size=args.chunk_size,
         shard=shard or (1, 1),
         wav_directory=args.wavefile_directory if args.write_wavs else None,
@@ -391,4 +710,37 @@ def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace
     )
     out = creator.run(resume=args.resume, overwrite=args.overwrite)
     print(f"dataset: {out}")
+    check_outcome(
+        out, n_examples=creator.n_examples, n_silent=creator.n_silent, n_failed=creator.n_failed
+    )
     return out
+
+
+def check_outcome(path: Path, *, n_examples: int, n_silent: int, n_failed: int) -> None:
+    """Warn on stderr about silent or failed examples; raise when no example is usable."""
+    if n_failed:
+        print(
+            f"warning: {n_failed:,} of {n_examples:,} examples failed to render (the synth "
+            "crashed or hung on every retry); the file marks them in 'failed' and readers "
+            "leave them out",
+            file=sys.stderr,
+        )
+    if n_failed == n_examples:
+        raise InverSynthError(
+            f"every one of the {n_examples:,} examples failed to render; {str(path)!r} is "
+            "complete but holds no usable example"
+        )
+    if n_silent + n_failed == n_examples:
+        raise InverSynthError(
+            f"every one of the {n_examples:,} examples is silent (peak below {SILENCE_PEAK:g}): "
+            "the synth makes no sound with these settings (an effect plugin? a volume at 0?); "
+            f"{str(path)!r} is complete but trains nothing"
+        )
+    if n_silent > n_examples / 2:
+        print(
+            f"warning: {n_silent:,} of {n_examples:,} examples "
+            f"({100 * n_silent / n_examples:.0f} %) are silent (peak below {SILENCE_PEAK:g}); "
+            "check the synth's settings (for a plugin: python -m generators.vst check, or "
+            "--resample_silent)",
+            file=sys.stderr,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -199,20 +200,21 @@ def test_silent_examples_are_counted_and_resampled_deterministically(tmp_path: P
         # Two writer processes, each rebuilding the generator from its config.
         options: dict[str, Any] = {"n_examples": 12, "seed": 4, "workers": 2, "chunk_size": 4}
         path = DatasetCreator(plain, path=tmp_path / "s_data.hdf5", progress=False, **options).run()
-        first_draw, _ = plain.render_examples(seed=4, start=0, n_examples=12)
+        first_draw = plain.render_examples(seed=4, start=0, n_examples=12).indices
     with open_dataset(path) as ds:
         _, labels = ds.read_range(0, 12)
         expected_silent = int((labels[:, 1] == 0).sum())
         assert expected_silent > 0 and ds.attrs["silent_examples"] == expected_silent
 
     with VSTGenerator(plugin_config=cfg, resample_silent=True, **SHORT) as gen:
-        indices, audio = gen.render_examples(seed=4, start=0, n_examples=12)
+        indices, audio, failed = gen.render_examples(seed=4, start=0, n_examples=12)
+        assert not failed.any()
         assert (np.abs(audio).max(axis=1) >= 1e-4).all() and (indices[:, 1] == 1).all()
         sounding = first_draw[:, 1] == 1
         np.testing.assert_array_equal(indices[sounding], first_draw[sounding])
         # A function of (seed, example index) only: any split gives the same draws.
-        head, _ = gen.render_examples(seed=4, start=0, n_examples=5)
-        tail, _ = gen.render_examples(seed=4, start=5, n_examples=7)
+        head = gen.render_examples(seed=4, start=0, n_examples=5).indices
+        tail = gen.render_examples(seed=4, start=5, n_examples=7).indices
         np.testing.assert_array_equal(np.concatenate([head, tail]), indices)
         assert gen.config()["resample_silent"] is True
 
@@ -397,17 +399,25 @@ def test_a_crashing_plugin_costs_one_retry_not_the_batch(faulty_host: Any) -> No
     np.testing.assert_allclose(audio[2], expected[0], atol=1e-4)
 
 
-def test_a_plugin_that_always_crashes_names_the_example(faulty_host: Any) -> None:
+def test_a_plugin_that_always_crashes_names_the_example(
+    faulty_host: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     with faulty_host("crash", retries=1) as gen:
         ps = gen.parameter_set
         drawn = ps.sample_indices(seed=0, start=100, n_examples=8)
-        faulty = 100 + int(np.flatnonzero(drawn[:, 0] == 1)[0])  # Waveform 1.0 crashes
-        with pytest.raises(
-            InverSynthError, match=rf"example {faulty} \(Waveform=1, .*2 time.*SIGSEGV"
-        ):
-            gen.render_examples(seed=0, start=100, n_examples=8)
+        crashing = drawn[:, 0] == 1  # Waveform 1.0 crashes
+        faulty = 100 + int(np.flatnonzero(crashing)[0])
+        # A dataset's examples: the crashing ones are marked failed, the others render.
+        _, audio, failed = gen.render_examples(seed=0, start=100, n_examples=8)
+        np.testing.assert_array_equal(failed, crashing)
+        assert (audio[failed] == 0).all() and (np.abs(audio[~failed]).max(axis=1) > 1e-3).all()
+        warning = capsys.readouterr().err
+        assert re.search(rf"warning: .*example {faulty} \(Waveform=1, .*2 time.*SIGSEGV", warning)
+        # Plain renders (resynthesis) still raise, naming the example.
+        with pytest.raises(InverSynthError, match=r"row 0 \(Waveform=1, .*2 time.*SIGSEGV"):
+            gen.render(ps.to_values(drawn[crashing][:1]))
         # The generator still works afterwards, with fresh hosts.
-        assert gen.render(ps.to_values(drawn[drawn[:, 0] == 0][:2])).shape == (2, N_SAMPLES)
+        assert gen.render(ps.to_values(drawn[~crashing][:2])).shape == (2, N_SAMPLES)
 
 
 def test_a_host_that_died_while_idle_is_replaced_without_a_retry() -> None:

@@ -152,7 +152,7 @@ def _describe_config(path: Path) -> list[str]:
 def check_config(generator: DexedGenerator, *, seed: int, n_examples: int) -> dict[str, float]:
     """Render ``n_examples`` random examples: the silent fraction, levels and speed."""
     t0 = time.perf_counter()
-    _, audio = generator.render_examples(seed=seed, start=0, n_examples=n_examples)
+    audio = generator.render_examples(seed=seed, start=0, n_examples=n_examples).audio
     elapsed = time.perf_counter() - t0
     peaks = np.max(np.abs(audio), axis=1)  # [n]
     return {

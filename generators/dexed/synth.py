@@ -46,7 +46,7 @@ from generators.dexed.engine import (
 )
 from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
-from generators.synth import SoundGenerator
+from generators.synth import RenderedExamples, SoundGenerator
 from generators.writer import DatasetCreator
 
 __all__ = ["DexedGenerator", "write_bank_dataset", "write_syx"]
@@ -79,9 +79,9 @@ class _Job:
     def covers(self, seed: int, start: int, n: int) -> bool:
         return seed == self.seed and start == self.start and n <= self.n
 
-    def result(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def result(self, n: int) -> RenderedExamples:
         audio = np.concatenate([block.result() for block in self.blocks])  # [self.n, n_samples]
-        return self.indices[:n], audio[:n]
+        return RenderedExamples(self.indices[:n], audio[:n], np.zeros(n, dtype=bool))
 
     def drop(self) -> None:
         self.stop.set()
@@ -181,9 +181,7 @@ class DexedGenerator(SoundGenerator):
         """Render values [batch, n_parameters] (engine units) -> float32 [batch, n_samples]."""
         return self.render_voices(self.voices(values))
 
-    def render_examples(
-        self, *, seed: int, start: int, n_examples: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
         """Sample and render examples ``[start, start + n_examples)``; see the base class.
 
         With ``workers`` > 1 the next chunk, ``[start + n_examples, start +
@@ -371,12 +369,10 @@ class _BankVoices(DexedGenerator):
         super().__init__(**config)
         self.bank_voices = np.asarray(voices, dtype=np.uint8)  # [n, 155]
 
-    def render_examples(
-        self, *, seed: int, start: int, n_examples: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
         rows = self.bank_voices[start : start + n_examples]  # [n, 155]
         indices = self.parameter_set.nearest_indices(self.values_of_voices(rows))
-        return indices, self.render_voices(rows)
+        return RenderedExamples(indices, self.render_voices(rows), np.zeros(len(rows), dtype=bool))
 
 
 def write_bank_dataset(

@@ -27,7 +27,7 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
     generators.vst describe --plugin PATH`` lists them); without
     ``id`` the parameter is looked up by name. The levels are either
     ``values`` (at least two distinct numbers) or ``n_levels`` evenly spaced
-    from ``low`` (0) to ``high`` (1). Plugin values are normalized: every
+    from ``low`` (0) to ``high`` (1); at most 32768 levels (labels are int16). Plugin values are normalized: every
     level lies in [0, 1]. A switch (a waveform selector, say) snaps to its
     nearest position, so give it the exact positions (amsynth's five
     waveforms are 0, 0.25, 0.5, 0.75, 1).
@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.parameters import MAX_LEVELS
 from generators.validate import check_int
 
 __all__ = [
@@ -155,10 +156,15 @@ def _parse_varied(entry: Any, where: str) -> VariedEntry:
         values = entry["values"]
         if not isinstance(values, list) or len(values) < 2:
             raise InverSynthError(f"{where}: 'values' must be a list of at least 2, got {values!r}")
+        if len(values) > MAX_LEVELS:
+            raise InverSynthError(
+                f"{where}: 'values' has {len(values)} levels; at most {MAX_LEVELS} "
+                "(dataset labels are 16-bit integers)"
+            )
         levels = tuple(_unit_value(v, where) for v in values)
         spacing = "custom"
     else:
-        n = check_int(entry["n_levels"], f"{where}: 'n_levels'", low=2)
+        n = check_int(entry["n_levels"], f"{where}: 'n_levels'", low=2, high=MAX_LEVELS)
         low = _unit_value(entry.get("low", 0.0), where)
         high = _unit_value(entry.get("high", 1.0), where)
         levels = tuple(np.linspace(low, high, n).tolist())

@@ -3,9 +3,10 @@
 A :class:`PluginHostPool` owns host processes (started on first use, ended by
 :meth:`PluginHostPool.close`), so that plugin code never runs in the calling
 process, which may have TensorFlow loaded. A host that crashes or hangs costs
-only the example it was rendering, which is retried in a fresh host; an
-example that fails every retry raises
-:class:`~generators.errors.InverSynthError` naming it.
+only the example it was rendering, which is retried in a fresh host. An
+example that fails every retry raises :class:`~generators.errors.InverSynthError`
+naming it, or, with ``render(..., skip_failures=True)`` (the dataset writer),
+is reported as failed with a one-line warning while the rest render on.
 """
 
 from __future__ import annotations
@@ -29,11 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from generators.cli import env_default, non_negative_int, positive_float
+from generators.cli import bounded_float, bounded_int, env_default
 from generators.errors import InverSynthError
 
-__all__ = ["PluginHostPool", "default_retries", "default_timeout_s"]
+__all__ = [
+    "MAX_RETRIES",
+    "TIMEOUT_RANGE_S",
+    "PluginHostPool",
+    "default_retries",
+    "default_timeout_s",
+    "retries_type",
+    "timeout_type",
+]
 
 _HOST_SCRIPT = Path(__file__).resolve().with_name("host_main.py")
 _PIPELINE_DEPTH = 2  # requests queued per host, so that a host never waits for the next one
@@ -43,14 +53,20 @@ _STARTUP_TIMEOUT_S = 60.0  # loading a plugin takes well under a second; allow a
 _INFO_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+TIMEOUT_RANGE_S = (0.01, 86_400.0)  # a render that may take longer than a day has hung
+MAX_RETRIES = 100
+timeout_type = bounded_float(*TIMEOUT_RANGE_S, unit="s")
+retries_type = bounded_int(0, MAX_RETRIES)
+
+
 def default_timeout_s() -> float:
     """Longest render before a host counts as hung: ``INVERSYNTH_VST_TIMEOUT_S``, else 30 s."""
-    return env_default("VST_TIMEOUT_S", 30.0, positive_float)
+    return env_default("VST_TIMEOUT_S", 30.0, timeout_type)
 
 
 def default_retries() -> int:
     """Fresh attempts for an example whose host failed: ``INVERSYNTH_VST_RETRIES``, else 2."""
-    return env_default("VST_RETRIES", 2, non_negative_int)
+    return env_default("VST_RETRIES", 2, retries_type)
 
 
 class _HostLostError(Exception):
@@ -176,6 +192,8 @@ class _Batch:
     in_flight: list[collections.deque[int]]  # per host slot: rows sent, oldest first
     head_since: list[float]  # per host slot: when its oldest request started (monotonic s)
     failures: list[int]  # per row
+    skip_failures: bool  # a row that fails every retry: mark it failed (True) or raise
+    failed: np.ndarray  # [batch] bool, rows given up on
     n_done: int = 0
 
     @classmethod
@@ -186,6 +204,7 @@ class _Batch:
         *,
         n_slots: int,
         n_samples: int,
+        skip_failures: bool,
     ) -> _Batch:
         n_rows = rows.shape[0]
         return cls(
@@ -196,6 +215,8 @@ class _Batch:
             in_flight=[collections.deque() for _ in range(n_slots)],
             head_since=[0.0] * n_slots,
             failures=[0] * n_rows,
+            skip_failures=skip_failures,
+            failed=np.zeros(n_rows, dtype=bool),
         )
 
     @property
@@ -347,7 +368,13 @@ class PluginHostPool:
             f"{self.label}: {request[0]} failed {self.retries + 1} time(s): {reason}"
         )
 
-    def render(self, rows: np.ndarray, describe_row: Callable[[int], str]) -> np.ndarray:
+    def render(
+        self,
+        rows: np.ndarray,
+        describe_row: Callable[[int], str],
+        *,
+        skip_failures: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render one note per row of varied-parameter values.
 
         Every host gets up to ``_PIPELINE_DEPTH`` requests at a time; each
@@ -357,18 +384,29 @@ class PluginHostPool:
         ----------
         rows : np.ndarray [batch, n_varied], float64 in [0, 1]
         describe_row : callable
-            ``describe_row(i)`` names row ``i`` in error messages ("example 1234 (...)").
+            ``describe_row(i)`` names row ``i`` in messages ("example 1234 (...)").
+        skip_failures : bool
+            A row whose host crashed or hung on every retry: give up on it
+            (silence, marked in ``failed``, a warning on stderr) and render
+            the rest; without it, raise.
 
         Returns
         -------
         audio : np.ndarray [batch, n_samples], float32
+        failed : np.ndarray [batch], bool
         """
         if self.setup is None:
             raise RuntimeError("configure() the pool before rendering")
         n_slots = min(self.n_hosts, rows.shape[0])
-        batch = _Batch.start(rows, describe_row, n_slots=n_slots, n_samples=self.n_samples)
+        batch = _Batch.start(
+            rows,
+            describe_row,
+            n_slots=n_slots,
+            n_samples=self.n_samples,
+            skip_failures=skip_failures,
+        )
         if batch.finished:
-            return batch.audio
+            return batch.audio, batch.failed
         while len(self.hosts) < n_slots:
             self.hosts.append(None)
         self._drop_dead_hosts()
@@ -386,7 +424,7 @@ class PluginHostPool:
             # Hosts may still hold requests of this batch: start clean next time.
             self.close()
             raise
-        return batch.audio
+        return batch.audio, batch.failed
 
     def _start_idle_hosts(self, batch: _Batch) -> None:
         """Start hosts in the empty slots, as many as there are rows to send."""
@@ -465,10 +503,18 @@ class PluginHostPool:
             batch.in_flight[slot].clear()
         batch.failures[row] += 1
         if batch.failures[row] > self.retries:
-            raise InverSynthError(
+            message = (
                 f"{self.label}: {batch.describe_row(row)} failed {batch.failures[row]} time(s); "
                 f"last: {reason}"
             )
+            if not batch.skip_failures:
+                raise InverSynthError(message)
+            # Given up: the row counts as done, its audio stays silence.
+            tqdm.write(f"warning: {message}; recorded as failed", file=sys.stderr)
+            batch.failed[row] = True
+            batch.n_done += 1
+            batch.head_since[slot] = time.monotonic()
+            return
         batch.pending.appendleft(row)  # retried first, in a fresh host if this one died
         batch.head_since[slot] = time.monotonic()
 

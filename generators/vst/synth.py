@@ -18,10 +18,16 @@ import numpy as np
 from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet, example_uniforms
 from generators.schema import SILENCE_PEAK
-from generators.synth import SoundGenerator
+from generators.synth import RenderedExamples, SoundGenerator
 from generators.validate import check_float, check_int
 from generators.vst.config import check_plugin_path, load_plugin_config, resolve_index
-from generators.vst.hosts import PluginHostPool, default_retries, default_timeout_s
+from generators.vst.hosts import (
+    MAX_RETRIES,
+    TIMEOUT_RANGE_S,
+    PluginHostPool,
+    default_retries,
+    default_timeout_s,
+)
 
 __all__ = ["VSTGenerator", "fxp_bytes"]
 
@@ -62,12 +68,14 @@ class VSTGenerator(SoundGenerator):
     workers : int > 0
         Plugin host processes rendering in parallel. Not part of :meth:`config`:
         the dataset writer's own workers each build a generator with one host.
-    timeout_s : float > 0, optional
+    timeout_s : float in [0.01, 86400], optional
         Longest render before a host counts as hung (default
         ``INVERSYNTH_VST_TIMEOUT_S``, else 30). Not part of :meth:`config`.
-    retries : int >= 0, optional
+    retries : int in [0, 100], optional
         Fresh attempts for an example whose host crashed or hung (default
-        ``INVERSYNTH_VST_RETRIES``, else 2). Not part of :meth:`config`.
+        ``INVERSYNTH_VST_RETRIES``, else 2); after them :meth:`render` raises
+        and :meth:`render_examples` (datasets) marks the example failed. Not
+        part of :meth:`config`.
     block_size : int > 0
         DawDreamer's processing block, in samples.
     """
@@ -126,9 +134,11 @@ class VSTGenerator(SoundGenerator):
         self.block_size = check_int(block_size, "block_size", low=1, high=65536)
         if timeout_s is None:
             timeout_s = default_timeout_s()
-        self.timeout_s = check_float(timeout_s, "timeout_s", low=0, low_inclusive=False)
+        self.timeout_s = check_float(
+            timeout_s, "timeout_s", low=TIMEOUT_RANGE_S[0], high=TIMEOUT_RANGE_S[1], unit="s"
+        )
         self.retries = check_int(
-            default_retries() if retries is None else retries, "retries", low=0, high=100
+            default_retries() if retries is None else retries, "retries", low=0, high=MAX_RETRIES
         )
         self._parameters = ParameterSet(
             Parameter(name=p.name, levels=p.levels, unit="", spacing=p.spacing)
@@ -179,11 +189,10 @@ class VSTGenerator(SoundGenerator):
         silent : np.ndarray [batch], bool
             Peak below ``SILENCE_PEAK`` (1e-4), or not finite before the replacement.
         """
-        return self._render_rows(values, example_numbers=None)
+        audio, silent, _ = self._render_rows(values, example_numbers=None)
+        return audio, silent
 
-    def render_examples(
-        self, *, seed: int, start: int, n_examples: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
         """Sample and render dataset examples ``[start, start + n_examples)``.
 
         With ``resample_silent``, an example that renders silent is drawn again
@@ -193,19 +202,26 @@ class VSTGenerator(SoundGenerator):
         example index)``, so shards, workers and resumed runs agree. An example
         silent after every redraw keeps its last draw and counts as silent.
 
+        An example whose plugin host crashed or hung on every retry is marked
+        in ``failed`` (its audio is silence, a warning names it) instead of
+        ending the dataset; it is not redrawn.
+
         Returns
         -------
-        indices : np.ndarray [n_examples, n_parameters], int64
-        audio : np.ndarray [n_examples, n_samples], float32
+        RenderedExamples
+            ``indices`` [n_examples, n_parameters] int64, ``audio``
+            [n_examples, n_samples] float32, ``failed`` [n_examples] bool.
         """
         ps = self.parameter_set
         indices = ps.sample_indices(seed=seed, start=start, n_examples=n_examples)
         numbers = np.arange(start, start + n_examples)
-        audio, silent = self._render_rows(ps.to_values(indices), example_numbers=numbers)
+        audio, silent, failed = self._render_rows(
+            ps.to_values(indices), example_numbers=numbers, skip_failures=True
+        )
         if not self.resample_silent:
-            return indices, audio
+            return RenderedExamples(indices, audio, failed)
         for stream in range(1, self.max_redraws + 1):
-            rows = np.flatnonzero(silent)
+            rows = np.flatnonzero(silent & ~failed)
             if rows.size == 0:
                 break
             u = np.concatenate(
@@ -221,12 +237,13 @@ class VSTGenerator(SoundGenerator):
                 ]
             )  # [n_silent, n_parameters]
             indices[rows] = np.floor(u * ps.n_levels[None, :]).astype(np.int64)
-            redone, still_silent = self._render_rows(
-                ps.to_values(indices[rows]), example_numbers=numbers[rows]
+            redone, still_silent, redo_failed = self._render_rows(
+                ps.to_values(indices[rows]), example_numbers=numbers[rows], skip_failures=True
             )
             audio[rows] = redone
             silent[rows] = still_silent
-        return indices, audio
+            failed[rows] = redo_failed
+        return RenderedExamples(indices, audio, failed)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -306,8 +323,13 @@ class VSTGenerator(SoundGenerator):
         return v
 
     def _render_rows(
-        self, values: np.ndarray, *, example_numbers: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        values: np.ndarray,
+        *,
+        example_numbers: np.ndarray | None,
+        skip_failures: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Audio [batch, n_samples], silent [batch] and failed [batch] (see ``PluginHostPool.render``)."""
         v = self._check_unit_values(values)
         self.validate()
         names = self.parameter_set.names
@@ -317,14 +339,14 @@ class VSTGenerator(SoundGenerator):
             settings = ", ".join(f"{n}={x:.6g}" for n, x in zip(names, v[i], strict=True))
             return f"{where} ({settings})"
 
-        audio = self._get_pool().render(v, describe_row)  # [batch, n_samples]
+        audio, failed = self._get_pool().render(v, describe_row, skip_failures=skip_failures)
         # max and min propagate NaN and keep inf: non-finite rows have non-finite peaks.
         peaks = np.maximum(audio.max(axis=1), -audio.min(axis=1))  # [batch]
         finite = np.isfinite(peaks)
         if not finite.all():
             audio[~finite] = np.nan_to_num(audio[~finite], nan=0.0, posinf=0.0, neginf=0.0)
-        silent = ~finite | (peaks < SILENCE_PEAK)
-        return audio, silent
+        silent = (~finite | (peaks < SILENCE_PEAK)) & ~failed
+        return audio, silent, failed
 
     # ---- presets -------------------------------------------------------------
     def preset_values(

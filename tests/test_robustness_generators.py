@@ -1,0 +1,877 @@
+"""Hostile use of the dataset tools: nothing lost, nothing silently wrong.
+
+Every refusal is one line (``error: ...``, exit code 2) that leaves nothing
+half-written; every interruption keeps what was finished, for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from generators import cli, options, writer
+from generators.dataset import main as describe_main
+from generators.dataset import open_dataset
+from generators.errors import InverSynthError
+from generators.fm_generator import main as fm_main
+from generators.parameters import Parameter
+from generators.schema import dataset_path, lock_path
+from generators.sine_generator import SineGenerator
+from generators.synth import RenderedExamples
+from generators.vst import cli as vst_cli
+from generators.vst.config import load_plugin_config
+from generators.writer import DatasetCreator, create_dataset_from_args
+
+REPO = Path(__file__).resolve().parents[1]
+N_SAMPLES = 2048
+NEKOBI_CONFIG = REPO / "plugin_config" / "nekobi.json"
+
+
+@pytest.fixture(autouse=True)
+def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
+    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
+        monkeypatch.delenv(key)
+    cli._dotenv.cache_clear()
+    yield
+    cli._dotenv.cache_clear()
+
+
+def sine() -> SineGenerator:
+    return SineGenerator(sample_rate=8192, n_samples=N_SAMPLES)
+
+
+def make(path: Path, **kwargs: Any) -> Path:
+    settings: dict[str, Any] = {"n_examples": 40, "seed": 5, "chunk_size": 8, "progress": False}
+    settings.update(kwargs)
+    return DatasetCreator(sine(), path=path, **settings).run()
+
+
+def run_command(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit code and stderr of a command run as ``run_cli`` runs it."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_cli(main, argv)
+    code = exit_info.value.code
+    return int(code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+def one_line_error(code: int, err: str) -> bool:
+    return code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def fm_args(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--num_examples",
+        "12",
+        "--chunk_size",
+        "4",
+        "--workers",
+        "1",
+        "--length",
+        "0.25",
+        "--dataset_directory",
+        str(tmp_path / "data"),
+        "--no_progress",
+        *extra,
+    ]
+
+
+def nothing_written(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+# ---- a synth that runs slowly, or waits at a gate, in a process of its own --------------
+
+SLOW_SYNTH = textwrap.dedent(
+    """
+    import os, time
+    from pathlib import Path
+    from generators.sine_generator import SineGenerator
+    from generators.synth import GENERATORS
+
+    GENERATORS["slow_sine"] = "slow_synth:SlowSine"  # workers rebuild it by name
+
+    class SlowSine(SineGenerator):
+        \"\"\"A sine that renders slowly, and waits while the file $GATE exists (saying so).\"\"\"
+
+        name = "slow_sine"
+
+        def render(self, values):
+            gate = os.environ.get("GATE")
+            if gate and Path(gate).exists():
+                Path(gate + ".reached").touch()  # the file is made; rendering waits
+            while gate and Path(gate).exists():
+                time.sleep(0.05)
+            time.sleep(float(os.environ.get("SLOW_S", "0.05")))
+            return super().render(values)
+    """
+)
+
+RUN_SLOW = textwrap.dedent(
+    """
+    import sys
+    import slow_synth
+    from generators.cli import run_cli
+    from generators.writer import DatasetCreator
+
+    def main(argv):
+        path, workers = argv[0], int(argv[1])
+        gen = slow_synth.SlowSine(sample_rate=8192, n_samples=2048)
+        creator = DatasetCreator(
+            gen, path=path, n_examples=40, seed=5, workers=workers, chunk_size=4, progress=False
+        )
+        creator.run(resume="--resume" in argv, overwrite="--overwrite" in argv)
+        return 0
+
+    if __name__ == "__main__":
+        run_cli(main, sys.argv[1:])
+    """
+)
+
+
+@pytest.fixture
+def slow_run(tmp_path: Path) -> Iterator[Any]:
+    """Start the slow synth's dataset run in a process (its own session); ended at teardown."""
+    (tmp_path / "slow_synth.py").write_text(SLOW_SYNTH)
+    (tmp_path / "run_slow.py").write_text(RUN_SLOW)
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", GATE=str(tmp_path / "gate"))
+    started: list[subprocess.Popen[str]] = []
+
+    def start(path: Path, workers: int, *flags: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(tmp_path / "run_slow.py"), str(path), str(workers), *flags],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        # The whole session: a worker left behind would hold the output pipes open.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(condition: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def assert_same_examples(a: Path, b: Path) -> None:
+    with open_dataset(a) as x, open_dataset(b) as y:
+        assert x.n_examples == y.n_examples
+        for u, v in zip(x.read_range(0, x.n_examples), y.read_range(0, y.n_examples), strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+# ---- 1. one writer per dataset ------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_second_writer_of_a_dataset_is_refused_and_touches_nothing(
+    tmp_path: Path, slow_run: Any
+) -> None:
+    path = tmp_path / "d_data.hdf5"
+    gate = tmp_path / "gate"
+    gate.touch()  # the running job waits at its first render
+    running = slow_run(path, 1)
+    wait_for(Path(str(gate) + ".reached").exists)
+    partial = Path(str(path) + ".partial")
+    assert lock_path(path).exists()
+    before = partial.stat()
+    for flags in ({}, {"overwrite": True}, {"resume": True}):
+        creator = DatasetCreator(sine(), path=path, n_examples=40, seed=5, progress=False)
+        with pytest.raises(
+            InverSynthError, match=rf"being written by another process \(pid {running.pid}\)"
+        ) as err:
+            creator.run(**flags)
+        assert "\n" not in str(err.value) and "--overwrite" not in str(err.value)
+    after = partial.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    gate.unlink()
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    assert not lock_path(path).exists()
+    assert_same_examples(path, make(tmp_path / "ref_data.hdf5"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_frees_its_dataset_and_leaves_no_processes(
+    tmp_path: Path, slow_run: Any
+) -> None:
+    path = tmp_path / "k_data.hdf5"
+    (tmp_path / "gate").touch()
+    running = slow_run(path, 2)
+    # The workers and multiprocessing's resource tracker, once all are up.
+    wait_for(lambda: len(children_of(running.pid)) >= 3)
+    family = children_of(running.pid)
+    running.kill()  # kill -9: no clean-up runs in the parent
+    running.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in family), timeout_s=15)
+    (tmp_path / "gate").unlink()
+    # The lock died with its holder: the run resumes, to the very same dataset.
+    resume = slow_run(path, 1, "--resume")
+    _, err = resume.communicate(timeout=120)
+    assert resume.returncode == 0, err
+    assert_same_examples(path, make(tmp_path / "ref_data.hdf5"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_end_a_run_cleanly_and_it_resumes(
+    tmp_path: Path, slow_run: Any, how: signal.Signals, code: int
+) -> None:
+    path = tmp_path / "t_data.hdf5"
+    (tmp_path / "gate").touch()
+    running = slow_run(path, 2)
+    wait_for(lambda: len(children_of(running.pid)) >= 3)
+    family = children_of(running.pid)
+    if how == signal.SIGINT:
+        os.killpg(running.pid, how)  # Ctrl-C reaches the whole foreground group
+    else:
+        running.send_signal(how)  # `kill PID` reaches the parent only
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == code and "Traceback" not in err, err
+    wait_for(lambda: not any(alive(pid) for pid in family), timeout_s=15)
+    assert Path(str(path) + ".partial").exists() and not lock_path(path).exists()
+    (tmp_path / "gate").unlink()
+    resume = slow_run(path, 1, "--resume")
+    _, err = resume.communicate(timeout=120)
+    assert resume.returncode == 0, err
+    assert_same_examples(path, make(tmp_path / "ref_data.hdf5"))
+
+
+# ---- 2. labels fit their int16 column -----------------------------------------------------
+
+
+def test_more_levels_than_int16_labels_hold_are_refused() -> None:
+    with pytest.raises(InverSynthError, match=r"40000 levels; at most 32768"):
+        Parameter.linear("x", low=0.0, high=1.0, n_levels=40_000)
+    config = {"plugin": "/x.so", "parameters": [{"id": 0, "name": "a", "n_levels": 40_000}]}
+    with pytest.raises(InverSynthError, match=r"'n_levels' must be an integer in \[2, 32768\]"):
+        load_plugin_config(config)
+    values = {"id": 0, "name": "a", "values": np.linspace(0, 1, 32_769).tolist()}
+    with pytest.raises(InverSynthError, match="at most 32768"):
+        load_plugin_config({"plugin": "/x.so", "parameters": [values]})
+    assert Parameter.linear("y", low=0.0, high=1.0, n_levels=32_768).n_levels == 32_768
+
+
+# ---- 3. a failed example costs that example only -------------------------------------------
+
+
+class _FailingSine(SineGenerator):
+    """A sine synth that cannot render every 7th example (as a crashing plugin)."""
+
+    name = "sine"
+
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+        indices, audio, _ = super().render_examples(seed=seed, start=start, n_examples=n_examples)
+        failed = np.arange(start, start + n_examples) % 7 == 3
+        audio[failed] = 0.0
+        return RenderedExamples(indices, audio, failed)
+
+
+def test_failed_examples_are_recorded_and_readers_leave_them_out(tmp_path: Path) -> None:
+    gen = _FailingSine(sample_rate=8192, n_samples=N_SAMPLES)
+    path = tmp_path / "f_data.hdf5"
+    creator = DatasetCreator(
+        gen,
+        path=path,
+        n_examples=40,
+        seed=5,
+        chunk_size=8,
+        progress=False,
+        wav_directory=tmp_path / "wavs",
+        wav_prefix="f",
+    )
+    creator.run()
+    expected = np.flatnonzero(np.arange(40) % 7 == 3)
+    assert creator.n_failed == expected.size
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(np.flatnonzero(f["failed"][...]), expected)
+        assert f.attrs["failed_examples"] == expected.size
+    with open_dataset(path) as ds:
+        np.testing.assert_array_equal(ds.failed_indices, expected)
+        assert ds.n_failed == expected.size
+        mask = ds.usable_mask(np.arange(40))
+        np.testing.assert_array_equal(np.flatnonzero(~mask), expected)
+        audio, _ = ds.read(expected)
+        assert not audio.any()  # silence, never a stale or garbage row
+    wavs = sorted(p.name for p in (tmp_path / "wavs").iterdir())
+    assert len(wavs) == 40 - expected.size and "f_0000003.wav" not in wavs
+    # Recorded as done: a resume has nothing to redo.
+    again = DatasetCreator(gen, path=path, n_examples=40, seed=5, chunk_size=8, progress=False)
+    assert again.run(resume=True) == path
+
+
+def test_shards_carry_their_failed_examples_to_the_whole(tmp_path: Path) -> None:
+    gen = _FailingSine(sample_rate=8192, n_samples=N_SAMPLES)
+    for k in (1, 2):
+        DatasetCreator(
+            gen,
+            path=tmp_path / f"s_data.shard-{k}-of-2.hdf5",
+            n_examples=30,
+            shard=(k, 2),
+            chunk_size=4,
+            progress=False,
+        ).run()
+    with open_dataset(str(tmp_path / "s_data.shard-*")) as ds:
+        np.testing.assert_array_equal(ds.failed_indices, np.flatnonzero(np.arange(30) % 7 == 3))
+
+
+class _AlwaysFailing(SineGenerator):
+    name = "sine"
+
+    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+        indices, audio, _ = super().render_examples(seed=seed, start=start, n_examples=n_examples)
+        return RenderedExamples(indices, audio * 0, np.ones(n_examples, dtype=bool))
+
+
+def test_a_synth_that_fails_every_example_stops_early_and_keeps_the_file(tmp_path: Path) -> None:
+    gen = _AlwaysFailing(sample_rate=8192, n_samples=N_SAMPLES)
+    path = tmp_path / "a_data.hdf5"
+    with pytest.raises(InverSynthError, match="failed to render every one of the first 16"):
+        DatasetCreator(gen, path=path, n_examples=400, chunk_size=8, progress=False).run()
+    assert Path(str(path) + ".partial").exists() and not lock_path(path).exists()
+
+
+FAULTY_HOST = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {host_folder!r})
+    import host_main
+
+    real_render = host_main.PluginHost.render
+
+    def render(self, row):
+        if row[0] == 1.0:  # Nekobi's second waveform: this plugin "crashes" on it, always
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real_render(self, row)
+
+    host_main.PluginHost.render = render
+    sys.exit(host_main.main(sys.argv))
+    """
+)
+
+
+def test_a_plugin_that_always_crashes_on_some_examples_costs_only_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not Path("/usr/lib/vst/Nekobi-vst.so").exists():
+        if os.environ.get("CI"):
+            pytest.fail("Nekobi is not installed: apt-get install -y dpf-plugins-vst")
+        pytest.skip("Nekobi is not installed: apt-get install -y dpf-plugins-vst")
+    from generators.vst import hosts
+    from generators.vst.synth import VSTGenerator
+
+    script = tmp_path / "faulty_host.py"
+    script.write_text(FAULTY_HOST.format(host_folder=str(REPO / "generators" / "vst")))
+    monkeypatch.setattr(hosts, "_HOST_SCRIPT", script)
+    path = tmp_path / "nk_data.hdf5"
+    with VSTGenerator(
+        plugin_config=NEKOBI_CONFIG, sample_rate=16384, n_samples=4096, note_length_s=0.1, retries=0
+    ) as gen:
+        crashing = gen.parameter_set.sample_indices(seed=0, n_examples=10)[:, 0] == 1
+        DatasetCreator(gen, path=path, n_examples=10, chunk_size=5, progress=False).run()
+    assert 0 < crashing.sum() < 10
+    with open_dataset(path) as ds:
+        np.testing.assert_array_equal(ds.failed_indices, np.flatnonzero(crashing))
+        audio, _ = ds.read(np.arange(10))
+    assert (np.abs(audio[~crashing]).max(axis=1) > 1e-3).all() and not audio[crashing].any()
+    assert capsys.readouterr().err.count("recorded as failed") == crashing.sum()
+
+
+# ---- 4. a dataset is all of its shards ------------------------------------------------------
+
+
+def test_a_lone_shard_is_refused_naming_the_missing_ones(tmp_path: Path) -> None:
+    first = make(tmp_path / "s_data.shard-1-of-3.hdf5", n_examples=30, shard=(1, 3))
+    with pytest.raises(InverSynthError, match=r"shards 2, 3 of 3 are missing") as err:
+        open_dataset(first)
+    assert "s_data.shard-2-of-3.hdf5" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InverSynthError, match="shards 2, 3 of 3 are missing"):
+        open_dataset(str(tmp_path / "s_data.shard-*"))
+    with pytest.raises(InverSynthError, match="given twice"):
+        open_dataset([first, first])
+
+
+# ---- 5. --resume of a finished dataset checks the options -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 9}, r"--seed differs: the file has seed=5, this run asks seed=9"),
+        ({"n_examples": 50}, r"--num_examples differs: the file has n_examples=40"),
+    ],
+)
+def test_resume_of_a_finished_dataset_with_other_options_is_refused(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = make(tmp_path / "r_data.hdf5")
+    settings: dict[str, Any] = {"n_examples": 40, "seed": 5, "progress": False, **change}
+    with pytest.raises(InverSynthError, match=message):
+        DatasetCreator(sine(), path=path, **settings).run(resume=True)
+    # The same options (another chunk size: the rows are the same) find it done.
+    same = DatasetCreator(sine(), path=path, n_examples=40, seed=5, chunk_size=3, progress=False)
+    assert same.run(resume=True) == path
+
+
+def test_resume_of_a_finished_file_names_the_synth_option_that_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_command(fm_main, fm_args(tmp_path), capsys)[0] == 0
+    code, err = run_command(fm_main, fm_args(tmp_path, "--resume", "--normalise"), capsys)
+    assert one_line_error(code, err)
+    assert "normalise: the file has false, this run asks true" in err
+
+
+# ---- 11. silence ----------------------------------------------------------------------------
+
+
+class _Quiet(SineGenerator):
+    """A sine synth whose examples below ``loud_from`` are silent (an effect plugin, say)."""
+
+    name = "sine"
+    loud_from = float("inf")  # amplitudes below this are silenced: all of them
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        audio = super().render(values)
+        audio[values[:, 1] < self.loud_from] = 0.0
+        return audio
+
+
+def dataset_namespace(tmp_path: Path, **changes: Any) -> argparse.Namespace:
+    parser = cli.make_parser()
+    options.add_dataset_arguments(parser, default_name="q")
+    args = parser.parse_args(
+        [
+            "--num_examples",
+            "20",
+            "--workers",
+            "1",
+            "--no_progress",
+            "--dataset_directory",
+            str(tmp_path / "data"),
+        ]
+    )
+    for key, value in changes.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_a_synth_that_makes_no_sound_is_an_error_and_mostly_silence_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = _Quiet(sample_rate=8192, n_samples=N_SAMPLES)
+    with pytest.raises(InverSynthError, match="every one of the 20 examples is silent"):
+        create_dataset_from_args(silent, dataset_namespace(tmp_path))
+    with open_dataset(tmp_path / "data" / "q_data.hdf5") as ds:  # kept, complete
+        assert ds.attrs["silent_examples"] == 20
+    mostly = _Quiet(sample_rate=8192, n_samples=N_SAMPLES)
+    mostly.loud_from = 0.9  # only the loudest level sounds
+    create_dataset_from_args(mostly, dataset_namespace(tmp_path, name="m"))
+    err = capsys.readouterr().err
+    assert "warning:" in err and "of 20 examples" in err and "are silent" in err
+
+
+# ---- 12. names stay in their folder -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", ".hidden", ""])
+def test_dataset_names_with_folders_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code, err = run_command(fm_main, fm_args(tmp_path, "--name", name), capsys)
+    assert one_line_error(code, err) and "plain name" in err
+    assert nothing_written(tmp_path / "data") and list(tmp_path.parent.glob("escape*")) == []
+    with pytest.raises(InverSynthError, match="plain name"):
+        dataset_path(tmp_path, name)
+
+
+# ---- guards: sizes and counts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--workers", "99999999999999999999"], "--workers"),
+        (["--num_examples", "100000000000000000000000"], "--num_examples"),
+        (["--chunk_size", "99999999999999999999"], "--chunk_size"),
+        (["--seed", str(2**64)], "--seed"),
+        (["--length", "1e9"], "--length"),
+        (["--sample_rate", "99999999999999"], "--sample_rate"),
+        (["--length", "0.001"], "512"),
+        (["--write_wavs", "--no_write_wavs", "--no-normalise"], "--no-normalise"),
+    ],
+)
+def test_absurd_values_give_one_line_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], fragment: str
+) -> None:
+    code, err = run_command(fm_main, fm_args(tmp_path) + extra, capsys)
+    assert one_line_error(code, err) and fragment in err, err
+    assert nothing_written(tmp_path / "data")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "0"])
+def test_plugin_timeouts_are_bounded_on_the_command_line_and_in_env(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "--config", str(NEKOBI_CONFIG), "--timeout", value]
+    code, err = run_command(vst_cli.main, argv, capsys)
+    assert one_line_error(code, err) and "--timeout" in err and "86400" in err
+    monkeypatch.setenv("INVERSYNTH_VST_TIMEOUT_S", value)
+    code, err = run_command(vst_cli.main, ["run", "--config", str(NEKOBI_CONFIG)], capsys)
+    assert one_line_error(code, err) and "INVERSYNTH_VST_TIMEOUT_S in the environment" in err
+
+
+def test_more_workers_than_cores_are_capped_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cpus = options.available_cpus()
+    assert options.cap_workers(cpus) == cpus and capsys.readouterr().err == ""
+    assert options.cap_workers(1000) == cpus
+    assert f"--workers 1000 is more than the {cpus} CPU core(s)" in capsys.readouterr().err
+
+
+def test_a_dataset_larger_than_the_free_disk_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = 10_000_000  # 10 MB, as reported by the disk
+    usage = writer.shutil.disk_usage(tmp_path)._replace(free=free)
+    monkeypatch.setattr(writer.shutil, "disk_usage", lambda path: usage)
+    path = tmp_path / "data" / "big_data.hdf5"
+    with pytest.raises(
+        InverSynthError, match=r"needs \d+\.\d MB \(10,000 examples\).*10\.0 MB free"
+    ):
+        make(path, n_examples=10_000)
+    assert nothing_written(tmp_path / "data")
+
+
+FILE_SIZE_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
+    from generators.cli import run_cli
+    from generators.sine_generator import SineGenerator
+    from generators.writer import DatasetCreator
+
+    def main(argv):
+        gen = SineGenerator(sample_rate=8192, n_samples=2048)
+        DatasetCreator(gen, path=argv[0], n_examples=200, chunk_size=8, progress=False).run()
+
+    run_cli(main, sys.argv[1:])
+    """
+)
+
+
+def test_a_file_larger_than_the_file_system_allows_gives_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "big_data.hdf5"
+    done = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMIT, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr  # not a crash (SIGSEGV, SIGXFSZ)
+    assert done.stderr.startswith("error: cannot create") and "File too large" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert nothing_written(tmp_path / "data")
+
+
+def test_a_full_disk_while_writing_keeps_the_finished_examples_for_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = writer._ChunkSink.write
+    calls = {"n": 0}
+
+    def write(self: Any, result: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(self, result)
+
+    monkeypatch.setattr(writer._ChunkSink, "write", write)
+    path = tmp_path / "full_data.hdf5"
+    with pytest.raises(InverSynthError, match=r"No space left on device.*--resume") as err:
+        make(path)
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(writer._ChunkSink, "write", real_write)
+    with h5py.File(str(path) + ".partial", "r") as f:
+        assert f["done_chunks"][...].sum() == 2  # the chunks before the failure are kept
+    resumed = DatasetCreator(
+        sine(), path=path, n_examples=40, seed=5, chunk_size=8, progress=False
+    ).run(resume=True)
+    assert_same_examples(resumed, make(tmp_path / "ref_data.hdf5"))
+
+
+# ---- damaged or foreign files -----------------------------------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    with h5py.File(path, "r+") as f:
+        if how in ("complete", "example_offset"):
+            del f.attrs[how]
+        elif how == "label columns":
+            labels = f["labels"][...]
+            del f["labels"]
+            f["labels"] = np.concatenate([labels, labels[:, :1]], axis=1)
+        elif how == "rows":
+            f.attrs["n_examples"] = 50
+        elif how == "label range":
+            f["labels"][17, 1] = 8  # the amplitude has 8 levels: 0..7
+        elif how == "config":
+            f.attrs["generator_config"] = "{not json"
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("complete", r"lacks the attribute 'complete'"),
+        ("example_offset", r"lacks the attribute 'example_offset'"),
+        ("label columns", r"'labels' has 3 columns, its parameter set has 2"),
+        ("rows", r"'audio' has shape \(40, 2048\), the file's attributes say \(50, 2048\)"),
+        ("label range", r"example 17 has class 8 for parameter 'amplitude', which has 8 levels"),
+        ("config", r"attribute 'generator_config' is malformed"),
+    ],
+)
+def test_damaged_files_are_refused_at_open_naming_what_is_wrong(
+    tmp_path: Path, how: str, message: str
+) -> None:
+    path = make(tmp_path / "d_data.hdf5")
+    _damage(path, how)
+    with pytest.raises(InverSynthError, match=message) as err:
+        open_dataset(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_folder_given_as_a_dataset_is_named_as_one(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InverSynthError, match="is a folder, not a dataset file"):
+        open_dataset(tmp_path / "folder")
+    with pytest.raises(InverSynthError, match="is a folder, not a dataset file"):
+        make(tmp_path / "folder")
+
+
+def test_a_folder_under_a_file_is_named_as_the_obstacle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "somefile").write_text("a file")
+    argv = fm_args(tmp_path)
+    argv[argv.index("--dataset_directory") + 1] = str(tmp_path / "somefile" / "sub")
+    code, err = run_command(fm_main, argv, capsys)
+    assert one_line_error(code, err)
+    assert f"{str(tmp_path / 'somefile')!r} is a file, not a folder" in err
+
+
+BIG_OUTPUT = textwrap.dedent(
+    """
+    from generators.cli import run_cli
+
+    def main(argv):
+        for i in range(200_000):  # far more than a pipe holds
+            print(f"line {i}")
+        return 0
+
+    run_cli(main, [])
+    """
+)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -c '{BIG_OUTPUT}' | head -n 1",
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout == "line 0\n"
+    assert done.stderr == ""  # no BrokenPipeError traceback
+
+
+# ---- .env --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("INVERSYNTH_SEED=-1", "INVERSYNTH_SEED in .env: expected an integer in [0, "),
+        ("INVERSYNTH_WRITE_WAVS=maybe", "INVERSYNTH_WRITE_WAVS in .env: expected true or false"),
+        ("INVERSYNTH_SEED 12", ".env line 2: cannot read 'INVERSYNTH_SEED 12'"),
+        ('INVERSYNTH_NAME="unclosed', ".env line 2: cannot read"),
+    ],
+)
+def test_env_errors_name_the_variable_or_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    (tmp_path / ".env").write_text(f"# defaults\n{line}\nINVERSYNTH_NUM_EXAMPLES=12\n")
+    code, err = run_command(fm_main, fm_args(tmp_path), capsys)
+    assert one_line_error(code, err) and message in err, err
+    assert nothing_written(tmp_path / "data")
+
+
+# ---- determinism ---------------------------------------------------------------------------
+
+
+def test_two_runs_with_one_seed_write_identical_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder, workers in (("one", "1"), ("two", "2")):
+        argv = fm_args(tmp_path, "--seed", "3")
+        argv[argv.index("--dataset_directory") + 1] = str(tmp_path / folder)
+        argv[argv.index("--workers") + 1] = workers
+        assert run_command(fm_main, argv, capsys)[0] == 0
+        time.sleep(1.1)  # a time stamp in the file would now differ
+    one = (tmp_path / "one" / "fm_data.hdf5").read_bytes()
+    two = (tmp_path / "two" / "fm_data.hdf5").read_bytes()
+    assert one == two
+
+
+def test_plugin_run_help_states_the_reproducibility_tolerance(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        vst_cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "within 1e-7" in text and "3e-8" in text
+
+
+# ---- telling the user what happens ----------------------------------------------------------
+
+
+def test_resume_says_how_much_was_already_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_write = writer._ChunkSink.write
+    calls = {"n": 0}
+
+    def write(self: Any, result: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real_write(self, result)
+
+    monkeypatch.setattr(writer._ChunkSink, "write", write)
+    path = tmp_path / "r_data.hdf5"
+    with pytest.raises(KeyboardInterrupt):
+        make(path)
+    monkeypatch.setattr(writer._ChunkSink, "write", real_write)
+    capsys.readouterr()
+    DatasetCreator(sine(), path=path, n_examples=40, seed=5, chunk_size=8, progress=False).run(
+        resume=True
+    )
+    assert "resuming: 16 of 40 examples already written" in capsys.readouterr().out
+
+
+def test_a_slow_start_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Slow(SineGenerator):
+        name = "sine"
+
+        def render(self, values: np.ndarray) -> np.ndarray:
+            time.sleep(0.5)
+            return super().render(values)
+
+    monkeypatch.setattr(writer, "_STARTUP_NOTE_S", 0.1)
+    gen = Slow(sample_rate=8192, n_samples=N_SAMPLES)
+    DatasetCreator(gen, path=tmp_path / "s_data.hdf5", n_examples=8, progress=False).run()
+    assert "waiting for the first examples" in capsys.readouterr().err
+
+
+def test_describe_prints_every_attribute_and_summarises_a_plugin_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make(tmp_path / "i_data.hdf5")
+    plugin_config = json.loads((REPO / "plugin_config" / "amsynth.json").read_text())
+    with h5py.File(path, "r+") as f:  # as a plugin dataset's config looks
+        config = {"plugin": "/usr/lib/vst/amsynth_vst.so", "plugin_config": plugin_config}
+        f.attrs["generator_config"] = json.dumps(config)
+        keys = list(f.attrs)
+    assert describe_main([str(path)]) == 0
+    out = capsys.readouterr().out
+    for key in keys:
+        assert f"  {key}" in out, key
+    for key in (
+        "format_version",
+        "complete",
+        "chunk_size",
+        "shard",
+        "example_offset",
+        "created_by",
+    ):
+        assert f"  {key}" in out
+    n_varied = len(plugin_config["parameters"])
+    assert f"{n_varied} varied parameters" in out and "/usr/lib/vst/amsynth_vst.so" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_boolean_options_have_one_style(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generators.fm_generator import get_parser
+
+    monkeypatch.setenv("INVERSYNTH_NORMALISE", "true")
+    monkeypatch.setenv("INVERSYNTH_WRITE_WAVS", "yes")
+    parser = get_parser()
+    args = parser.parse_args([])
+    assert args.normalise is True and args.write_wavs is True
+    args = parser.parse_args(["--no_normalise", "--no_write_wavs"])
+    assert args.normalise is False and args.write_wavs is False
+    assert parser.parse_args(["--no_normalise", "--normalise"]).normalise is True  # last wins
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--no-normalise"])
+    run = ["run", "--config", str(NEKOBI_CONFIG)]
+    assert vst_cli.get_parser().parse_args([*run, "--resample_silent"]).resample_silent is True
+    assert vst_cli.get_parser().parse_args([*run, "--no_resample_silent"]).resample_silent is False
