@@ -27,8 +27,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import env_default, make_parser, positive_int, run_cli
+from generators.cli import env_default, positive_int, run_cli
 from generators.errors import InverSynthError
+from generators.options import add_output_dir_argument
+from models.common.options import make_command_parser
 from models.matching.prediction import (
     format_prediction,
     predict_file,
@@ -40,7 +42,7 @@ __all__ = ["get_parser", "main"]
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = make_parser(
+    parser = make_command_parser(
         prog="python -m models.predict",
         description="Predict a trained model's synth parameters for sound files, play them back "
         "on the synth, and compare.",
@@ -53,10 +55,10 @@ def get_parser() -> argparse.ArgumentParser:
         default=env_default("RUN", None, Path),
         help="run folder of a trained model ({output_dir}/{run_name})",
     )
-    parser.add_argument(
-        "--output_dir",
-        type=Path,
-        default=env_default("PREDICTIONS_DIRECTORY", None, Path),
+    add_output_dir_argument(
+        parser,
+        default=None,
+        env="PREDICTIONS_DIRECTORY",
         help="where the JSON, WAV and PNG files go (default {run}/predictions)",
     )
     parser.add_argument(

@@ -15,22 +15,23 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import make_parser, positive_int, run_cli
-from models.common.options import add_evaluated_run_arguments
+from generators.cli import positive_int, run_cli
+from generators.options import add_seed_argument
+from models.common.options import add_evaluated_run_arguments, make_command_parser
 from models.matching.report import write_report
 
 __all__ = ["get_parser", "main"]
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = make_parser(
+    parser = make_command_parser(
         prog="python -m models.report",
         description="A self-contained HTML listening report of an evaluated run: test sounds, "
         "their resyntheses, spectrograms, predicted vs true parameters.",
     )
     add_evaluated_run_arguments(parser)
     parser.add_argument("--n_examples", type=positive_int, default=8, help="test sounds shown")
-    parser.add_argument("--seed", type=int, default=0, help="which random sample of them")
+    add_seed_argument(parser, env=None, help="which random sample of them (>= 0)")
     parser.add_argument(
         "--output", type=Path, default=None, help="default {evaluation_dir}/report.html"
     )
