@@ -9,8 +9,11 @@ GPUs, which is when ``cuInit`` complains) with ``TF_CPP_MIN_LOG_LEVEL=2`` and
 stderr captured, then writes back every captured line except that noise.
 
 Every path of the toolkit that first loads TensorFlow goes through it
-(training, loading a run). Set ``TF_CPP_MIN_LOG_LEVEL`` yourself to see
-TensorFlow's logs as they are: then nothing is filtered.
+(training, loading a run). XLA announces its first compilation once per
+process, past the log level; :func:`warm_up_xla` makes that first
+compilation a tiny one, quietly, before a training that uses XLA. Set
+``TF_CPP_MIN_LOG_LEVEL`` yourself to see TensorFlow's logs as they are: then
+nothing is filtered.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import tempfile
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["NOISE", "import_tensorflow"]
+__all__ = ["NOISE", "import_tensorflow", "warm_up_xla"]
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 
 NOISE = re.compile(
     r"cudart_stub\.cc|failed call to cuInit|cpu_feature_guard\.cc|"
     r"^To enable the following instructions|Unable to register cu(?:DNN|FFT|BLAS) factory|"
-    r"computation placer already registered|before absl::InitializeLog\(\) is called"
+    r"computation placer already registered|before absl::InitializeLog\(\) is called|"
+    r"Compiled cluster using XLA"
 )
 
 
@@ -78,3 +82,13 @@ def import_tensorflow() -> ModuleType:
 
         tf.config.list_physical_devices("GPU")  # where cuInit fails without a driver
     return tf
+
+
+def warm_up_xla() -> None:
+    """Compile a tiny XLA function, quietly: XLA logs its first compilation (once per process)."""
+    tf = import_tensorflow()
+    if os.environ.get(LOG_LEVEL) != "2" or getattr(warm_up_xla, "done", False):
+        return
+    with _filtered_stderr(NOISE):
+        tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))
+    warm_up_xla.done = True  # type: ignore[attr-defined]

@@ -55,7 +55,7 @@ from models.common.run import (
     non_finite_weights,
     save_model_atomic,
 )
-from models.common.tensorflow_env import import_tensorflow
+from models.common.tensorflow_env import import_tensorflow, warm_up_xla
 
 __all__ = ["TrainConfig", "TrainState", "get_strategy", "is_chief", "train"]
 
@@ -515,6 +515,10 @@ def _model_to_train(
     """
     from models.common.architectures import build_model
 
+    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
+    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    if jit:
+        warm_up_xla()
     latest = run_dir / LATEST_MODEL
     if resuming and state.epochs_done > 0 and latest.is_file():
         model = load_keras_model(latest, compile=True)
@@ -528,8 +532,6 @@ def _model_to_train(
         head=config.head,
         data_format=config.data_format,
     )
-    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
-    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
     compile_model(
         model,
         head=config.head,
