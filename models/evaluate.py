@@ -51,9 +51,9 @@ def get_parser() -> argparse.ArgumentParser:
         "--split",
         choices=SPLITS,
         default="test",
-        help="examples to use; with --dataset_file, test is every example the run did not "
-        "train on (same synth and seed: its training examples are left out) and all is "
-        "every example, refused if the run trained on some of them",
+        help="examples to use; with --dataset_file, test is every example the run neither "
+        "trained nor validated on (those of the same synth, seed and index are left out) and "
+        "all is every example, refused if the run trained on some of them",
     )
     parser.add_argument(
         "--batch_size",

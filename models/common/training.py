@@ -649,7 +649,7 @@ def _diverged(what: str, state: TrainState, config: TrainConfig, run_dir: Path) 
     if state.epochs_done:
         kept = f"{run_dir} keeps its {state.epochs_done} finite epoch(s), best {state.best_epoch}"
     else:
-        kept = "no epoch finished, so no run was kept"
+        kept = "no epoch of the run finished"
     return InverSynthError(
         f"training diverged: epoch {state.epochs_done + 1} ended with {what} (not finite) and "
         f"was not saved; {kept}; try a lower --learning_rate than {config.learning_rate:g}"
