@@ -22,7 +22,7 @@ from generators.cli import positive_int, run_cli
 from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.validate import check_int
 from models.common.model_table import MODELS
-from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, make_command_parser
+from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED, make_command_parser
 from models.matching.demo import DEMO_SYNTHS, run_demo
 
 __all__ = ["get_parser", "main"]
@@ -52,14 +52,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )
-    add_seed_argument(parser, env=None, help=f"dataset and training seed (0 to {MAX_SEED})")
+    add_seed_argument(parser, env=None, help=f"dataset and training seed (0 to {MAX_TRAIN_SEED})")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     # Training would refuse these after the dataset is made; refuse them first.
-    check_int(args.seed, "--seed", low=0, high=MAX_SEED)
+    check_int(args.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
     check_int(args.epochs, "--epochs", low=1, high=MAX_EPOCHS)
     check_int(args.batch_size, "--batch_size", low=1, high=MAX_BATCH_SIZE)
     run_demo(

@@ -18,14 +18,14 @@ from generators.cli import make_parser
 __all__ = [
     "MAX_BATCH_SIZE",
     "MAX_EPOCHS",
-    "MAX_SEED",
+    "MAX_TRAIN_SEED",
     "HelpFormatter",
     "add_evaluated_run_arguments",
     "make_command_parser",
 ]
 
 # TensorFlow and NumPy take 32-bit seeds; a larger one fails deep inside them.
-MAX_SEED = 2**32 - 1
+MAX_TRAIN_SEED = 2**32 - 1
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 65_536
 

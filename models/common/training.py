@@ -40,7 +40,7 @@ from generators.validate import check_float, check_int, check_non_negative_int
 from models.common.data import EpochClock, Split, distribute, make_dataset, parse_split
 from models.common.distribution import get_strategy, is_chief
 from models.common.model_table import check_model_input
-from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED
+from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 from models.common.records import write_json_atomic
 from models.common.run import (
     BEST_MODEL,
@@ -108,7 +108,7 @@ class TrainConfig:
             self.time_limit_s = check_float(
                 self.time_limit_s, "--time_limit_s", low=0.0, low_inclusive=False, unit="s"
             )
-        self.seed = check_int(self.seed, "--seed", low=0, high=MAX_SEED)
+        self.seed = check_int(self.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
         self.split = parse_split(self.split)
 
     def settings(self) -> dict[str, Any]:

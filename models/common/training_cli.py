@@ -47,7 +47,7 @@ from generators.options import (
     add_workers_argument,
 )
 from generators.schema import dataset_path
-from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, make_command_parser
+from models.common.options import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED, make_command_parser
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
 
@@ -162,7 +162,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(
         t,
         env="TRAIN_SEED",
-        help=f"seed of the weights' initialization and of the shuffling (0 to {MAX_SEED})",
+        help=f"seed of the weights' initialization and of the shuffling (0 to {MAX_TRAIN_SEED})",
     )
     t.add_argument(
         "--time_limit_s",
