@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from generators.options import add_workers_argument
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--split", default="0.9,0.05,0.05")
-    parser.add_argument("--workers", type=int, default=2, help="rendering processes")
+    add_workers_argument(parser, help="rendering processes of the dataset")
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/paper_cpu"))
     parser.add_argument("--run_name", default=None)
     return parser

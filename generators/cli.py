@@ -32,6 +32,7 @@ from generators.errors import InverSynthError
 
 __all__ = [
     "BooleanFlag",
+    "HelpFormatter",
     "Terminated",
     "bounded_float",
     "bounded_int",
@@ -247,11 +248,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``(default: X)`` after an option's help, unless the help says it already or X says nothing.
+
+    Left out: a default of None (no value: the help tells what happens), a
+    flag that is off, a required option, and a help text that names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        flag = action.nargs == 0 and action.default is not True
+        silent = flag or action.default is None or action.required
+        if silent or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
 def make_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` whose errors are one line, like every other error of the toolkit."""
-    return _Parser(
-        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    """An ``ArgumentParser`` whose errors are one line, like every other error of the toolkit,
+    and whose help shows a default only where it says something (:class:`HelpFormatter`)."""
+    return _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
 class Terminated(KeyboardInterrupt):

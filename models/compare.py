@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import make_parser, run_cli
+from generators.options import add_output_dir_argument
 from models.matching.comparison import compare_runs, write_comparison
 from models.matching.evaluation_folder import EVALUATION_DIR
 
@@ -34,9 +35,7 @@ def get_parser() -> argparse.ArgumentParser:
         description="Compare evaluated runs side by side (the paper's Tables 3 and 4).",
     )
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders, evaluated")
-    parser.add_argument(
-        "--output_dir", type=Path, default=Path("comparison"), help="where the tables go"
-    )
+    add_output_dir_argument(parser, default=Path("comparison"), help="where the tables go")
     parser.add_argument(
         "--evaluation_name",
         default=EVALUATION_DIR,

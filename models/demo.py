@@ -9,13 +9,9 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
-<<<<<<< HEAD
-and prints where everything is. The library is :mod:`models.cli.demo`.
-=======
 and prints where everything is. An earlier demo in the same folder is kept: the
 demo refuses to replace it, naming what it would delete, unless ``--overwrite``.
 The library is :mod:`models.cli.demo`.
->>>>>>> ux
 """
 
 from __future__ import annotations
@@ -24,9 +20,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import env_default, make_parser, positive_int, run_cli
+from generators.cli import make_parser, positive_int, run_cli
+from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
+from generators.validate import check_int
 from models.cli.demo import DEMO_SYNTHS, run_demo
-from models.cli.options import add_workers_argument
+from models.common.model_table import MODELS
+from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
 __all__ = ["get_parser", "main"]
 
@@ -37,24 +36,25 @@ def get_parser() -> argparse.ArgumentParser:
         description="The whole InverSynth path in a few minutes: dataset, training, evaluation, "
         "resynthesis, sound matching, listening report.",
     )
-    parser.add_argument(
-        "--output_dir",
-        type=Path,
-        default=env_default("DEMO_DIRECTORY", Path("demo"), Path),
-        help="where everything goes",
+    add_output_dir_argument(
+        parser, default=Path("demo"), env="DEMO_DIRECTORY", help="where everything goes"
     )
     parser.add_argument(
         "--synth", choices=DEMO_SYNTHS, default=DEMO_SYNTHS[0], help="synth to invert"
     )
-    parser.add_argument("--model", default="C6", help="architecture (C1-C6, C6XL, CE2E)")
+    parser.add_argument("--model", choices=list(MODELS), default="C6", help="architecture")
     parser.add_argument("--num_examples", type=positive_int, default=2000, help="dataset size")
-    parser.add_argument("--epochs", type=positive_int, default=8, help="training epochs")
-    parser.add_argument("--batch_size", type=positive_int, default=16, help="minibatch")
-    add_workers_argument(parser)
+    parser.add_argument(
+        "--epochs", type=positive_int, default=8, help=f"training epochs (1 to {MAX_EPOCHS})"
+    )
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=16, help=f"minibatch (1 to {MAX_BATCH_SIZE})"
+    )
+    add_workers_argument(parser, help="rendering processes (dataset and resynthesis)")
     parser.add_argument(
         "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )
-    parser.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    add_seed_argument(parser, env=None, help=f"dataset and training seed (0 to {MAX_TRAIN_SEED})")
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -66,6 +66,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    # Training would refuse these after the dataset is made; refuse them first.
+    check_int(args.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
+    check_int(args.epochs, "--epochs", low=1, high=MAX_EPOCHS)
+    check_int(args.batch_size, "--batch_size", low=1, high=MAX_BATCH_SIZE)
     run_demo(
         output_dir=args.output_dir,
         synth=args.synth,

@@ -24,7 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import env_default, make_parser, positive_int, run_cli
-from models.cli.options import add_workers_argument
+from generators.options import (
+    add_max_examples_argument,
+    add_no_progress_argument,
+    add_output_dir_argument,
+    add_workers_argument,
+)
 from models.matching.evaluation import SPLITS, evaluate_run
 
 __all__ = ["get_parser", "main"]
@@ -44,8 +49,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--split",
         choices=SPLITS,
-        default=None,
-        help="examples to use (default: test; all with --dataset_file)",
+        default="test",
+        help="examples to use; with --dataset_file, test is every example the run neither "
+        "trained nor validated on (those of the same synth, seed and index are left out) and "
+        "all is every example, refused if the run trained on some of them",
     )
     parser.add_argument(
         "--batch_size",
@@ -53,11 +60,17 @@ def get_parser() -> argparse.ArgumentParser:
         default=env_default("EVAL_BATCH_SIZE", 64, positive_int),
         help="examples per forward pass",
     )
-    parser.add_argument(
-        "--max_examples", type=positive_int, default=None, help="use only the first N"
+    add_max_examples_argument(parser)
+    add_output_dir_argument(
+        parser,
+        default=None,
+        help="default {run_dir}/evaluation ({run_dir}/evaluation_{dataset name} with "
+        "--dataset_file)",
     )
     parser.add_argument(
-        "--output_dir", type=Path, default=None, help="default {run_dir}/evaluation"
+        "--overwrite",
+        action="store_true",
+        help="replace results of other or more examples in the output folder (refused otherwise)",
     )
     parser.add_argument("--no_plots", action="store_true", help="skip the PNG figures")
     parser.add_argument(
@@ -65,8 +78,8 @@ def get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="parameters only: no resynthesis metrics (models.reconstruct) and no listening report",
     )
-    add_workers_argument(parser)
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_workers_argument(parser, help="rendering processes of the resynthesis")
+    add_no_progress_argument(parser)
     parser.add_argument(
         "--json", action="store_true", help="print metrics.json instead of the tables"
     )
@@ -85,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plots=not args.no_plots,
         progress=not args.no_progress,
         quiet=args.json,
+        overwrite=args.overwrite,
+        reconstruction=not args.no_reconstruction,
     )
     if not args.no_reconstruction:
         from models.matching.report import write_report
@@ -97,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             progress=not args.no_progress,
             quiet=args.json,
+            overwrite=args.overwrite,
         )
         report = write_report(args.run_dir, evaluation_dir=result.output_dir)
         if not args.json:

@@ -46,6 +46,7 @@ from generators.cli import (
     run_cli,
 )
 from generators.errors import InverSynthError
+from generators.options import add_output_dir_argument
 from models.matching.prediction import (
     Prediction,
     format_prediction,
@@ -108,10 +109,10 @@ def get_parser() -> argparse.ArgumentParser:
         default=env_default("RUN", None, Path),
         help="run folder of a trained model ({output_dir}/{run_name})",
     )
-    parser.add_argument(
-        "--output_dir",
-        type=Path,
-        default=env_default("PREDICTIONS_DIRECTORY", None, Path),
+    add_output_dir_argument(
+        parser,
+        default=None,
+        env="PREDICTIONS_DIRECTORY",
         help="where the JSON, WAV and PNG files go (default {run}/predictions)",
     )
     parser.add_argument(

@@ -23,7 +23,12 @@ import argparse
 from collections.abc import Sequence
 
 from generators.cli import make_parser, positive_int, run_cli
-from models.cli.options import add_evaluated_run_arguments, add_workers_argument
+from generators.options import (
+    add_max_examples_argument,
+    add_no_progress_argument,
+    add_workers_argument,
+)
+from models.cli.options import add_evaluated_run_arguments
 from models.matching.resynthesis import evaluate_reconstruction
 
 __all__ = ["get_parser", "main"]
@@ -36,17 +41,20 @@ def get_parser() -> argparse.ArgumentParser:
         "they sound (rho_STFT, rho_FT, F_delta, spectral convergence, LSD, MFCC L1).",
     )
     add_evaluated_run_arguments(parser)
-    parser.add_argument(
-        "--max_examples", type=positive_int, default=None, help="use only the first N"
-    )
-    add_workers_argument(parser)
+    add_max_examples_argument(parser, help="use only the first N predictions")
+    add_workers_argument(parser, help="rendering processes of the resynthesis")
     parser.add_argument(
         "--chunk_size", type=positive_int, default=16, help="examples per unit of work"
     )
     parser.add_argument(
         "--no_chance", action="store_true", help="skip the random-patch (chance) figures"
     )
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a reconstruction.json of more examples (refused otherwise)",
+    )
+    add_no_progress_argument(parser)
     return parser
 
 
@@ -60,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chunk_size=args.chunk_size,
         chance=not args.no_chance,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     return 0
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.cli import make_parser, positive_int, run_cli
+from generators.options import add_seed_argument
 from models.cli.options import add_evaluated_run_arguments
 from models.matching.report import write_report
 
@@ -30,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     add_evaluated_run_arguments(parser)
     parser.add_argument("--n_examples", type=positive_int, default=8, help="test sounds shown")
-    parser.add_argument("--seed", type=int, default=0, help="which random sample of them")
+    add_seed_argument(parser, env=None, help="which random sample of them (>= 0)")
     parser.add_argument(
         "--output", type=Path, default=None, help="default {evaluation_dir}/report.html"
     )

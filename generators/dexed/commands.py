@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.cli import env_default, make_parser, positive_float, positive_int
+from generators.cli import HelpFormatter, env_default, make_parser, positive_float, positive_int
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import describe_rows, engine_parameter
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
@@ -92,7 +92,7 @@ def get_parser() -> argparse.ArgumentParser:
         "extra 'dexed': uv sync --extra dexed).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     describe = commands.add_parser(
         "describe", help="list the engine's 145 parameters, or a config's", formatter_class=fmt
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import env_default, make_parser, positive_float, positive_int
+from generators.cli import HelpFormatter, env_default, make_parser, positive_float, positive_int
 from generators.errors import InverSynthError
 from generators.options import (
     add_bool_argument,
@@ -123,7 +123,7 @@ def get_parser() -> argparse.ArgumentParser:
     describe = commands.add_parser(
         "describe",
         help="list a plugin's parameters; write a plugin config template",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     describe.add_argument("--plugin", required=True, help="plugin file (.so, .vst3)")
     describe.add_argument(
@@ -132,7 +132,7 @@ def get_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="render a few examples twice: determinism, levels, silence",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_synth_arguments(check, with_dataset=False)
     check.add_argument("--examples", type=positive_int, default=32, help="examples to render")
@@ -140,7 +140,7 @@ def get_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="make a dataset",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_synth_arguments(run, with_dataset=True)
     add_dataset_arguments(run, default_name="vst")

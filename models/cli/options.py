@@ -1,24 +1,19 @@
-"""Command-line options that several commands of ``models`` share, defined once."""
+"""What the commands of ``models`` share on their command lines, defined once.
+
+The options every toolkit command shares (``--seed``, ``--workers``,
+``--no_progress``, ``--output_dir``, ``--max_examples``) are
+:mod:`generators.options`'; this module adds the evaluated-run arguments of ``reconstruct`` and
+``report``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from generators.cli import env_default, positive_int
-
-__all__ = ["add_evaluated_run_arguments", "add_workers_argument"]
-
-
-def add_workers_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--workers``: rendering processes of the resynthesis (``INVERSYNTH_WORKERS``)."""
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes of the resynthesis",
-    )
+__all__ = [
+    "add_evaluated_run_arguments",
+]
 
 
 def add_evaluated_run_arguments(parser: argparse.ArgumentParser) -> None:

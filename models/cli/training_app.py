@@ -40,8 +40,15 @@ from generators.cli import (
     positive_int,
 )
 from generators.errors import InverSynthError
+from generators.options import (
+    add_max_examples_argument,
+    add_no_progress_argument,
+    add_output_dir_argument,
+    add_seed_argument,
+    add_workers_argument,
+)
 from generators.schema import dataset_path
-from models.cli.options import add_workers_argument
+from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
 
@@ -85,7 +92,8 @@ def _add_model_options(
         type=non_negative_float,
         default=env_default("LABEL_SIGMA", 0.0, non_negative_float),
         help="0: one-hot targets (the paper); > 0: targets spread over neighbouring classes "
-        "by a Gaussian this many classes wide, which rewards near misses (better MPR and MAE)",
+        "by a Gaussian this many classes wide, which rewards near misses (better MPR and MAE); "
+        "at most the largest parameter's number of levels",
     )
     m.add_argument(
         "--data_format",
@@ -121,28 +129,30 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         default=env_default("SPLIT", "0.8,0.1,0.1"),
         help="train,validation,test fractions of the examples (contiguous blocks by index)",
     )
-    d.add_argument(
-        "--max_examples",
-        type=positive_int,
-        default=env_default("MAX_EXAMPLES", None, positive_int),
-        help="use only the first N examples of the dataset",
+    add_max_examples_argument(
+        d, env="MAX_EXAMPLES", help="use only the first N examples of the dataset"
     )
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
-    t.add_argument("--epochs", type=positive_int, default=env_default("EPOCHS", 100, positive_int))
+    t.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=env_default("EPOCHS", 100, positive_int),
+        help=f"epochs to train in all (1 to {MAX_EPOCHS}); with --resume, raise it to train longer",
+    )
     t.add_argument(
         "--batch_size",
         type=positive_int,
         default=env_default("BATCH_SIZE", 16, positive_int),
-        help="global batch size (all devices together)",
+        help=f"global batch size (all devices together; 1 to {MAX_BATCH_SIZE})",
     )
     t.add_argument(
         "--learning_rate",
         type=positive_float,
         default=env_default("LEARNING_RATE", 1e-3, positive_float),
-        help="Adam's learning rate",
+        help="Adam's learning rate, in (0, 1]",
     )
     t.add_argument(
         "--patience",
@@ -150,11 +160,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         default=env_default("PATIENCE", 10, non_negative_int),
         help="stop after this many epochs without a better validation loss (0: never stop early)",
     )
-    t.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=env_default("TRAIN_SEED", 0, non_negative_int),
-        help="seed of the weights' initialization and of the shuffling",
+    add_seed_argument(
+        t,
+        env="TRAIN_SEED",
+        help=f"seed of the weights' initialization and of the shuffling (0 to {MAX_TRAIN_SEED})",
     )
     t.add_argument(
         "--time_limit_s",
@@ -173,11 +182,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("output")
-    o.add_argument(
-        "--output_dir",
-        type=Path,
-        default=env_default("OUTPUT_DIR", Path("runs"), Path),
-        help="folder of the run folders",
+    add_output_dir_argument(
+        o, default=Path("runs"), env="OUTPUT_DIR", help="folder of the run folders"
     )
     o.add_argument(
         "--run_name",
@@ -187,9 +193,16 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     o.add_argument(
         "--tensorboard",
-        action=argparse.BooleanOptionalAction,
+        action="store_true",
         default=env_default("TENSORBOARD", False),
         help="write TensorBoard logs to {run}/tensorboard",
+    )
+    o.add_argument(
+        "--no_tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="no TensorBoard logs (where INVERSYNTH_TENSORBOARD turns them on)",
     )
     o.add_argument("--no_evaluate", action="store_true", help="skip the test-split evaluation")
     o.add_argument(
@@ -197,10 +210,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate the parameters only: no resynthesis metrics, no listening report",
     )
-    add_workers_argument(o)
-    o.add_argument(
-        "--no_progress", action="store_true", help="one line per epoch instead of a progress bar"
-    )
+    add_workers_argument(o, help="rendering processes of the resynthesis")
+    add_no_progress_argument(o, help="one line per epoch instead of a progress bar")
 
 
 def get_parser(
@@ -300,13 +311,15 @@ def _evaluate(run_dir: Path, args: argparse.Namespace) -> None:
     from models.matching.report import write_report
     from models.matching.resynthesis import evaluate_reconstruction
 
-    result = evaluate_run(run_dir, progress=not args.no_progress)
+    # The model has just changed: what its evaluation folder holds is of an older one.
+    result = evaluate_run(run_dir, progress=not args.no_progress, overwrite=True)
     if not args.no_reconstruction:
         evaluate_reconstruction(
             run_dir,
             evaluation_dir=result.output_dir,
             workers=args.workers,
             progress=not args.no_progress,
+            overwrite=True,
         )
         print(f"listening report: {write_report(run_dir, evaluation_dir=result.output_dir)}")
 

@@ -47,9 +47,9 @@ from models.common.model_table import (
     HEADS,
     MODELS,
     ConvSpec,
+    check_model_input,
 )
 from models.common.spectrogram import log_stft_layers
-from models.common.stft import N_FFT
 
 __all__ = [
     "GroupedSoftmax",
@@ -301,15 +301,8 @@ def build_model(
         raise InverSynthError(f"head must be one of {HEADS}, got {head!r}")
     if data_format not in DATA_FORMATS:
         raise InverSynthError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
-    levels = [int(n) for n in n_levels]
-    if not levels or min(levels) < 2:
-        raise InverSynthError(
-            f"n_levels must be a non-empty list of ints >= 2, got {list(n_levels)}"
-        )
+    levels = check_model_input(name, n_samples=n_samples, n_levels=n_levels)
     spec = MODELS[name]
-    min_samples = 4**4 if spec.end_to_end else N_FFT  # one STFT window
-    if int(n_samples) != n_samples or n_samples < min_samples:
-        raise InverSynthError(f"model {name} needs n_samples >= {min_samples}, got {n_samples!r}")
 
     audio = keras.Input(
         shape=(int(n_samples),), dtype="float32", name="audio"

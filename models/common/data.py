@@ -29,6 +29,7 @@ import numpy as np
 
 from generators.dataset import SynthDataset
 from generators.errors import InverSynthError
+from generators.validate import check_positive_int
 
 __all__ = [
     "SPLIT_NAMES",
@@ -182,8 +183,7 @@ def _replica_pieces(
 def _check_batching(idx: np.ndarray, batch_size: int, total_replicas: int) -> None:
     if idx.ndim != 1 or idx.size == 0:
         raise InverSynthError(f"indices must be a non-empty 1-D array, got shape {idx.shape}")
-    if int(batch_size) != batch_size or batch_size <= 0:
-        raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if batch_size % total_replicas:
         raise InverSynthError(
             f"--batch_size {batch_size} must be a multiple of the {total_replicas} replicas"

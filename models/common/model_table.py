@@ -6,7 +6,12 @@ tools read it to validate options without starting TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from generators.errors import InverSynthError
+from generators.validate import check_int
+from models.common.stft import N_FFT
 
 __all__ = [
     "CONV_LAYERS",
@@ -18,6 +23,8 @@ __all__ = [
     "SPECTROGRAM_MODELS",
     "ConvSpec",
     "ModelSpec",
+    "check_model_input",
+    "min_samples",
 ]
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -102,3 +109,31 @@ MODELS: dict[str, ModelSpec] = {
 }
 SPECTROGRAM_MODELS = tuple(name for name, spec in MODELS.items() if not spec.end_to_end)
 E2E_MODELS = tuple(name for name, spec in MODELS.items() if spec.end_to_end)
+
+
+def min_samples(name: str) -> int:
+    """The shortest audio model ``name`` takes: one STFT window, or 4**4 samples end to end."""
+    if name not in MODELS:
+        raise InverSynthError(f"unknown model {name!r}; known: {list(MODELS)}")
+    return 4**4 if MODELS[name].end_to_end else N_FFT
+
+
+def check_model_input(name: str, *, n_samples: int, n_levels: Sequence[int]) -> list[int]:
+    """Refuse audio and parameters model ``name`` cannot be built for; the levels as ints.
+
+    Raises
+    ------
+    InverSynthError
+        Unknown model, audio shorter than :func:`min_samples`, or a parameter
+        with fewer than 2 levels.
+    """
+    shortest = min_samples(name)
+    check_int(n_samples, "n_samples", low=1)
+    if n_samples < shortest:
+        raise InverSynthError(f"model {name} needs n_samples >= {shortest}, got {n_samples!r}")
+    levels = [int(n) for n in n_levels]
+    if not levels or min(levels) < 2:
+        raise InverSynthError(
+            f"n_levels must be a non-empty list of ints >= 2, got {list(n_levels)}"
+        )
+    return levels

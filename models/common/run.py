@@ -11,6 +11,7 @@ A run is one folder, ``{output_dir}/{run_name}``:
 ``latest.keras``    the model after the last finished epoch (for ``--resume``)
 ``state.json``      training progress: epochs done, best epoch, patience count
 ``history.csv``     one row of training / validation metrics per epoch
+``.lock``           held by the training that writes the folder (its process id)
 ``evaluation/``     metrics of the test split, plots, predictions, resynthesis
                     metrics, the listening report
                     (:mod:`models.matching.evaluation_folder`)
@@ -23,10 +24,15 @@ synth to re-render what it predicted.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
+import socket
 import time
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,21 +42,25 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
-from generators.validate import check_audio
+from generators.validate import check_audio, check_positive_int
 from models.common.data import Split
 from models.common.records import write_json_atomic
+from models.common.tensorflow_env import import_tensorflow
 
 __all__ = [
     "BEST_MODEL",
     "EVALUATION_DIR",
     "HISTORY_FILE",
     "LATEST_MODEL",
+    "LOCK_FILE",
     "RUN_FILE",
     "STATE_FILE",
     "Run",
     "RunInfo",
     "check_dataset",
     "load_run",
+    "lock_run_folder",
+    "non_finite_weights",
     "register_custom_objects",
     "save_model_atomic",
 ]
@@ -62,11 +72,65 @@ BEST_MODEL = "model.keras"
 LATEST_MODEL = "latest.keras"
 HISTORY_FILE = "history.csv"
 EVALUATION_DIR = "evaluation"
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def lock_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold ``{run_dir}/.lock`` while the block runs: one process writes a run folder at a time.
+
+    The lock is ``flock``'s, so it ends with the process, however that ends;
+    the file keeps the process id of its last holder for the message.
+
+    Raises
+    ------
+    InverSynthError
+        The folder is locked by another process (naming it), or cannot be locked.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InverSynthError(f"cannot lock run folder {str(run_dir)!r}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            raise InverSynthError(
+                f"run folder {str(run_dir)!r} is in use by another training of it "
+                f"(process {holder}); wait for it to end, or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def non_finite_weights(model: Any) -> list[str]:
+    """Names of the model's weights that hold a NaN or an infinity (none: [])."""
+    return [
+        str(getattr(weight, "path", getattr(weight, "name", "?")))
+        for weight in model.weights
+        if not np.all(np.isfinite(np.asarray(weight)))
+    ]
 
 
 def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save(path)`` through a temporary file, so an interrupted save leaves the old file."""
+    """``model.save(path)`` through a temporary file, so an interrupted save leaves the old file.
+
+    Raises
+    ------
+    InverSynthError
+        The model holds non-finite weights: they are never saved.
+    """
     path = Path(path)
+    bad = non_finite_weights(model)
+    if bad:
+        raise InverSynthError(
+            f"not saving {str(path)!r}: weights {', '.join(bad[:3])} are not finite (NaN or inf)"
+        )
     tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the suffix
     model.save(tmp)
     os.replace(tmp, path)
@@ -74,6 +138,7 @@ def save_model_atomic(model: Any, path: Path) -> None:
 
 def register_custom_objects() -> None:
     """Import everything a saved model refers to (kapre's layers first, then ours)."""
+    import_tensorflow()  # first, so that TensorFlow starts without its log noise
     import kapre  # noqa: F401 - registers kapre's layers
 
     import models.common.architectures  # noqa: F401 - registers GroupedSoftmax and the loss
@@ -283,13 +348,34 @@ def runnable_model(model: Any, info: RunInfo) -> Any:
 
 
 def load_keras_model(path: Path, *, compile: bool = True) -> Any:
-    """Load a ``.keras`` file saved by this toolkit."""
+    """Load a ``.keras`` file saved by this toolkit.
+
+    Raises
+    ------
+    InverSynthError
+        The file is missing, is not a Keras model this toolkit can read, or
+        holds weights that are not finite (a training that diverged).
+    """
+    if not Path(path).is_file():
+        raise InverSynthError(f"model file {str(path)!r} does not exist")
     register_custom_objects()
     import keras
 
-    if not Path(path).is_file():
-        raise InverSynthError(f"model file {str(path)!r} does not exist")
-    return keras.models.load_model(path, compile=compile)
+    unreadable = f"{str(path)!r} is not a readable Keras model"
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise InverSynthError(f"{unreadable} (not a zip archive, as every .keras file is)")
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except Exception as exc:  # Keras raises many kinds for a damaged file; all mean the same here
+        detail = " ".join(str(exc).split())[:200]
+        raise InverSynthError(f"{unreadable} ({type(exc).__name__}: {detail})") from None
+    bad = non_finite_weights(model)
+    if bad:
+        raise InverSynthError(
+            f"{str(path)!r} holds weights that are not finite (NaN or inf: {', '.join(bad[:3])}); "
+            "the training that saved it diverged: train again with a lower --learning_rate"
+        )
+    return model
 
 
 class Run:
@@ -373,8 +459,7 @@ class Run:
         scores : np.ndarray [batch, n_outputs], float32
             Probabilities in the layout of ``parameter_set.encode``.
         """
-        if int(batch_size) != batch_size or batch_size <= 0:
-            raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_positive_int(batch_size, "batch_size")
         x = np.asarray(audio)
         if x.ndim == 3 and x.shape[-1] == 1:  # [batch, n_samples, 1]
             x = x[..., 0]

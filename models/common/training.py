@@ -9,6 +9,11 @@
   and the progress record (``state.json``), each written to a temporary file
   and renamed, in that order, so a run killed at any moment resumes from its
   last finished epoch with ``resume=True``.
+* An epoch whose loss or weights are not finite (the training diverged)
+  stops the run with an error; nothing of that epoch is saved.
+* One process trains a run folder at a time (``{run}/.lock``), and the folder
+  is made only once everything the run needs has been checked; a new run
+  that fails before its first epoch ends leaves nothing behind.
 * ``tf.distribute`` (:mod:`models.common.distribution`): several GPUs of one
   machine, several machines (``TF_CONFIG``), several logical CPU devices if
   configured, else the default strategy. The same code runs on a laptop's CPU
@@ -20,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -30,8 +36,10 @@ import numpy as np
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
+from generators.validate import check_float, check_int, check_non_negative_int
 from models.common.data import EpochClock, Split, distribute, make_dataset, parse_split
 from models.common.distribution import get_strategy, is_chief
+from models.common.model_table import check_model_input
 from models.common.records import write_json_atomic
 from models.common.run import (
     BEST_MODEL,
@@ -42,8 +50,16 @@ from models.common.run import (
     RunInfo,
     check_dataset,
     load_keras_model,
+    lock_run_folder,
+    non_finite_weights,
     save_model_atomic,
 )
+from models.common.tensorflow_env import import_tensorflow, warm_up_xla
+
+# TensorFlow and NumPy take 32-bit seeds; a larger one fails deep inside them.
+MAX_TRAIN_SEED = 2**32 - 1
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
 
 __all__ = ["TrainConfig", "TrainState", "get_strategy", "is_chief", "train"]
 
@@ -82,21 +98,21 @@ class TrainConfig:
             raise InverSynthError(
                 f"--data_format must be one of {DATA_FORMATS}, got {self.data_format!r}"
             )
-        for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
-            if int(value) != value or value <= 0:
-                raise InverSynthError(f"--{name} must be a positive integer, got {value!r}")
-        if self.patience < 0:
-            raise InverSynthError(f"--patience must be >= 0, got {self.patience}")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise InverSynthError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
-        if not (np.isfinite(self.label_sigma) and self.label_sigma >= 0):
-            raise InverSynthError(f"--label_sigma must be >= 0, got {self.label_sigma!r}")
-        if self.max_examples is not None and self.max_examples <= 0:
-            raise InverSynthError(f"--max_examples must be > 0, got {self.max_examples}")
-        if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise InverSynthError(f"--time_limit_s must be > 0, got {self.time_limit_s}")
-        if self.seed < 0:
-            raise InverSynthError(f"--seed must be >= 0, got {self.seed}")
+        self.epochs = check_int(self.epochs, "--epochs", low=1, high=MAX_EPOCHS)
+        self.batch_size = check_int(self.batch_size, "--batch_size", low=1, high=MAX_BATCH_SIZE)
+        self.patience = check_non_negative_int(self.patience, "--patience")
+        self.learning_rate = check_float(
+            self.learning_rate, "--learning_rate", low=0.0, high=1.0, low_inclusive=False
+        )
+        # The upper bound depends on the dataset: see check_label_sigma.
+        self.label_sigma = check_float(self.label_sigma, "--label_sigma", low=0.0)
+        if self.max_examples is not None:
+            self.max_examples = check_int(self.max_examples, "--max_examples", low=1)
+        if self.time_limit_s is not None:
+            self.time_limit_s = check_float(
+                self.time_limit_s, "--time_limit_s", low=0.0, low_inclusive=False, unit="s"
+            )
+        self.seed = check_int(self.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
         self.split = parse_split(self.split)
 
     def settings(self) -> dict[str, Any]:
@@ -165,12 +181,19 @@ class _RunCheckpointSteps:
         self.started = time.monotonic()
         self.epoch_started = self.started
         self.stopped_for_time = False
+        self.diverged: str | None = None  # what was not finite, when an epoch diverged
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
+        self.diverged = _not_finite(logs, self.model)
+        if self.diverged is not None:
+            # Nothing of this epoch is kept: not its weights, not its history row, not
+            # its progress; the run on disk stays at its last finite epoch.
+            self.model.stop_training = True
+            return
         self._keep_if_best(epoch, float(logs.get("val_loss", logs.get("loss", float("nan")))))
         st = self.state
         if self.write:
@@ -215,6 +238,15 @@ class _RunCheckpointSteps:
             writer.writerow(row)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def _not_finite(logs: dict[str, Any], model: Any) -> str | None:
+    """What of an epoch's losses and the model's weights is NaN or infinite, or None."""
+    for key in ("loss", "val_loss"):
+        if key in logs and not np.isfinite(float(logs[key])):
+            return f"{key} {float(logs[key])}"
+    bad = non_finite_weights(model)
+    return f"weights {', '.join(bad[:3])}" if bad else None
 
 
 def _callbacks_module() -> Any:
@@ -344,40 +376,94 @@ def train(config: TrainConfig, *, explicit: set[str] | None = None) -> Path:
     -------
     run_dir : Path
         The run folder with the best model in ``model.keras``.
-    """
-    import tensorflow as tf
 
+    Raises
+    ------
+    InverSynthError
+        Bad settings, a dataset the model cannot take, a run folder in use by
+        another training, or a training that diverged (a loss or weight not
+        finite). A new run that fails before its first epoch ends leaves no
+        folder behind.
+    """
+    tf = import_tensorflow()
     config.validate()
     with open_dataset(config.dataset) as dataset:
+        check_model_input(
+            config.model,
+            n_samples=dataset.n_samples,
+            n_levels=dataset.parameter_set.n_levels.tolist(),
+        )
+        check_label_sigma(config.label_sigma, dataset)
         run_name = config.run_name or default_run_name(
             config.model, [str(p) for p in dataset.paths]
         )
         run_dir = Path(config.output_dir) / run_name
-        existing = (run_dir / RUN_FILE).is_file()
-        if existing and not config.resume:
-            raise InverSynthError(
-                f"run folder {str(run_dir)!r} already exists; pass --resume to continue it "
-                "or choose another --run_name"
-            )
-        if existing:
-            info = RunInfo.load(run_dir)
-            check_dataset(info, dataset, same_dataset=True)
-            config = _checked_resume_config(config, info, run_dir, explicit or set())
-            state = TrainState.load(run_dir)
-            if _nothing_left(state, run_dir, epochs=config.epochs):
-                return run_dir
-        else:
-            n_used = min(dataset.n_examples, config.max_examples or dataset.n_examples)
-            info = RunInfo.for_dataset(
-                dataset,
-                model_name=config.model,
-                head=config.head,
-                data_format=config.data_format,
-                split=Split(config.split, n_used),
-                settings=config.settings(),
-            )
-            state = TrainState()
-        return _fit(config, info, state, dataset, run_dir, resuming=existing, tf=tf)
+        if not is_chief():  # a worker of a multi-machine training: it writes nothing
+            return _train_in(config, dataset, run_dir, explicit or set(), tf=tf)
+        created = _make_folder(run_dir)
+        with lock_run_folder(run_dir):
+            try:
+                return _train_in(config, dataset, run_dir, explicit or set(), tf=tf)
+            except BaseException:
+                if created and not (run_dir / LATEST_MODEL).exists():
+                    shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to keep
+                raise
+
+
+def check_label_sigma(label_sigma: float, dataset: SynthDataset) -> None:
+    """Refuse ordinal targets wider than the dataset's largest parameter (its number of levels)."""
+    widest = int(max(dataset.parameter_set.n_levels))
+    if label_sigma > widest:
+        raise InverSynthError(
+            f"--label_sigma must be in [0, {widest}] for this dataset (its largest parameter has "
+            f"{widest} levels), got {label_sigma!r}"
+        )
+
+
+def _make_folder(run_dir: Path) -> bool:
+    """Create the run folder if missing; whether this call created it."""
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:
+        if not run_dir.is_dir():
+            raise InverSynthError(f"run folder {str(run_dir)!r} is a file") from None
+        return False
+    except OSError as exc:
+        raise InverSynthError(
+            f"cannot create run folder {str(run_dir)!r}: {exc.strerror}"
+        ) from None
+    return True
+
+
+def _train_in(
+    config: TrainConfig, dataset: SynthDataset, run_dir: Path, explicit: set[str], *, tf: Any
+) -> Path:
+    """Start or resume the run in ``run_dir`` (locked by the caller when it writes)."""
+    existing = (run_dir / RUN_FILE).is_file()
+    if existing and not config.resume:
+        raise InverSynthError(
+            f"run folder {str(run_dir)!r} already exists; pass --resume to continue it "
+            "or choose another --run_name"
+        )
+    if existing:
+        info = RunInfo.load(run_dir)
+        check_dataset(info, dataset, same_dataset=True)
+        config = _checked_resume_config(config, info, run_dir, explicit)
+        state = TrainState.load(run_dir)
+        if _nothing_left(state, run_dir, epochs=config.epochs):
+            return run_dir
+    else:
+        n_used = min(dataset.n_examples, config.max_examples or dataset.n_examples)
+        info = RunInfo.for_dataset(
+            dataset,
+            model_name=config.model,
+            head=config.head,
+            data_format=config.data_format,
+            split=Split(config.split, n_used),
+            settings=config.settings(),
+        )
+        state = TrainState()
+    return _fit(config, info, state, dataset, run_dir, resuming=existing, tf=tf)
 
 
 def _checked_resume_config(
@@ -415,15 +501,9 @@ def _nothing_left(state: TrainState, run_dir: Path, *, epochs: int) -> bool:
 def _prepare_run_dir(
     run_dir: Path, info: RunInfo, state: TrainState, *, resuming: bool, write: bool
 ) -> None:
-    """Create the run folder and record the run, or trim what a killed run left behind."""
+    """Record the run in its folder, or trim what a killed run left behind."""
     if not write:
         return
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InverSynthError(
-            f"cannot create run folder {str(run_dir)!r}: {exc.strerror}"
-        ) from None
     if not resuming:
         info.save(run_dir)
     else:
@@ -439,6 +519,10 @@ def _model_to_train(
     """
     from models.common.architectures import build_model
 
+    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
+    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    if jit:
+        warm_up_xla()
     latest = run_dir / LATEST_MODEL
     if resuming and state.epochs_done > 0 and latest.is_file():
         model = load_keras_model(latest, compile=True)
@@ -452,8 +536,6 @@ def _model_to_train(
         head=config.head,
         data_format=config.data_format,
     )
-    # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
-    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
     compile_model(
         model,
         head=config.head,
@@ -526,7 +608,6 @@ def _fit(
     import keras
 
     write = is_chief()
-    _prepare_run_dir(run_dir, info, state, resuming=resuming, write=write)
     # First: a multi-worker strategy must exist before TensorFlow runs any op.
     strategy = get_strategy()
     keras.utils.set_random_seed(config.seed)
@@ -535,6 +616,8 @@ def _fit(
 
     clock = EpochClock(state.epochs_done)
     train_data, val_data = _input_pipelines(strategy, dataset, info, config, clock)
+    # Only now, with the model built and the data ready, is the run recorded.
+    _prepare_run_dir(run_dir, info, state, resuming=resuming, write=write)
     checkpoint, callbacks = _callbacks(config, state, run_dir, clock, write=write)
     if config.verbose:
         print(
@@ -555,9 +638,23 @@ def _fit(
             callbacks=callbacks,
             verbose=config.verbose,
         )
+    if checkpoint.diverged is not None:
+        raise _diverged(checkpoint.diverged, state, config, run_dir)
     state.finished = not checkpoint.stopped_for_time
     if write:
         state.save(run_dir)
     if config.verbose:
         _print_outcome(state, run_dir, timed_out=checkpoint.stopped_for_time)
     return run_dir
+
+
+def _diverged(what: str, state: TrainState, config: TrainConfig, run_dir: Path) -> InverSynthError:
+    """The error of a training whose epoch ``state.epochs_done + 1`` went non-finite."""
+    if state.epochs_done:
+        kept = f"{run_dir} keeps its {state.epochs_done} finite epoch(s), best {state.best_epoch}"
+    else:
+        kept = "no epoch of the run finished"
+    return InverSynthError(
+        f"training diverged: epoch {state.epochs_done + 1} ended with {what} (not finite) and "
+        f"was not saved; {kept}; try a lower --learning_rate than {config.learning_rate:g}"
+    )

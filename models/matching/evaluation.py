@@ -7,10 +7,17 @@ run's evaluation folder (:mod:`models.matching.evaluation_folder`):
 analyses, e.g. resynthesis, start from) and the plots. :func:`format_table`
 is the summary printed: a row like the paper's Table 3 (mean MPR per group),
 then every parameter.
+
+An example of a dataset is determined by its synth (name, config, parameter
+set, sample rate, length), the dataset's seed and its index: two datasets
+made alike with the same seed hold the same examples. So on another dataset
+(``dataset_file``) the run's own training and validation examples are
+found exactly (:func:`training_rows`) and never scored as test examples.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,19 +28,33 @@ from tqdm.auto import tqdm
 
 from generators.dataset import SynthDataset
 from generators.errors import InverSynthError
+from generators.validate import check_positive_int
 from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes
-from models.common.run import HISTORY_FILE, Run, load_run
+from models.common.run import HISTORY_FILE, Run, RunInfo, load_run
 from models.matching.evaluation_folder import (
     METRICS_FILE,
     PLOT_FILES,
+    RECONSTRUCTION_JSON,
     MetricsRecord,
     Predictions,
+    check_output_folder,
+    check_replaceable,
     default_evaluation_dir,
+    make_output_folder,
+    read_metrics,
+    read_reconstruction,
     write_per_parameter_csv,
 )
 
-__all__ = ["SPLITS", "RunEvaluation", "evaluate_run", "format_table", "predict_dataset"]
+__all__ = [
+    "SPLITS",
+    "RunEvaluation",
+    "evaluate_run",
+    "format_table",
+    "predict_dataset",
+    "training_rows",
+]
 
 SPLITS = ("train", "validation", "test", "all")
 
@@ -128,33 +149,115 @@ def format_table(evaluation: Evaluation, *, model_name: str, paper_row: bool = F
 
 
 def _check_options(batch_size: int, max_examples: int | None, split: str) -> None:
-    if int(batch_size) != batch_size or batch_size <= 0:
-        raise InverSynthError(f"--batch_size must be a positive integer, got {batch_size!r}")
-    if max_examples is not None and max_examples <= 0:
-        raise InverSynthError(f"--max_examples must be > 0, got {max_examples}")
+    check_positive_int(batch_size, "--batch_size")
+    if max_examples is not None:
+        check_positive_int(max_examples, "--max_examples")
     if split not in SPLITS:
         raise InverSynthError(f"--split must be train, validation, test or all, got {split!r}")
 
 
+def training_rows(info: RunInfo, dataset: SynthDataset) -> np.ndarray:
+    """Which rows of ``dataset`` are examples the run trained or validated on: bool [n_examples].
+
+    ``dataset`` must have passed :func:`~models.common.run.check_dataset`
+    (same synth, settings and parameter set as the run's); then the same seed
+    means the same example at the same global index.
+    """
+    seen = np.zeros(dataset.n_examples, dtype=bool)
+    if dataset.seed != info.dataset_identity.get("seed"):
+        return seen
+    first = int(dataset.attrs.get("example_offset", 0))  # global index of row 0
+    index = first + np.arange(dataset.n_examples, dtype=np.int64)
+    for name in ("train", "validation"):
+        start, stop = info.split.ranges[name]
+        seen |= (index >= start) & (index < stop)
+    return seen
+
+
+def _foreign_indices(run: Run, dataset: SynthDataset, split: str) -> tuple[np.ndarray, int]:
+    """Rows of another dataset to evaluate, and how many were left out as training examples."""
+    if split not in ("test", "all"):
+        raise InverSynthError(
+            f"--split {split} names the run's own examples; with --dataset_file use test "
+            "(every example the run did not train on) or all"
+        )
+    seen = training_rows(run.info, dataset)
+    n_seen = int(seen.sum())
+    where = ", ".join(str(p) for p in dataset.paths)
+    if n_seen:
+        rows = np.flatnonzero(seen)
+        overlap = (
+            f"{n_seen} of the {dataset.n_examples} examples of {where} (rows {rows[0]}..{rows[-1]}) "
+            f"are examples run {str(run.run_dir)!r} trained or validated on (same synth and "
+            f"seed {dataset.seed})"
+        )
+        if n_seen == dataset.n_examples:
+            raise InverSynthError(f"{overlap}: nothing to test; make a dataset with another --seed")
+        if split == "all":
+            raise InverSynthError(
+                f"{overlap}; --split test evaluates the other {dataset.n_examples - n_seen}, "
+                "or make a dataset with another --seed"
+            )
+    return np.flatnonzero(~seen).astype(np.int64), n_seen
+
+
 def _example_indices(
     run: Run, dataset: SynthDataset, split: str, *, foreign: bool, max_examples: int | None
-) -> np.ndarray:
-    """The examples to evaluate: [n] int64, increasing."""
+) -> tuple[np.ndarray, int]:
+    """The examples to evaluate ([n] int64, increasing) and the training examples left out."""
     indices: np.ndarray
-    if split == "all":
+    left_out = 0
+    if foreign:
+        indices, left_out = _foreign_indices(run, dataset, split)
+    elif split == "all":
         indices = np.arange(dataset.n_examples, dtype=np.int64)
     else:
-        if foreign:
-            raise InverSynthError(
-                "--split train/validation/test refers to the run's own dataset; "
-                "use --split all (the default) with --dataset_file"
-            )
         indices = run.split.indices(split)
     if max_examples is not None:
         indices = indices[:max_examples]
     if indices.size == 0:
         raise InverSynthError(f"the {split} split has no examples")
-    return indices
+    return indices, left_out
+
+
+def _check_replaceable(
+    out: Path, *, test_set: str, n: int, what: str, reconstruction: bool, overwrite: bool
+) -> None:
+    """Refuse, before any work, to replace results of other or more examples in ``out``.
+
+    ``test_set`` is :attr:`MetricsRecord.test_set` of the new evaluation, ``n``
+    its examples, ``what`` their description.
+    """
+    old = _read_or_none(read_metrics, out) if (out / METRICS_FILE).is_file() else None
+    if old is not None:
+        check_replaceable(
+            out / METRICS_FILE,
+            n_old=old.evaluation.n_examples,
+            n_new=n,
+            same_examples=old.test_set == test_set,
+            what=what,
+            overwrite=overwrite,
+            elsewhere="--output_dir DIR",
+        )
+    old_reconstruction = _read_or_none(read_reconstruction, out) if reconstruction else None
+    if old_reconstruction is not None:
+        check_replaceable(
+            out / RECONSTRUCTION_JSON,
+            n_old=old_reconstruction.n_examples,
+            n_new=n,
+            same_examples=old is None or old.test_set == test_set,
+            what=what,
+            overwrite=overwrite,
+            elsewhere="--output_dir DIR",
+        )
+
+
+def _read_or_none(read: Any, out: Path) -> Any:
+    """``read(out)``, or None for a file that cannot be read (nothing in it to keep)."""
+    try:
+        return read(out)
+    except InverSynthError:
+        return None
 
 
 def _write_plots(run: Run, evaluation: Evaluation, out: Path, *, split: str) -> dict[str, Path]:
@@ -179,13 +282,15 @@ def evaluate_run(
     *,
     batch_size: int = 64,
     dataset_file: str | Path | Sequence[str | Path] | None = None,
-    split: str | None = None,
+    split: str = "test",
     max_examples: int | None = None,
     output_dir: str | Path | None = None,
     plots: bool = True,
     progress: bool = True,
     quiet: bool = False,
     run: Run | None = None,
+    overwrite: bool = False,
+    reconstruction: bool = False,
 ) -> RunEvaluation:
     """Compute, save and print the paper's metrics of a trained run.
 
@@ -198,8 +303,11 @@ def evaluate_run(
     dataset_file : path(s), optional
         Evaluate on another dataset of the same synth and parameter set
         (default: the run's own dataset).
-    split : {"test", "validation", "train", "all"}, optional
-        Examples to use; default "test" for the run's dataset, "all" for another one.
+    split : {"test", "validation", "train", "all"}
+        Examples to use. On another dataset, "test" is every example the run
+        did not train or validate on (those of the same seed and index are
+        left out, and it says so) and "all" every example, refused if the run
+        trained on some; "train" and "validation" name the run's own.
     max_examples : int, optional
         Use only the first ``max_examples`` of them.
     output_dir : path, optional
@@ -211,6 +319,12 @@ def evaluate_run(
         Progress bar; no printed table.
     run : Run, optional
         An already loaded run (saves loading the model again).
+    overwrite : bool
+        Replace results of other examples, or of more of the same, in the
+        output folder (refused otherwise, before any work).
+    reconstruction : bool
+        The caller resynthesizes next: refuse now, not after predicting, if
+        the folder's ``reconstruction.json`` holds more examples.
 
     Returns
     -------
@@ -219,21 +333,43 @@ def evaluate_run(
         and the files written.
     """
     foreign = dataset_file is not None
-    split = split or ("all" if foreign else "test")
     _check_options(batch_size, max_examples, split)
+    if output_dir is not None:
+        check_output_folder(output_dir)
     run = run if run is not None else load_run(run_dir)
     with run.open_dataset(dataset_file) as dataset:
-        indices = _example_indices(run, dataset, split, foreign=foreign, max_examples=max_examples)
-        scores, true = predict_dataset(
-            run, dataset, indices, batch_size=batch_size, progress=progress
+        indices, left_out = _example_indices(
+            run, dataset, split, foreign=foreign, max_examples=max_examples
         )
         dataset_paths = [str(p) for p in dataset.paths]
         identity = dataset.identity
+        out = (
+            Path(output_dir)
+            if output_dir is not None
+            else (default_evaluation_dir(run.run_dir, dataset_paths[0] if foreign else None))
+        )
+        check_output_folder(out)
+        what = f"{indices.size} {split} examples of {', '.join(dataset_paths)}"
+        _check_replaceable(
+            out,
+            test_set=f"{identity.get('fingerprint', '?')}/{split}",
+            n=int(indices.size),
+            what=what,
+            reconstruction=reconstruction,
+            overwrite=overwrite,
+        )
+        if left_out:
+            print(
+                f"note: {left_out} examples of {', '.join(dataset_paths)} are examples the run "
+                f"trained or validated on (same synth and seed); evaluating the other "
+                f"{indices.size}",
+                file=sys.stderr if quiet else sys.stdout,
+            )
+        scores, true = predict_dataset(
+            run, dataset, indices, batch_size=batch_size, progress=progress
+        )
     evaluation = evaluate_scores(run.parameter_set, scores, true)
-    if output_dir is None:
-        output_dir = default_evaluation_dir(run.run_dir, dataset_paths[0] if foreign else None)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     record = MetricsRecord(
         model=run.model_name,
         run_dir=str(run.run_dir),
@@ -241,6 +377,7 @@ def evaluate_run(
         dataset_identity=identity,
         split=split,
         evaluation=evaluation,
+        left_out=left_out,
     )
     predictions = Predictions(indices, true, scores)
     files = {

@@ -18,13 +18,18 @@ file                      what                                                 w
 ``report.html``           the listening report                                 ``models.report``
 ========================  ===================================================  =====================
 
-Every file is written to a temporary name and renamed.
+Every file is written to a temporary name and renamed. A folder's results
+are not replaced by results of other or fewer examples unless asked
+(:func:`check_replaceable`), so that figures of different example sets
+never stand side by side unnoticed; every record says how many examples it
+is of.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +55,11 @@ __all__ = [
     "MetricsRecord",
     "Predictions",
     "ReconstructionRecord",
+    "check_output_folder",
+    "check_replaceable",
     "default_evaluation_dir",
     "evaluation_dataset_paths",
+    "make_output_folder",
     "read_metrics",
     "read_reconstruction",
     "write_per_parameter_csv",
@@ -79,16 +87,113 @@ def default_evaluation_dir(run_dir: str | Path, dataset_path: str | Path | None 
     return Path(run_dir) / name
 
 
-def _not_evaluated(path: Path) -> InverSynthError:
-    return InverSynthError(
-        f"{str(path)!r} does not exist; evaluate the run first "
-        f"(python -m models.evaluate {path.parent.parent})"
+def _evaluate_command(folder: Path, run_dir: Path | None) -> str:
+    """The command that writes the evaluation folder ``folder`` (of run ``run_dir`` if known)."""
+    if run_dir is None and folder.name.startswith(EVALUATION_DIR):
+        run_dir = folder.parent  # the usual place: {run_dir}/evaluation*
+    if run_dir is None:
+        return f"python -m models.evaluate RUN_DIR --output_dir {folder}"
+    if folder == default_evaluation_dir(run_dir):
+        return f"python -m models.evaluate {run_dir}"
+    return f"python -m models.evaluate {run_dir} --output_dir {folder}"
+
+
+def _not_evaluated(path: Path, run_dir: str | Path | None = None) -> InverSynthError:
+    """The error for a missing evaluation file, naming what is missing and the command that writes it."""
+    folder = path.parent
+    command = _evaluate_command(folder, None if run_dir is None else Path(run_dir))
+    if not folder.is_dir():
+        where = f"evaluation folder {str(folder)!r} does not exist"
+    else:
+        where = f"{str(folder)!r} has no {path.name}"
+    other = ""
+    if run_dir is not None and folder != default_evaluation_dir(run_dir):
+        other = f", or name the folder it wrote (by default {default_evaluation_dir(run_dir)})"
+    return InverSynthError(f"{where}; evaluate the run first ({command}){other}")
+
+
+# --------------------------------------------------------------------------
+# The folder
+# --------------------------------------------------------------------------
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """Refuse, before any work, an output folder that cannot be made or written.
+
+    Raises
+    ------
+    InverSynthError
+        ``folder`` or one of its parents is a file, or the nearest existing
+        one is not writable.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InverSynthError(
+            f"cannot use output folder {str(folder)!r}: {str(existing)!r} is a file"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InverSynthError(
+            f"cannot use output folder {str(folder)!r}: {str(existing)!r} is not writable"
+        )
+    return folder
+
+
+def make_output_folder(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if missing; an error as one line."""
+    folder = check_output_folder(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InverSynthError(f"cannot create {str(folder)!r}: {exc.strerror}") from None
+    return folder
+
+
+def check_replaceable(
+    path: Path,
+    *,
+    n_old: int,
+    n_new: int,
+    same_examples: bool,
+    what: str,
+    overwrite: bool,
+    elsewhere: str = "",
+) -> None:
+    """Refuse to replace a result of other examples, or of more of the same, unless ``overwrite``.
+
+    Parameters
+    ----------
+    path : Path
+        The existing file.
+    n_old, n_new : int
+        Examples of the existing result and of the new one.
+    same_examples : bool
+        Both are of the same dataset and split (the new one of its first
+        ``n_new`` examples).
+    what : str
+        What the new result is of, for the message (``"12 test examples of fm_data"``).
+    overwrite : bool
+        Replace it anyway.
+    elsewhere : str
+        How to write the new result elsewhere instead (``"--output_dir DIR"``), if possible.
+    """
+    if overwrite or (same_examples and n_new >= n_old):
+        return
+    other = "" if same_examples else " of another set"
+    instead = f", or {elsewhere} to write them elsewhere" if elsewhere else ""
+    raise InverSynthError(
+        f"{str(path)!r} holds results of {n_old} examples{other}; this would replace them "
+        f"with {what}: pass --overwrite to replace them{instead}"
     )
 
 
 # --------------------------------------------------------------------------
 # predictions.npz
 # --------------------------------------------------------------------------
+
+_ARRAYS = ("example_indices", "true_indices", "scores")
 
 
 @dataclass(frozen=True)
@@ -135,29 +240,43 @@ class Predictions:
         return path
 
     @classmethod
-    def load(cls, folder: str | Path) -> Predictions:
-        """``predictions.npz`` of an evaluation folder.
+    def load(cls, folder: str | Path, *, run_dir: str | Path | None = None) -> Predictions:
+        """``predictions.npz`` of an evaluation folder (of run ``run_dir``, for the messages).
 
         Raises
         ------
         InverSynthError
-            The file is missing (naming the command that writes it) or malformed.
+            The file is missing (naming the command that writes it) or is not
+            what ``models.evaluate`` writes.
         """
         path = Path(folder) / PREDICTIONS_FILE
         if not path.is_file():
-            raise _not_evaluated(path)
+            raise _not_evaluated(path, run_dir)
+        not_ours = f"{str(path)!r} is not a predictions file written by models.evaluate"
         try:
-            with np.load(path) as data:
-                arrays = [np.asarray(data[key]) for key in ("example_indices", "true_indices")]
-                scores = np.asarray(data["scores"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise InverSynthError(f"{str(path)!r} is not a predictions file: {exc}") from None
-        try:
-            return cls(arrays[0].astype(np.int64), arrays[1], scores)
-        except InverSynthError:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise InverSynthError(not_ours) from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InverSynthError(f"{not_ours} (one array, not an .npz archive of three)")
+        with data:
+            missing = [key for key in _ARRAYS if key not in data.files]
+            if missing:
+                raise InverSynthError(f"{not_ours} (no {', '.join(missing)})")
+            try:
+                arrays = {key: np.asarray(data[key]) for key in _ARRAYS}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                raise InverSynthError(f"{not_ours} (damaged)") from None
+        index, true, scores = (arrays[key] for key in _ARRAYS)
+        if index.ndim != 1 or true.ndim != 2 or scores.ndim != 2:
             raise InverSynthError(
-                f"{str(path)!r} is malformed: its arrays disagree in length"
-            ) from None
+                f"{not_ours} (arrays of shapes {index.shape}, {true.shape}, {scores.shape})"
+            )
+        if index.shape[0] != true.shape[0] or index.shape[0] != scores.shape[0]:
+            raise InverSynthError(f"{str(path)!r} is malformed: its arrays disagree in length")
+        if not (np.issubdtype(index.dtype, np.integer) and np.issubdtype(true.dtype, np.integer)):
+            raise InverSynthError(f"{not_ours} (its indices are not integers)")
+        return cls(index.astype(np.int64), true.astype(np.int64), scores)
 
 
 # --------------------------------------------------------------------------
@@ -175,6 +294,8 @@ class MetricsRecord(JsonRecord):
     dataset_identity: dict[str, Any]
     split: str  # "train", "validation", "test" or "all"
     evaluation: Evaluation
+    # Examples of another dataset left out because the run trained on them.
+    left_out: int = 0
 
     @property
     def test_set(self) -> str:
@@ -188,6 +309,7 @@ class MetricsRecord(JsonRecord):
             "dataset": {"paths": list(self.dataset_paths), "identity": self.dataset_identity},
             "split": self.split,
             **self.evaluation.to_dict(),
+            **({"training_examples_left_out": self.left_out} if self.left_out else {}),
         }
 
     @classmethod
@@ -200,14 +322,15 @@ class MetricsRecord(JsonRecord):
             dataset_identity=dict(dataset.get("identity") or {}),
             split=str(data.get("split", "?")),
             evaluation=Evaluation.from_dict(data),
+            left_out=int(data.get("training_examples_left_out", 0)),
         )
 
 
-def read_metrics(folder: str | Path) -> MetricsRecord:
+def read_metrics(folder: str | Path, *, run_dir: str | Path | None = None) -> MetricsRecord:
     """``metrics.json`` of an evaluation folder (missing: naming the command that writes it)."""
     path = Path(folder) / METRICS_FILE
     if not path.is_file():
-        raise _not_evaluated(path)
+        raise _not_evaluated(path, run_dir)
     return MetricsRecord.read(path)
 
 
@@ -259,6 +382,7 @@ class ReconstructionRecord(JsonRecord):
     summary: dict[str, MetricSummary]
     chance: dict[str, MetricSummary] | None = None
     chance_seed: int | None = None
+    split: str | None = None  # of the evaluation it resynthesized, when known
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -266,6 +390,7 @@ class ReconstructionRecord(JsonRecord):
             "run_dir": self.run_dir,
             "generator": self.generator,
             "dataset": {"paths": list(self.dataset_paths)},
+            "split": self.split,
             "n_examples": self.n_examples,
             "representation": dict(REPRESENTATION),
             "definitions": {
@@ -296,6 +421,7 @@ class ReconstructionRecord(JsonRecord):
             summary=_summaries(data["summary"]),
             chance=None if chance is None else _summaries(chance),
             chance_seed=data.get("chance_seed"),
+            split=None if data.get("split") is None else str(data["split"]),
         )
 
 

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
-from generators.validate import check_audio
+from generators.validate import check_audio, check_positive_int
 from models.common.records import JsonRecord
 from models.common.stft import HOP_LENGTH, N_FFT, n_frames
 
@@ -284,9 +284,7 @@ def mfcc(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
 
 
 def _check_rate(sample_rate: int) -> int:
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise InverSynthError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    return int(sample_rate)
+    return check_positive_int(sample_rate, "sample_rate")
 
 
 # --------------------------------------------------------------------------

@@ -32,8 +32,12 @@ from models.matching.evaluation_folder import (
     RECONSTRUCTION_JSON,
     Predictions,
     ReconstructionRecord,
+    check_replaceable,
     default_evaluation_dir,
     evaluation_dataset_paths,
+    make_output_folder,
+    read_metrics,
+    read_reconstruction,
     write_reconstruction_csv,
 )
 from models.matching.metrics import (
@@ -171,10 +175,30 @@ class ReconstructionResult(ReconstructionRecord):
 
 
 def _check_reconstruction_options(max_examples: int | None, chunk_size: int) -> None:
-    if max_examples is not None and (int(max_examples) != max_examples or max_examples <= 0):
-        raise InverSynthError(f"--max_examples must be a positive integer, got {max_examples!r}")
-    if int(chunk_size) != chunk_size or chunk_size <= 0:
-        raise InverSynthError(f"--chunk_size must be a positive integer, got {chunk_size!r}")
+    if max_examples is not None:
+        check_positive_int(max_examples, "--max_examples")
+    check_positive_int(chunk_size, "--chunk_size")
+
+
+def _check_replaceable(
+    out_dir: Path, predictions: Predictions, *, split: str | None, overwrite: bool
+) -> None:
+    """Refuse to replace a reconstruction of more examples with one of fewer (unless ``overwrite``)."""
+    try:
+        old = read_reconstruction(out_dir)
+    except InverSynthError:
+        return  # unreadable: nothing in it to keep
+    if old is None:
+        return
+    n = len(predictions)
+    check_replaceable(
+        out_dir / RECONSTRUCTION_JSON,
+        n_old=old.n_examples,
+        n_new=n,
+        same_examples=old.split is None or split is None or old.split == split,
+        what=f"the reconstruction of {n} {split} examples" if split else f"that of {n} examples",
+        overwrite=overwrite,
+    )
 
 
 def _reference_jobs(
@@ -254,6 +278,7 @@ def evaluate_reconstruction(
     chance: bool = True,
     progress: bool = True,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> ReconstructionResult:
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
 
@@ -278,6 +303,10 @@ def evaluate_reconstruction(
         Also measure random patches against the same sounds (doubles the rendering).
     progress, quiet : bool
         Progress bar; no printed table.
+    overwrite : bool
+        Replace a ``reconstruction.json`` of more examples (refused otherwise,
+        before any rendering, so that a run's figures of 200 sounds are not
+        silently replaced by figures of 50).
 
     Returns
     -------
@@ -291,12 +320,14 @@ def evaluate_reconstruction(
     out_dir = (
         Path(evaluation_dir) if evaluation_dir is not None else default_evaluation_dir(run_dir)
     )
-    predictions = Predictions.load(out_dir)
+    predictions = Predictions.load(out_dir, run_dir=run_dir)
     info.parameter_set.check_indices(predictions.true_indices)
     if max_examples is not None:
         predictions = predictions.take(slice(0, max_examples))
     if len(predictions) == 0:
         raise InverSynthError(f"{str(out_dir / PREDICTIONS_FILE)!r} holds no predictions")
+    split = _evaluated_split(out_dir)
+    _check_replaceable(out_dir, predictions, split=split, overwrite=overwrite)
     dataset_paths = evaluation_dataset_paths(out_dir, info.dataset_paths)
     per_example, chance_values = _measure(
         info,
@@ -316,9 +347,10 @@ def evaluate_reconstruction(
         summary=summarize(per_example),
         chance=None if chance_values is None else summarize(chance_values),
         chance_seed=None if chance_values is None else CHANCE_SEED,
+        split=split,
         per_example={"example_indices": predictions.example_indices, **per_example},
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_dir)
     files = {
         "json": result.write(out_dir / RECONSTRUCTION_JSON),
         "csv": write_reconstruction_csv(out_dir, predictions.example_indices, per_example),
@@ -327,6 +359,14 @@ def evaluate_reconstruction(
         print(format_reconstruction_table(result))
         print(f"reconstruction written to {files['json']} and {files['csv'].name}")
     return replace(result, files=files)
+
+
+def _evaluated_split(out_dir: Path) -> str | None:
+    """The split of the evaluation whose predictions are resynthesized (its metrics.json)."""
+    try:
+        return read_metrics(out_dir).split
+    except InverSynthError:
+        return None
 
 
 def _cell(stats: MetricSummary | None, field: str, key: str) -> str:
@@ -338,8 +378,9 @@ def format_reconstruction_table(record: ReconstructionRecord) -> str:
     keys = [k for k in METRICS if k in record.summary]
     heads = [metric_heading(k) for k in keys]
     widths = [max(len(h), 8) for h in heads]
+    sounds = f"{record.split} sounds" if record.split not in (None, "?") else "sounds"
     lines = [
-        f"Reconstruction of {record.n_examples} test sounds by {record.model} "
+        f"Reconstruction of {record.n_examples} {sounds} by {record.model} "
         "(rho: higher is better; others: lower is better)"
     ]
     rows: list[tuple[str, dict[str, MetricSummary]]] = [("model", record.summary)]
