@@ -1,0 +1,1 @@
+"""Sound matching: a sound in, synth settings out (network, lookup, search, hybrid)."""
