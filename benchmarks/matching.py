@@ -168,6 +168,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip_foreign", action="store_true")
     parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="rows to run, by number: 0 random, 1 network, 2 lookup, 3-6 at --renders, 7 hybrid timed",
+    )
+    parser.add_argument(
         "--continuous", action="store_true", help="also the hybrid with CMA-ES between levels"
     )
     return parser

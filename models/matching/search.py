@@ -11,17 +11,29 @@ the best so far, so a search can be cut off anywhere and still return its best.
 The search (:func:`search`), over the class indices the synth was trained with:
 
 1. *starts*: every start given (the network's guess, a lookup's neighbours,
-   random patches) is rendered; the best few distinct ones are kept;
-2. *narrow descent*: coordinate descent on each kept start where each
-   parameter only tries its *candidates* (the network's most likely classes,
-   the neighbours' classes): a few renders per sweep, so many sweeps;
-3. *full descent*: coordinate descent over every level of every parameter,
-   from the best point, in a random order per sweep; then moves of two
-   parameters at once (:func:`pair_moves`) that a one-at-a-time descent cannot
-   make, such as exchanging two oscillators' pitches;
-4. *kicks* (iterated local search) until the budget is spent: change a few
-   parameters of the best point at random and descend again; keep the result
-   if it is better.
+   random patches) is rendered, the first one first; the best few distinct
+   ones are kept;
+2. *narrow descent*: a neighbourhood descent (below) from each kept start in
+   which each parameter only tries its *candidates* (the network's likely
+   classes, the neighbours' classes): a few renders a step;
+3. *full descent*: the neighbourhood descent over every level of every
+   parameter, from the best point so far; optionally moves of two parameters
+   at once over every pair of their levels (:func:`pair_moves`);
+4. *kicks* (iterated local search) until the budget is spent: change one to
+   three parameters of the best point at random and descend again.
+
+The neighbourhood descent (:func:`neighbourhood_descent`) hears every
+one-parameter change of the current point in one batch (345 renders for the
+FM synth), takes the best, and adds the best change of up to two other
+parameters while the combination keeps improving. Plain coordinate descent
+(:func:`coordinate_descent`, first improvement in a random order) is kept for
+comparison: from FM patches with one, two or three random parameters wrong
+(1,500 renders, 20 patches each), it finds the patch 8, 4 and 2 times, the
+neighbourhood descent 20, 17 and 9 times; combining at most three changes a
+step instead of every improving one raises the four-wrong case from 8 to 14
+in 20. On a synth an early change of one parameter often masks the error of
+another (a quieter oscillator hides a wrong pitch), and a
+first-improvement descent settles there.
 
 With ``continuous=True`` a share of the budget goes last to CMA-ES (the
 ``cma`` package) over continuous values between the levels, started at the
@@ -275,9 +287,10 @@ def neighbourhood_descent(
     visits them; on a synth, an early change to one parameter often masks the
     error of another (a louder oscillator hides a wrong pitch), and the descent
     settles there. Here every change of one parameter is heard from the same
-    point; the best is taken, then the best change of each other parameter, in
-    order of how much it helped alone, as long as the combination keeps
-    improving (one render each).
+    point; the best is taken, then the best change of up to two other
+    parameters, in order of how much each helped alone, each kept if the
+    combination still improves (one render each). Stops at a point no single
+    change improves, or at the target itself.
 
     Parameters
     ----------
@@ -428,6 +441,7 @@ def search(
     seed: int = 0,
     n_random_starts: int = 0,
     n_descents: int = 3,
+    pairs: Sequence[tuple[int, int]] = (),
     continuous: bool = False,
     continuous_share: float = 0.3,
     batch_size: int = 64,
@@ -456,6 +470,10 @@ def search(
         Random patches added to the starts.
     n_descents : int > 0
         Best distinct starts that get a narrow descent.
+    pairs : sequence of (i, j)
+        Parameter pairs whose every combination of levels is tried once the
+        full descent has settled (:func:`pair_moves`; 225 renders a pair for
+        16 levels), e.g. a pitch and a vibrato depth that mask each other.
     continuous : bool
         Spend ``continuous_share`` of the budget last on CMA-ES between the levels.
     continuous_share : float in (0, 1)
@@ -502,6 +520,7 @@ def search(
         rng=rng,
         candidates=candidates,
         n_descents=n_descents,
+        pairs=pairs,
     )
     if continuous:
         objective.max_renders, objective.time_limit_s = max_renders, time_limit_s
@@ -526,6 +545,7 @@ def _discrete_search(
     rng: np.random.Generator,
     candidates: Sequence[np.ndarray] | None,
     n_descents: int,
+    pairs: Sequence[tuple[int, int]],
 ) -> None:
     d = objective.indices(starts)
     kept: list[np.ndarray] = []
@@ -540,6 +560,10 @@ def _discrete_search(
                 return
             neighbourhood_descent(objective, start, candidates=candidates)
     if not objective.exhausted:
+        neighbourhood_descent(objective, _best_indices(objective))
+    if pairs and not objective.exhausted:
+        every_level = [np.arange(n) for n in objective.parameter_set.n_levels]
+        pair_moves(objective, _best_indices(objective), pairs=pairs, candidates=every_level)
         neighbourhood_descent(objective, _best_indices(objective))
     _kicks(objective, rng=rng)
 
