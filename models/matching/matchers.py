@@ -1,0 +1,535 @@
+"""Sound matchers: a sound in, synth settings out, four ways behind one interface.
+
+=========  ===================================================================
+method     what it does with a budget of B renders
+=========  ===================================================================
+network    the network's most likely class of every parameter; with B > 1,
+           B - 1 more patches drawn from its per-parameter probabilities,
+           the closest kept
+lookup     the B nearest examples of a dataset by the index feature
+           (:mod:`models.matching.lookup`), rendered and ranked by the distance
+search     :func:`~models.matching.search.search` from random patches
+hybrid     the network's guess, patches drawn from it and the lookup's
+           neighbours start the search; the network's top classes and the
+           neighbours' classes are each parameter's candidates in its narrow
+           descent. The default. Its first render is the network's guess and
+           the best is kept, so it is never farther from the target than the
+           network alone
+=========  ===================================================================
+
+Every matcher returns a :class:`MatchResult` (values, class indices, distance,
+renders used, seconds, and the reconstruction metrics of its first guess and
+of its match), takes a budget of renders and/or seconds per sound, and gives
+the same result for the same seed and budget of renders.
+
+The network enters as a callable ``scores(audio [B, N]) -> [B, n_outputs]``:
+per-parameter class probabilities in the layout of
+``ParameterSet.encode`` (``Run.predict_scores`` of a trained run), so this
+module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from generators.errors import InverSynthError
+from models.matching.distance import MultiResolutionDistance
+from models.matching.lookup import DatasetLookup
+from models.matching.metrics import compare_audio
+from models.matching.search import Objective, check_budget, search
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "MATCHERS",
+    "HybridMatcher",
+    "LookupMatcher",
+    "MatchResult",
+    "Matcher",
+    "NetworkMatcher",
+    "ScoreFunction",
+    "SearchMatcher",
+    "make_matcher",
+]
+
+ScoreFunction = Callable[[np.ndarray], np.ndarray]  # audio [B, N] -> scores [B, n_outputs]
+
+DEFAULT_METHOD = "hybrid"
+_MIN_RELATIVE_PROBABILITY = 0.1  # a candidate class is at least this likely relative to the top
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """A match of one sound.
+
+    Attributes
+    ----------
+    method : str
+        The matcher's name.
+    values : np.ndarray [P], float64
+        Parameter values to play.
+    indices : np.ndarray [P], int64
+        Their class indices (the nearest level of each, if continuous).
+    distance : float
+        dB, the multi-resolution distance of the match to the sound.
+    audio : np.ndarray [N], float32
+        The match, rendered.
+    renders : int
+        Sounds rendered to find it.
+    seconds : float
+        Wall time of the match.
+    metrics : dict of str -> float
+        Reconstruction metrics of the match (``compare_audio``).
+    start_indices : np.ndarray [P], int64
+        The method's first guess (the network's for ``network`` and ``hybrid``).
+    start_distance : float
+    start_metrics : dict of str -> float
+        Reconstruction metrics of the first guess.
+    """
+
+    method: str
+    values: np.ndarray
+    indices: np.ndarray
+    distance: float
+    audio: np.ndarray
+    renders: int
+    seconds: float
+    metrics: dict[str, float]
+    start_indices: np.ndarray
+    start_distance: float
+    start_metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (no audio)."""
+        return {
+            "method": self.method,
+            "values": [float(v) for v in self.values],
+            "indices": [int(i) for i in self.indices],
+            "distance_db": float(self.distance),
+            "renders": int(self.renders),
+            "seconds": float(self.seconds),
+            "metrics": {k: float(v) for k, v in self.metrics.items()},
+            "start_indices": [int(i) for i in self.start_indices],
+            "start_distance_db": float(self.start_distance),
+            "start_metrics": {k: float(v) for k, v in self.start_metrics.items()},
+        }
+
+
+class Matcher(abc.ABC):
+    """Finds the synth settings closest to a sound.
+
+    Parameters
+    ----------
+    generator : SoundGenerator
+        The synth to play: ``render``, ``parameter_set``, ``sample_rate``,
+        ``n_samples``, ``name``.
+    distance : MultiResolutionDistance, optional
+        The objective; default :class:`MultiResolutionDistance` at the synth's rate.
+    scores : callable, optional
+        ``audio [B, N] -> scores [B, n_outputs]``, the network's per-parameter
+        class probabilities (``network`` and ``hybrid`` need it).
+    lookup : DatasetLookup, optional
+        A dataset of the same synth (``lookup`` needs it, ``hybrid`` uses it).
+    continuous : bool
+        Let the search end between the levels (CMA-ES over continuous values).
+    batch_size : int > 0
+        Candidates per render call.
+    """
+
+    name: ClassVar[str]
+    needs_scores: ClassVar[bool] = False
+    needs_lookup: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        generator: Any,
+        distance: MultiResolutionDistance | None = None,
+        scores: ScoreFunction | None = None,
+        lookup: DatasetLookup | None = None,
+        continuous: bool = False,
+        batch_size: int = 64,
+    ) -> None:
+        if self.needs_scores and scores is None:
+            raise InverSynthError(
+                f"the {self.name!r} matcher needs the network's scores (a trained run)"
+            )
+        if self.needs_lookup and lookup is None:
+            raise InverSynthError(f"the {self.name!r} matcher needs a lookup dataset")
+        if lookup is not None and lookup.parameter_set != generator.parameter_set:
+            raise InverSynthError(
+                f"the lookup dataset's parameters ({lookup.parameter_set.n_parameters}) are not "
+                f"those of the {generator.name!r} synth ({generator.parameter_set.n_parameters})"
+            )
+        if int(batch_size) != batch_size or batch_size <= 0:
+            raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.generator = generator
+        self.parameter_set = generator.parameter_set
+        self.distance = distance or MultiResolutionDistance(sample_rate=generator.sample_rate)
+        self.scores = scores
+        self.lookup = lookup
+        self.continuous = bool(continuous)
+        self.batch_size = int(batch_size)
+
+    def match(
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None = None,
+        time_limit_s: float | None = None,
+        seed: int = 0,
+    ) -> MatchResult:
+        """Match one sound.
+
+        Parameters
+        ----------
+        audio : np.ndarray [n_samples], float
+            At the synth's sample rate and length.
+        max_renders : int > 0, optional
+            Never render more sounds than this.
+        time_limit_s : float > 0, optional
+            Start no render batch that would end after this (the network's and
+            the lookup's time count). At least one budget.
+        seed : int
+
+        Returns
+        -------
+        MatchResult
+        """
+        check_budget(max_renders=max_renders, time_limit_s=time_limit_s)
+        if isinstance(seed, bool) or int(seed) != seed:
+            raise InverSynthError(f"seed must be an integer, got {seed!r}")
+        x = self._check_audio(audio)
+        start_s = time.monotonic()
+        found = self._match(
+            x,
+            max_renders=max_renders,
+            time_limit_s=time_limit_s,
+            start_s=start_s,
+            rng=np.random.default_rng(int(seed)),
+        )
+        seconds = time.monotonic() - start_s
+        rate = self.generator.sample_rate
+        start_audio = found.start_audio
+        return MatchResult(
+            method=self.name,
+            values=found.values,
+            indices=found.indices,
+            distance=found.distance,
+            audio=found.audio,
+            renders=found.renders,
+            seconds=seconds,
+            metrics=compare_audio(x, found.audio, sample_rate=rate),
+            start_indices=found.start_indices,
+            start_distance=found.start_distance,
+            start_metrics=compare_audio(x, start_audio, sample_rate=rate),
+        )
+
+    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
+        x = np.asarray(audio, dtype=np.float32)
+        n = self.generator.n_samples
+        if x.ndim != 1 or x.shape[0] != n:
+            raise InverSynthError(
+                f"a sound to match must have shape [{n}] (the {self.generator.name!r} synth's "
+                f"length at {self.generator.sample_rate} Hz), got {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise InverSynthError("the sound to match contains NaN or infinite samples")
+        return x
+
+    def _objective(
+        self, audio: np.ndarray, *, max_renders: int | None, time_left_s: float | None
+    ) -> Objective:
+        return Objective(
+            render=self.generator.render,
+            parameter_set=self.parameter_set,
+            distance=self.distance,
+            target=self.distance.target(audio),
+            max_renders=max_renders,
+            time_limit_s=time_left_s,
+            batch_size=self.batch_size,
+        )
+
+    def _probabilities(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The network's class probabilities of each parameter, each summing to 1."""
+        assert self.scores is not None
+        scores = np.asarray(self.scores(audio[None, :]), dtype=np.float64)
+        if scores.shape != (1, self.parameter_set.n_outputs):
+            raise InverSynthError(
+                f"the network's scores must have shape [1, {self.parameter_set.n_outputs}], "
+                f"got {scores.shape}"
+            )
+        out = []
+        for block in self.parameter_set.split_scores(scores):
+            p = np.clip(np.nan_to_num(block[0]), 0.0, None)
+            total = p.sum()
+            out.append(p / total if total > 0 else np.full(p.shape, 1.0 / p.size))
+        return out
+
+    @abc.abstractmethod
+    def _match(
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None,
+        time_limit_s: float | None,
+        start_s: float,
+        rng: np.random.Generator,
+    ) -> _Found:
+        """The method itself."""
+
+
+@dataclass(frozen=True)
+class _Found:
+    values: np.ndarray
+    indices: np.ndarray
+    distance: float
+    audio: np.ndarray
+    renders: int
+    start_indices: np.ndarray
+    start_distance: float
+    start_audio: np.ndarray
+
+
+def _time_left(time_limit_s: float | None, start_s: float) -> float | None:
+    """Seconds of the budget left; a tiny positive number once spent (one render still happens)."""
+    if time_limit_s is None:
+        return None
+    return max(1e-9, time_limit_s - (time.monotonic() - start_s))
+
+
+def _found_from_ranking(objective: Objective, candidates: np.ndarray) -> _Found:
+    """Render candidates in order (the first always), keep the closest; the first is the start."""
+    first_d = float(objective.indices(candidates[:1])[0])
+    assert objective.best_audio is not None
+    first_audio = objective.best_audio
+    objective.indices(candidates[1:])
+    assert objective.best_values is not None and objective.best_indices is not None
+    assert objective.best_audio is not None
+    return _Found(
+        values=objective.best_values.copy(),
+        indices=objective.best_indices.copy(),
+        distance=objective.best_distance,
+        audio=objective.best_audio,
+        renders=objective.renders,
+        start_indices=np.asarray(candidates[0], dtype=np.int64),
+        start_distance=first_d,
+        start_audio=first_audio,
+    )
+
+
+def _sample_patches(
+    probabilities: Sequence[np.ndarray], n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` patches, each parameter drawn from its class probabilities: [n, P] int64."""
+    out = np.empty((n, len(probabilities)), dtype=np.int64)
+    for j, p in enumerate(probabilities):
+        out[:, j] = rng.choice(p.size, size=n, p=p)
+    return out
+
+
+class NetworkMatcher(Matcher):
+    """The network's guess; with more renders, also patches drawn from its probabilities."""
+
+    name = "network"
+    needs_scores = True
+
+    def _match(
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None,
+        time_limit_s: float | None,
+        start_s: float,
+        rng: np.random.Generator,
+    ) -> _Found:
+        probabilities = self._probabilities(audio)
+        guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
+        n_draws = (max_renders or 4096) - 1
+        patches = np.concatenate([guess[None, :], _sample_patches(probabilities, n_draws, rng)])
+        objective = self._objective(
+            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s)
+        )
+        return _found_from_ranking(objective, patches)
+
+
+class LookupMatcher(Matcher):
+    """The dataset examples nearest by the index feature, re-ranked by the distance."""
+
+    name = "lookup"
+    needs_lookup = True
+
+    def _match(
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None,
+        time_limit_s: float | None,
+        start_s: float,
+        rng: np.random.Generator,
+    ) -> _Found:
+        assert self.lookup is not None
+        k = min(max_renders or 256, self.lookup.n_examples)
+        neighbours = self.lookup.query(audio, k=k)
+        objective = self._objective(
+            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s)
+        )
+        return _found_from_ranking(objective, neighbours.labels)
+
+
+class SearchMatcher(Matcher):
+    """The search alone, from random patches.
+
+    Parameters
+    ----------
+    n_random_starts : int > 0
+        Random patches rendered first; the best few are descended from.
+    **kwargs
+        As :class:`Matcher`.
+    """
+
+    name = "search"
+
+    def __init__(self, *, n_random_starts: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(n_random_starts) != n_random_starts or n_random_starts <= 0:
+            raise InverSynthError(
+                f"n_random_starts must be a positive integer, got {n_random_starts!r}"
+            )
+        self.n_random_starts = int(n_random_starts)
+
+    def _starts(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(
+            0, self.parameter_set.n_levels, size=(self.n_random_starts, len(self.parameter_set))
+        )
+
+    def _candidates(self, audio: np.ndarray) -> list[np.ndarray] | None:
+        return None
+
+    def _match(
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None,
+        time_limit_s: float | None,
+        start_s: float,
+        rng: np.random.Generator,
+    ) -> _Found:
+        starts = self._starts(audio, rng)
+        candidates = self._candidates(audio)
+        result = search(
+            render=self.generator.render,
+            parameter_set=self.parameter_set,
+            target_audio=audio,
+            distance=self.distance,
+            starts=starts,
+            candidates=candidates,
+            max_renders=max_renders,
+            time_limit_s=_time_left(time_limit_s, start_s),
+            seed=int(rng.integers(0, 2**31 - 1)),
+            continuous=self.continuous,
+            batch_size=self.batch_size,
+        )
+        return _Found(
+            values=result.values,
+            indices=result.indices,
+            distance=result.distance,
+            audio=result.audio,
+            renders=result.renders,
+            start_indices=np.asarray(starts[0], dtype=np.int64),
+            start_distance=result.start_distance,
+            start_audio=result.start_audio,
+        )
+
+
+class HybridMatcher(SearchMatcher):
+    """The network's guess and the lookup's neighbours seed the search (the default method).
+
+    Parameters
+    ----------
+    n_network_draws : int >= 0
+        Patches drawn from the network's probabilities, added to the starts.
+    n_neighbours : int >= 0
+        Lookup neighbours added to the starts (when a lookup is given).
+    top_k : int > 0
+        The network's most likely classes of each parameter among its candidates
+        (those at least a tenth as likely as the most likely one).
+    **kwargs
+        As :class:`Matcher`.
+    """
+
+    name = "hybrid"
+    needs_scores = True
+
+    def __init__(
+        self,
+        *,
+        n_network_draws: int = 8,
+        n_neighbours: int = 32,
+        top_k: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(n_random_starts=1, **kwargs)
+        for key, value, low in (
+            ("n_network_draws", n_network_draws, 0),
+            ("n_neighbours", n_neighbours, 0),
+            ("top_k", top_k, 1),
+        ):
+            if int(value) != value or value < low:
+                raise InverSynthError(f"{key} must be an integer >= {low}, got {value!r}")
+        self.n_network_draws = int(n_network_draws)
+        self.n_neighbours = int(n_neighbours)
+        self.top_k = int(top_k)
+        self._cached: tuple[bytes, list[np.ndarray], np.ndarray | None] | None = None
+
+    def _prior(self, audio: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The network's probabilities and the neighbours' labels of this sound (computed once)."""
+        key = audio.tobytes()
+        if self._cached is None or self._cached[0] != key:
+            probabilities = self._probabilities(audio)
+            labels = None
+            if self.lookup is not None and self.n_neighbours > 0:
+                labels = self.lookup.query(audio, k=self.n_neighbours).labels
+            self._cached = (key, probabilities, labels)
+        return self._cached[1], self._cached[2]
+
+    def _starts(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        probabilities, labels = self._prior(audio)
+        guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
+        rows = [guess[None, :], _sample_patches(probabilities, self.n_network_draws, rng)]
+        if labels is not None:
+            rows.append(labels)
+        return np.concatenate(rows, axis=0)
+
+    def _candidates(self, audio: np.ndarray) -> list[np.ndarray] | None:
+        probabilities, labels = self._prior(audio)
+        out = []
+        for j, p in enumerate(probabilities):
+            top = np.argsort(-p, kind="stable")[: self.top_k]
+            top = top[p[top] >= _MIN_RELATIVE_PROBABILITY * p[top[0]]]  # not the unlikely ones
+            near = labels[: max(1, self.n_neighbours // 8), j] if labels is not None else top
+            out.append(np.unique(np.concatenate([top, near])))
+        return out
+
+
+MATCHERS: dict[str, type[Matcher]] = {
+    cls.name: cls for cls in (NetworkMatcher, LookupMatcher, SearchMatcher, HybridMatcher)
+}
+
+
+def make_matcher(method: str = DEFAULT_METHOD, **kwargs: Any) -> Matcher:
+    """The matcher registered as ``method`` (:data:`MATCHERS`), built with ``kwargs``.
+
+    Raises
+    ------
+    InverSynthError
+        Unknown method, or a matcher missing what it needs (scores, lookup).
+    """
+    if method not in MATCHERS:
+        raise InverSynthError(f"unknown matching method {method!r}; known: {sorted(MATCHERS)}")
+    return MATCHERS[method](**kwargs)
