@@ -498,3 +498,21 @@ def test_a_model_trains_on_a_plugin_dataset_and_its_prediction_plays_back(
         np.testing.assert_allclose(synth.render_preset(preset), resynthesized[0], atol=1e-4)
     finally:
         synth.close()
+
+
+def test_config_groups_become_the_parameters_groups() -> None:
+    config = load_plugin_config(AMSYNTH_CONFIG)
+    groups = {entry.name: entry.group for entry in config.varied}
+    assert groups["filter_cutoff"] == "Filter"
+    assert groups["amp_attack"] == "Amp envelope"
+    assert groups["osc1_waveform"] == "Oscillators"
+    data = json.loads(AMSYNTH_CONFIG.read_text())
+    data["parameters"][0]["group"] = "  "
+    with pytest.raises(InverSynthError, match="'group' must be a non-empty string"):
+        load_plugin_config(data)
+
+
+def test_the_synths_parameters_carry_the_config_groups(amsynth: VSTGenerator) -> None:
+    by_name = {p.name: p.group for p in amsynth.parameter_set}
+    assert by_name["filter_resonance"] == "Filter"
+    assert by_name["amp_release"] == "Amp envelope"

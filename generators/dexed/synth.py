@@ -148,7 +148,10 @@ class DexedGenerator(SoundGenerator):
             raise InverSynthError(f"note_length_s must be > 0 s, got {self.note_length_s!r}")
         varied = self.dexed_config.varied
         self._parameters = ParameterSet(
-            Parameter(name=v.name, levels=v.levels, unit="", spacing=v.spacing) for v in varied
+            Parameter(
+                name=v.name, levels=v.levels, unit="", spacing=v.spacing, group=v.group or None
+            )
+            for v in varied
         )
         self.groups: tuple[str, ...] = tuple(v.group for v in varied)
         self._columns = np.array([v.column for v in varied], dtype=np.int64)  # [P]

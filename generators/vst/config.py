@@ -9,7 +9,7 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
       "plugin": "/usr/lib/vst/amsynth_vst.so",
       "parameters": [
         {"id": 11, "name": "filter_cutoff", "values": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
-        {"name": "filter_resonance", "n_levels": 4, "low": 0.0, "high": 0.75}
+        {"name": "filter_resonance", "n_levels": 4, "low": 0.0, "high": 0.75, "group": "Filter"}
       ],
       "fixed_parameters": [
         {"id": 14, "name": "master_vol", "value": 0.67}
@@ -30,7 +30,9 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
     from ``low`` (0) to ``high`` (1); at most 32768 levels (labels are int16). Plugin values are normalized: every
     level lies in [0, 1]. A switch (a waveform selector, say) snaps to its
     nearest position, so give it the exact positions (amsynth's five
-    waveforms are 0, 0.25, 0.5, 0.75, 1).
+    waveforms are 0, 0.25, 0.5, 0.75, 1). ``group`` (optional) is the
+    parameter's reporting group (``"Filter"``, ``"Amp envelope"``); without it
+    the group follows from the name (:func:`generators.parameters.default_group`).
 ``fixed_parameters`` (optional)
     Parameters held at ``value`` for every example. Parameters named nowhere
     keep the plugin's defaults.
@@ -73,7 +75,7 @@ __all__ = [
 INSTALL_HINT = "apt-get install -y amsynth dpf-plugins-vst"
 
 _TOP_KEYS = {"plugin", "parameters", "fixed_parameters", "note", "render", "comment"}
-_VARIED_KEYS = {"id", "name", "values", "n_levels", "low", "high", "comment"}
+_VARIED_KEYS = {"id", "name", "values", "n_levels", "low", "high", "group", "comment"}
 _FIXED_KEYS = {"id", "name", "value", "comment"}
 _NOTE_KEYS = {"pitch", "velocity", "length_s"}
 _RENDER_KEYS = {"prime_s", "settle_s"}
@@ -87,6 +89,7 @@ class VariedEntry:
     id: int | None
     levels: tuple[float, ...]
     spacing: str
+    group: str | None = None  # reporting group; None: from the name (``default_group``)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,12 @@ def _parse_varied(entry: Any, where: str) -> VariedEntry:
         spacing = "linear"
     if len(set(levels)) != len(levels):
         raise InverSynthError(f"{where}: levels must be distinct, got {list(levels)}")
-    return VariedEntry(name=name, id=_entry_id(entry, where), levels=levels, spacing=spacing)
+    group = entry.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise InverSynthError(f"{where}: 'group' must be a non-empty string, got {group!r}")
+    return VariedEntry(
+        name=name, id=_entry_id(entry, where), levels=levels, spacing=spacing, group=group
+    )
 
 
 def _parse_fixed(entry: Any, where: str) -> FixedEntry:

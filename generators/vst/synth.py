@@ -141,7 +141,7 @@ class VSTGenerator(SoundGenerator):
             default_retries() if retries is None else retries, "retries", low=0, high=MAX_RETRIES
         )
         self._parameters = ParameterSet(
-            Parameter(name=p.name, levels=p.levels, unit="", spacing=p.spacing)
+            Parameter(name=p.name, levels=p.levels, unit="", spacing=p.spacing, group=p.group)
             for p in self.plugin_config.varied
         )
         self._pool: PluginHostPool | None = None
