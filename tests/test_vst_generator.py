@@ -513,6 +513,6 @@ def test_config_groups_become_the_parameters_groups() -> None:
 
 
 def test_the_synths_parameters_carry_the_config_groups(amsynth: VSTGenerator) -> None:
-    by_name = {p.name: p.group for p in amsynth.parameter_set}
+    by_name = {p.name: p.group for p in amsynth.parameter_set.parameters}
     assert by_name["filter_resonance"] == "Filter"
     assert by_name["amp_release"] == "Amp envelope"
