@@ -168,6 +168,15 @@ def map_in_workers(
         for process in list(processes.values()):
             with contextlib.suppress(OSError):
                 process.terminate()  # a no-op for one that has already ended
+        # A worker ended while sending a result leaves half a message in the
+        # result pipe, and the pool's thread waiting for the rest (forever: this
+        # process holds a writing end too, and the exit waits for that thread).
+        # Closing our writing end turns the wait into end-of-file once the
+        # workers are gone.
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
         pool.shutdown(wait=False)
         raise
     pool.shutdown(wait=True)

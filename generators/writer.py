@@ -58,6 +58,7 @@ __all__ = ["DatasetCreator", "create_dataset_from_args"]
 
 _FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
 _STARTUP_NOTE_S = 5.0  # no example after this long: say why the start is slow
+_MAX_CHUNK_BYTES = 1_000_000_000  # audio of one chunk; a worker holds two at a time
 _ALL_FAILED_ABORT = 16  # this many examples in, all failed: the synth cannot render at all
 # Fixed HDF5 format bounds: the same options give the same bytes with any newer library.
 _LIBVER = ("earliest", "v110")
@@ -215,7 +216,8 @@ class DatasetCreator:
     workers : int in [1, 1024]
         Rendering processes; 1 renders in this process.
     chunk_size : int in [1, 65536]
-        Examples per unit of work and per resume checkpoint.
+        Examples per unit of work and per resume checkpoint; a chunk's audio
+        must fit in 1 GB.
     shard : (K, N)
         Write only the K-th (1-based) of N contiguous, near-equal parts.
     wav_directory : path-like, optional
@@ -252,6 +254,14 @@ class DatasetCreator:
             raise InverSynthError(f"shard must be (K, N) with 1 <= K <= N, got {shard!r}")
         if n > n_examples:
             raise InverSynthError(f"cannot cut {n_examples} examples into {n} shards")
+        chunk_bytes = min(self.chunk_size, self.total_examples) * 4 * generator.n_samples
+        if chunk_bytes > _MAX_CHUNK_BYTES:
+            fitting = max(1, _MAX_CHUNK_BYTES // (4 * generator.n_samples))
+            raise InverSynthError(
+                f"chunk_size {self.chunk_size} makes chunks of {_size(chunk_bytes)} of audio "
+                f"(every worker holds two); at most {_size(_MAX_CHUNK_BYTES)}: a chunk size of "
+                f"at most {fitting} for examples of {generator.n_samples} samples"
+            )
         most = int(generator.parameter_set.n_levels.max())
         if most > np.iinfo(LABEL_DTYPE).max + 1:
             raise InverSynthError(
@@ -464,11 +474,15 @@ class DatasetCreator:
                 f"--resume: {str(self.path)!r} exists but is not a readable dataset "
                 f"({_reason(exc)}); move it away, or pass --overwrite to replace it"
             ) from None
-        if difference is not None or not complete:
-            why = difference if difference is not None else "it is marked incomplete"
+        if difference is not None:
             raise InverSynthError(
                 f"--resume: {str(self.path)!r} is a finished dataset made with other options: "
-                f"{why}; run with the file's options, or pass --overwrite to replace it"
+                f"{difference}; run with the file's options, or pass --overwrite to replace it"
+            )
+        if not complete:
+            raise InverSynthError(
+                f"--resume: {str(self.path)!r} is marked incomplete (an unfinished file renamed "
+                "by hand?); rename it back to .partial to resume it, or pass --overwrite"
             )
 
     # ---- running -------------------------------------------------------------------

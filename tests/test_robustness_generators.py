@@ -124,16 +124,18 @@ SLOW_SYNTH = textwrap.dedent(
 
 RUN_SLOW = textwrap.dedent(
     """
-    import sys
+    import os, sys
     import slow_synth
     from generators.cli import run_cli
     from generators.writer import DatasetCreator
 
     def main(argv):
         path, workers = argv[0], int(argv[1])
-        gen = slow_synth.SlowSine(sample_rate=8192, n_samples=2048)
+        n_samples, n_examples = int(os.environ["N_SAMPLES"]), int(os.environ["N_EXAMPLES"])
+        gen = slow_synth.SlowSine(sample_rate=8192, n_samples=n_samples)
         creator = DatasetCreator(
-            gen, path=path, n_examples=40, seed=5, workers=workers, chunk_size=4, progress=False
+            gen, path=path, n_examples=n_examples, seed=5, workers=workers, chunk_size=4,
+            progress=False,
         )
         creator.run(resume="--resume" in argv, overwrite="--overwrite" in argv)
         return 0
@@ -152,11 +154,13 @@ def slow_run(tmp_path: Path) -> Iterator[Any]:
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", GATE=str(tmp_path / "gate"))
     started: list[subprocess.Popen[str]] = []
 
-    def start(path: Path, workers: int, *flags: str) -> subprocess.Popen[str]:
+    def start(
+        path: Path, workers: int, *flags: str, n_samples: int = N_SAMPLES, n_examples: int = 40
+    ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, str(tmp_path / "run_slow.py"), str(path), str(workers), *flags],
             cwd=tmp_path,
-            env=env,
+            env=dict(env, N_SAMPLES=str(n_samples), N_EXAMPLES=str(n_examples)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -289,6 +293,27 @@ def test_sigterm_and_ctrl_c_end_a_run_cleanly_and_it_resumes(
     _, err = resume.communicate(timeout=120)
     assert resume.returncode == 0, err
     assert_same_examples(path, make(tmp_path / "ref_data.hdf5"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_ended_in_the_middle_of_sending_a_result_do_not_hang_the_exit(
+    tmp_path: Path, slow_run: Any
+) -> None:
+    path = tmp_path / "s_data.hdf5"
+    gate = tmp_path / "gate"
+    gate.touch()
+    # Chunks of 4 examples of 4 M samples: every result is 64 MB, far more than a pipe holds.
+    running = slow_run(path, 2, n_samples=1 << 22, n_examples=8)
+    wait_for(Path(str(gate) + ".reached").exists)
+    family = children_of(running.pid)
+    os.kill(running.pid, signal.SIGSTOP)  # nothing reads the results now
+    gate.unlink()
+    time.sleep(3.0)  # the workers render, and block part-way through sending
+    running.send_signal(signal.SIGTERM)
+    os.kill(running.pid, signal.SIGCONT)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 143, err
+    wait_for(lambda: not any(alive(pid) for pid in family), timeout_s=15)
 
 
 # ---- 2. labels fit their int16 column -----------------------------------------------------
@@ -551,6 +576,7 @@ def test_dataset_names_with_folders_are_refused(
         (["--seed", str(2**64)], "--seed"),
         (["--length", "1e9"], "--length"),
         (["--sample_rate", "99999999999999"], "--sample_rate"),
+        (["--num_examples", "99999", "--chunk_size", "65536", "--length", "60"], "at most 1.0 GB"),
         (["--length", "0.001"], "512"),
         (["--write_wavs", "--no_write_wavs", "--no-normalise"], "--no-normalise"),
     ],
