@@ -901,3 +901,31 @@ def test_boolean_options_have_one_style(tmp_path: Path, monkeypatch: pytest.Monk
     run = ["run", "--config", str(NEKOBI_CONFIG)]
     assert vst_cli.get_parser().parse_args([*run, "--resample_silent"]).resample_silent is True
     assert vst_cli.get_parser().parse_args([*run, "--no_resample_silent"]).resample_silent is False
+
+
+def test_training_and_evaluation_leave_failed_examples_out(tmp_path: Path) -> None:
+    from models.common.data import Split, usable_indices
+    from models.matching import evaluation
+
+    path = tmp_path / "f_data.hdf5"
+    gen = _FailingSine(sample_rate=8192, n_samples=N_SAMPLES)
+    DatasetCreator(gen, path=path, n_examples=40, seed=5, chunk_size=8, progress=False).run()
+    split = Split(n_examples=40, fractions=(0.5, 0.25, 0.25))
+    with open_dataset(path) as ds:
+        train = usable_indices(ds, split.indices("train"))
+        assert train.size == split.size("train") - 3  # rows 3, 10, 17 of 0..19 failed
+        assert not np.isin(train, ds.failed_indices).any()
+
+        class _Run:  # what the evaluation reads of a run
+            pass
+
+        run = _Run()
+        run.split = split  # type: ignore[attr-defined]
+        test, _ = evaluation._example_indices(
+            run,  # type: ignore[arg-type]
+            ds,
+            "test",
+            foreign=False,
+            max_examples=None,
+        )
+        np.testing.assert_array_equal(test, [30, 32, 33, 34, 35, 36, 37, 39])

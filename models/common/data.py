@@ -206,6 +206,16 @@ def _finish(ds: Any, count: int, *, local_replicas: int) -> Any:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def usable_indices(dataset: SynthDataset, indices: np.ndarray) -> np.ndarray:
+    """``indices`` without the examples the synth failed to render (stored as silence).
+
+    A plugin that crashes on an example costs that example only; training and
+    evaluation must then leave it out rather than learn silence for its patch.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    return idx[dataset.usable_mask(idx)]
+
+
 def make_dataset(
     dataset: SynthDataset,
     indices: np.ndarray,

@@ -37,7 +37,14 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.validate import check_float, check_int, check_non_negative_int
-from models.common.data import EpochClock, Split, distribute, make_dataset, parse_split
+from models.common.data import (
+    EpochClock,
+    Split,
+    distribute,
+    make_dataset,
+    parse_split,
+    usable_indices,
+)
 from models.common.distribution import get_strategy, is_chief
 from models.common.model_table import check_model_input
 from models.common.records import write_json_atomic
@@ -569,14 +576,17 @@ def _input_pipelines(
     train_data = distribute(
         strategy,
         make_dataset,
-        indices=info.split.indices("train"),
+        indices=usable_indices(dataset, info.split.indices("train")),
         shuffle=True,
         seed=config.seed,
         clock=clock,
         **common,
     )
     val_data = distribute(
-        strategy, make_dataset, indices=info.split.indices("validation"), **common
+        strategy,
+        make_dataset,
+        indices=usable_indices(dataset, info.split.indices("validation")),
+        **common,
     )
     return train_data, val_data
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from generators.dataset import SynthDataset
 from generators.errors import InverSynthError
 from generators.validate import check_positive_int
+from models.common.data import usable_indices
 from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes
 from models.common.run import HISTORY_FILE, Run, RunInfo, load_run
@@ -213,6 +214,7 @@ def _example_indices(
         indices = np.arange(dataset.n_examples, dtype=np.int64)
     else:
         indices = run.split.indices(split)
+    indices = usable_indices(dataset, indices)  # never score the synth's failed renders
     if max_examples is not None:
         indices = indices[:max_examples]
     if indices.size == 0:
