@@ -57,7 +57,7 @@ from generators.cli import (
     run_cli,
 )
 from generators.errors import InverSynthError
-from generators.options import add_output_dir_argument
+from generators.options import add_output_dir_argument, add_seed_argument
 from models.matching.match_sounds import (
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
@@ -183,7 +183,7 @@ def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--continuous", action="store_true", help="let the search end between the levels"
     )
-    group.add_argument("--seed", type=non_negative_int, default=0, help="the matcher's seed")
+    add_seed_argument(group, env=None, help="the matcher's seed")
 
 
 def _predictions(
