@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             generator=generator,
             lookup_dataset=args.lookup_dataset,
             continuous=args.continuous,
+            # The run's own dataset without its held-out sounds: --example N is not looked up.
+            exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
         )
     except BaseException:
         generator.close()

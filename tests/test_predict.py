@@ -443,6 +443,14 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
     matched = sorted(p.name for p in (out / "predictions").glob("*.json"))
     assert len(matched) == 4 and "plucked_string_44k_stereo.json" in matched
     assert "resampled from 44100 Hz to 16384 Hz" in printed
+    # Held-out sounds and the plucked string are matched with hybrid, beside the network.
+    assert printed.count("  hybrid:  ") == printed.count("  network: ") == 2
+    assert printed.count("  match (hybrid, ") == printed.count("  network's guess: ") == 2
+    assert "hybrid mean" in printed and "network mean" in printed
+    plucked = json.loads((out / "predictions" / "plucked_string_44k_stereo.json").read_text())
+    assert plucked["method"] == "hybrid" and plucked["match"]["seconds"] < 5
+    assert plucked["match"]["distance_db"] <= plucked["match"]["start_distance_db"]
+    assert (out / "predictions" / "plucked_string_44k_stereo_network.wav").is_file()
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):

@@ -54,22 +54,6 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
-def _lookup_without(dataset_paths: list[str], generator: Any, exclude: np.ndarray) -> DatasetLookup:
-    """The dataset's lookup without the rows ``exclude`` (the sounds being matched)."""
-    full = DatasetLookup.open(dataset_paths, generator=generator, progress=False)
-    keep = np.setdiff1d(np.arange(full.n_examples), exclude)
-    if keep.size == 0:
-        raise InverSynthError(f"the dataset {dataset_paths} has no examples left to look up")
-    return DatasetLookup(
-        parameter_set=full.parameter_set,
-        sample_rate=full.sample_rate,
-        features=full.features[keep],
-        labels=full.labels[keep],
-        path=full.path,
-        built=full.built,
-    )
-
-
 def match_evaluated(
     info: RunInfo,
     dataset_paths: list[str],
@@ -106,7 +90,9 @@ def match_evaluated(
         distance = MultiResolutionDistance(sample_rate=rate)
         uses_lookup = any(m in ("lookup", "hybrid") for m in methods)
         lookup = (
-            _lookup_without(dataset_paths, generator, predictions.example_indices)
+            DatasetLookup.open(dataset_paths, generator=generator).without(
+                predictions.example_indices
+            )
             if uses_lookup
             else None
         )

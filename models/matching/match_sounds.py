@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from generators.errors import InverSynthError
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, Matcher, MatchResult, make_matcher
@@ -42,11 +44,13 @@ def open_lookup(
     *,
     method: str,
     lookup_dataset: str | Path | Sequence[str | Path] | None = None,
+    exclude_rows: np.ndarray | None = None,
 ) -> DatasetLookup | None:
     """The lookup a method uses: ``lookup_dataset``, else the run's own dataset if it exists.
 
     ``network`` and ``search`` use none. ``hybrid`` goes without when neither is
-    given; ``lookup`` cannot (:class:`InverSynthError`).
+    given; ``lookup`` cannot (:class:`InverSynthError`). ``exclude_rows`` are
+    left out (the dataset's own sounds being matched).
     """
     if not MATCHERS[method].needs_lookup and method != "hybrid":
         return None
@@ -61,7 +65,8 @@ def open_lookup(
                 "the run's own dataset is gone; give --lookup_dataset FILE"
             )
         return None
-    return DatasetLookup.open(source, generator=generator, progress=False)
+    lookup = DatasetLookup.open(source, generator=generator, progress=False)
+    return lookup if exclude_rows is None else lookup.without(exclude_rows)
 
 
 def run_matcher(
@@ -71,6 +76,7 @@ def run_matcher(
     generator: Any,
     lookup_dataset: str | Path | Sequence[str | Path] | None = None,
     continuous: bool = False,
+    exclude_rows: np.ndarray | None = None,
 ) -> Matcher:
     """The matcher of ``method`` for ``run``, playing ``generator`` (``run.make_generator()``).
 
@@ -81,7 +87,9 @@ def run_matcher(
     """
     if method not in MATCHERS:
         raise InverSynthError(f"unknown matching method {method!r}; known: {sorted(MATCHERS)}")
-    lookup = open_lookup(run, generator, method=method, lookup_dataset=lookup_dataset)
+    lookup = open_lookup(
+        run, generator, method=method, lookup_dataset=lookup_dataset, exclude_rows=exclude_rows
+    )
     return make_matcher(
         method,
         generator=generator,
