@@ -13,8 +13,12 @@ run's own dataset, whose true parameters it keeps for comparison.
 * ``{name}.json``: the predicted parameters (values and class indices), the
   top classes, what was done to the input, the reconstruction metrics;
 * ``{name}_input.wav``: the sound as the model heard it;
-* ``{name}_resynthesis.wav``: the synth playing the prediction;
-* ``{name}.png``: both spectrograms, the metrics in the title.
+* ``{name}_resynthesis.wav``: the synth playing the prediction, or the match
+  when a matcher refined it (``Prediction.match``,
+  :mod:`models.matching.match_sounds`);
+* ``{name}_network.wav``: the network's guess, beside a hybrid match;
+* ``{name}.png``: both spectrograms, the metrics in the title;
+* ``{name}.fxp`` / ``{name}.syx``: the patch as the synth's preset, given the synth.
 """
 
 from __future__ import annotations
