@@ -30,6 +30,7 @@ from generators.options import (
     add_output_dir_argument,
     add_workers_argument,
 )
+from models.cli.options import add_match_evaluation_arguments
 from models.matching.evaluation import SPLITS, evaluate_run
 
 __all__ = ["get_parser", "main"]
@@ -79,6 +80,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="parameters only: no resynthesis metrics (models.reconstruct) and no listening report",
     )
     add_workers_argument(parser, help="rendering processes of the resynthesis")
+    add_match_evaluation_arguments(parser)
     add_no_progress_argument(parser)
     parser.add_argument(
         "--json", action="store_true", help="print metrics.json instead of the tables"
@@ -113,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             quiet=args.json,
             overwrite=args.overwrite,
+            methods=args.methods,
+            match_examples=args.match_examples,
+            budget_renders=args.budget_renders,
+            budget_s=args.budget_s,
+            seed=args.seed,
         )
         report = write_report(args.run_dir, evaluation_dir=result.output_dir)
         if not args.json:

@@ -4,7 +4,12 @@
 (WAV, FLAC, OGG, MP3; any sample rate, any channels), fits it to the model
 (mono, resampled, the part from ``--offset_s`` padded or cut to the model's
 length, and says which part), predicts every parameter, plays the run's synth
-with the prediction and measures how close the resynthesis sounds.
+with the prediction and measures how close the resynthesis sounds. Then a
+matcher refines the guess by listening (``--method``, default ``hybrid``: the
+network's guess and the nearest examples of ``--lookup_dataset`` start a search
+over the synth's settings, at most ``--budget_renders`` renders and
+``--budget_s`` seconds per sound; ``network``, ``lookup`` and ``search`` alone
+are the other methods).
 ``--segments N`` matches N parts of a long sound, ``--hop_s`` apart.
 ``--example N`` matches test example N of the run's own dataset and shows the
 true value of every parameter beside the predicted one. For each sound it
@@ -15,8 +20,14 @@ likely classes) and writes, into ``--output_dir`` (default ``{run}/predictions``
   top classes, which part was matched and what was done to the input, the
   reconstruction metrics;
 * ``{name}_input.wav``: the sound as the model heard it;
-* ``{name}_resynthesis.wav``: the synth playing the prediction;
-* ``{name}.png``: both spectrograms, the metrics in the title.
+* ``{name}_resynthesis.wav``: the synth playing the final match;
+* ``{name}_network.wav``: the network's guess (``--method hybrid``);
+* ``{name}.png``: both spectrograms, the metrics in the title;
+* ``{name}.fxp`` (a plugin run) or ``{name}.syx`` (a Dexed run): the match as a
+  preset the synth loads.
+
+The JSON holds the method, its renders and seconds, and the reconstruction
+metrics of the network's guess and of the final match.
 
 ``{name}`` is the file's name without its extension (``kick``), with the
 part's start for several segments (``kick_at_1.000s``), or ``test_{N:06d}``
@@ -46,7 +57,14 @@ from generators.cli import (
     run_cli,
 )
 from generators.errors import InverSynthError
-from generators.options import add_output_dir_argument
+from generators.options import add_output_dir_argument, add_seed_argument
+from models.matching.match_sounds import (
+    DEFAULT_BUDGET_RENDERS,
+    DEFAULT_BUDGET_S,
+    match_prediction,
+    run_matcher,
+)
+from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.prediction import (
     Prediction,
     format_prediction,
@@ -68,8 +86,10 @@ def get_parser() -> argparse.ArgumentParser:
         description="Predict a trained model's synth parameters for sound files, play them back "
         "on the synth, and compare. For each sound it writes {name}.json (the prediction), "
         "{name}_input.wav (the sound as the model heard it: mono, at the model's rate, the part "
-        "matched), {name}_resynthesis.wav and {name}.png (both spectrograms) into --output_dir, "
-        "by default {run}/predictions.",
+        "matched), {name}_resynthesis.wav (the final match), {name}_network.wav (the network's "
+        "guess, for --method hybrid), {name}.png (both spectrograms) and for a plugin or Dexed "
+        "run {name}.fxp or {name}.syx (the match as a preset) into --output_dir, by default "
+        "{run}/predictions.",
     )
     parser.add_argument(
         "sounds", nargs="*", type=Path, help="WAV, FLAC, OGG or MP3 files (or use --example)"
@@ -125,7 +145,45 @@ def get_parser() -> argparse.ArgumentParser:
         default="best",
         help="model.keras (best validation loss) or latest.keras",
     )
+    add_matching_arguments(parser)
     return parser
+
+
+def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--method``, the budgets, ``--lookup_dataset``, ``--continuous``, ``--seed``."""
+    group = parser.add_argument_group("matching (refine the network's guess by listening)")
+    group.add_argument(
+        "--method",
+        choices=sorted(MATCHERS),
+        default=env_default("MATCH_METHOD", DEFAULT_METHOD),
+        help="network: the network's guess (and draws from its probabilities); lookup: the "
+        "nearest examples of --lookup_dataset; search: a search from random patches; hybrid: "
+        "the network's guess and the lookup's neighbours start the search, never worse than "
+        "the network (env INVERSYNTH_MATCH_METHOD)",
+    )
+    group.add_argument(
+        "--budget_renders",
+        type=positive_int,
+        default=DEFAULT_BUDGET_RENDERS,
+        help="at most this many sounds rendered per sound matched",
+    )
+    group.add_argument(
+        "--budget_s",
+        type=positive_float,
+        default=DEFAULT_BUDGET_S,
+        help="seconds per sound matched (whichever budget ends first)",
+    )
+    group.add_argument(
+        "--lookup_dataset",
+        type=Path,
+        default=None,
+        help="dataset of the run's synth for lookup and hybrid (default: the run's own dataset "
+        "if it still exists); its index is built once and stored beside it",
+    )
+    group.add_argument(
+        "--continuous", action="store_true", help="let the search end between the levels"
+    )
+    add_seed_argument(group, env=None, help="the matcher's seed")
 
 
 def _predictions(
@@ -152,6 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{run.sample_rate} Hz"
     )
     generator = run.make_generator()
+    try:
+        matcher = run_matcher(
+            run,
+            method=args.method,
+            generator=generator,
+            lookup_dataset=args.lookup_dataset,
+            continuous=args.continuous,
+            # The run's own dataset without its held-out sounds: --example N is not looked up.
+            exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
+        )
+    except BaseException:
+        generator.close()
+        raise
+    print(
+        f"matching with {args.method!r}: at most {args.budget_renders} renders and "
+        f"{args.budget_s:g} s per sound"
+    )
     failed = 0
     taken: set[str] = set()
     inputs: list[Path | int] = [*args.sounds, *args.example]
@@ -172,9 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else [stem]
                     )
                 for prediction, stem in zip(predictions, stems, strict=True):
+                    match_prediction(
+                        prediction, matcher, max_renders=args.budget_renders,
+                        time_limit_s=args.budget_s, seed=args.seed,
+                    )  # fmt: skip
                     files = write_prediction(
-                        prediction, output_dir, stem=stem, run=run, plot=not args.no_plot
-                    )
+                        prediction, output_dir, stem=stem, run=run, plot=not args.no_plot,
+                        generator=generator,
+                    )  # fmt: skip
                     print()
                     print(format_prediction(prediction, parameter_set=run.parameter_set))
                     print(f"  wrote {', '.join(p.name for p in files.values())} in {output_dir}")

@@ -28,7 +28,7 @@ from generators.options import (
     add_no_progress_argument,
     add_workers_argument,
 )
-from models.cli.options import add_evaluated_run_arguments
+from models.cli.options import add_evaluated_run_arguments, add_match_evaluation_arguments
 from models.matching.resynthesis import evaluate_reconstruction
 
 __all__ = ["get_parser", "main"]
@@ -54,6 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a reconstruction.json of more examples (refused otherwise)",
     )
+    add_match_evaluation_arguments(parser)
     add_no_progress_argument(parser)
     return parser
 
@@ -69,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         chance=not args.no_chance,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        methods=args.methods,
+        match_examples=args.match_examples,
+        budget_renders=args.budget_renders,
+        budget_s=args.budget_s,
+        seed=args.seed,
     )
     return 0
 

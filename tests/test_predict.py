@@ -301,7 +301,7 @@ def test_cli_matches_good_files_and_reports_bad_ones(tmp_path, tiny_run, capsys)
         assert record["model"] == "C1" and record["generator"] == "sine"
         assert [p["index"] for p in record["parameters"]] == record["indices"]
         assert set(record["reconstruction"]) == set(METRICS)
-        for kind in ("input", "resynthesis"):
+        for kind in ("input", "resynthesis", "network"):
             audio, rate = sf.read(out / f"{stem}_{kind}.wav")
             assert rate == RATE and audio.shape == (N_SAMPLES,)
         png = (out / f"{stem}.png").read_bytes()
@@ -309,7 +309,7 @@ def test_cli_matches_good_files_and_reports_bad_ones(tmp_path, tiny_run, capsys)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{s}{suffix}"
         for s in ("kick", "kick-2")
-        for suffix in (".json", ".png", "_input.wav", "_resynthesis.wav")
+        for suffix in (".json", ".png", "_input.wav", "_resynthesis.wav", "_network.wav")
     )
 
 
@@ -380,7 +380,7 @@ def test_example_shows_the_true_values_beside_the_predicted(run_with_dataset, tm
     info = RunInfo.load(run_with_dataset)
     out = tmp_path / "out"
     argv = ["--run", str(run_with_dataset), "--output_dir", str(out), "--no_plot"]
-    assert main([*argv, "--example", "31"]) == 0
+    assert main([*argv, "--example", "31", "--method", "network", "--budget_renders", "1"]) == 0
     printed = capsys.readouterr().out
     with open_dataset(info.dataset_paths) as dataset:
         audio, labels = dataset.read(np.array([31]))
@@ -392,7 +392,8 @@ def test_example_shows_the_true_values_beside_the_predicted(run_with_dataset, tm
     np.testing.assert_allclose(heard, audio[0], atol=1e-4)  # 16-bit WAV
     lines = printed.splitlines()
     header = next(line for line in lines if line.strip().startswith("parameter"))
-    assert header.split()[:3] == ["parameter", "predicted", "true"]
+    assert header.split()[:4] == ["parameter", "matched", "network", "true"]
+    assert record["match"]["indices"] == record["indices"]  # one render: the network's guess
     row = next(line for line in lines if line.strip().startswith("frequency_hz"))
     assert f"{true_values[0]:.4g} Hz" in row
     right = int(np.sum(np.array(record["indices"]) == labels[0]))
@@ -442,6 +443,14 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
     matched = sorted(p.name for p in (out / "predictions").glob("*.json"))
     assert len(matched) == 4 and "plucked_string_44k_stereo.json" in matched
     assert "resampled from 44100 Hz to 16384 Hz" in printed
+    # Held-out sounds and the plucked string are matched with hybrid, beside the network.
+    assert printed.count("  hybrid:  ") == printed.count("  network: ") == 2
+    assert printed.count("  match (hybrid, ") == printed.count("  network's guess: ") == 2
+    assert "hybrid mean" in printed and "network mean" in printed
+    plucked = json.loads((out / "predictions" / "plucked_string_44k_stereo.json").read_text())
+    assert plucked["method"] == "hybrid" and plucked["match"]["seconds"] < 5
+    assert plucked["match"]["distance_db"] <= plucked["match"]["start_distance_db"]
+    assert (out / "predictions" / "plucked_string_44k_stereo_network.wav").is_file()
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
@@ -455,3 +464,93 @@ def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
     assert (foreign / "precious.txt").exists()
     with pytest.raises(InverSynthError, match="num_examples"):
         run_demo(output_dir=tmp_path / "x", num_examples=10)
+
+
+# --------------------------------------------------------------------------
+# Matching: --method and its budgets
+# --------------------------------------------------------------------------
+
+
+def test_hybrid_records_its_budget_and_is_never_farther_than_the_network(
+    tmp_path, tiny_run, capsys
+):
+    from models.predict import main
+
+    path = tmp_path / "tone.wav"
+    sf.write(path, _tone(RATE, 0.5, 523.0), RATE)
+    out = tmp_path / "out"
+    argv = [str(path), "--run", str(tiny_run), "--output_dir", str(out), "--no_plot"]
+    assert main([*argv, "--method", "hybrid", "--budget_renders", "60", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "tone.json").read_text())
+    match = record["match"]
+    assert record["method"] == match["method"] == "hybrid"
+    assert 1 <= record["renders"] == match["renders"] <= 60
+    assert record["seconds"] == match["seconds"] > 0
+    # The hybrid starts from the network's guess and keeps the best it heard.
+    assert match["start_indices"] == record["indices"]
+    assert match["distance_db"] <= match["start_distance_db"]
+    assert set(match["metrics"]) == set(match["start_metrics"]) == set(METRICS)
+    assert record["network_reconstruction"] == pytest.approx(match["start_metrics"], rel=1e-5)
+    assert record["reconstruction"] == pytest.approx(match["metrics"], rel=1e-6)
+    # The resynthesis is the match, the network's guess is beside it.
+    final, _ = sf.read(out / "tone_resynthesis.wav")
+    network, _ = sf.read(out / "tone_network.wav")
+    assert final.shape == network.shape == (N_SAMPLES,)
+    header = next(line for line in printed.splitlines() if line.strip().startswith("parameter"))
+    assert header.split()[:3] == ["parameter", "matched", "network"]
+    assert "match (hybrid, " in printed and "network's guess: " in printed
+    # The same seed and renders give the same match; the network method writes no network WAV.
+    again = tmp_path / "again"
+    argv2 = [str(path), "--run", str(tiny_run), "--output_dir", str(again), "--no_plot"]
+    assert main([*argv2, "--budget_renders", "60", "--seed", "3", "--budget_s", "600"]) == 0
+    assert json.loads((again / "tone.json").read_text())["match"]["indices"] == match["indices"]
+    solo = tmp_path / "solo"
+    argv3 = [str(path), "--run", str(tiny_run), "--output_dir", str(solo), "--no_plot"]
+    assert main([*argv3, "--method", "network", "--budget_renders", "1"]) == 0
+    assert json.loads((solo / "tone.json").read_text())["match"]["indices"] == record["indices"]
+    assert not (solo / "tone_network.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget_renders", "0"], "--budget_renders"),
+        (["--budget_s", "-1"], "--budget_s"),
+        (["--method", "guess"], "--method"),
+        (["--method", "lookup"], "--lookup_dataset"),
+    ],
+)
+def test_bad_matching_options_exit_2_in_one_line(tmp_path, tiny_run, capsys, extra, message):
+    from generators.cli import run_cli
+    from models.predict import main
+
+    path = tmp_path / "tone.wav"
+    sf.write(path, _tone(RATE, 0.5), RATE)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, [str(path), "--run", str(tiny_run), "--output_dir", str(tmp_path), *extra])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not (tmp_path / "tone.json").exists()
+
+
+def test_a_lookup_dataset_of_another_synth_exits_2_in_one_line(tmp_path, tiny_run, capsys):
+    from generators.cli import run_cli
+    from generators.writer import DatasetCreator
+    from models.predict import main
+
+    other = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=4)  # other levels
+    dataset = DatasetCreator(
+        other, path=tmp_path / "other_data.hdf5", n_examples=8, seed=1, chunk_size=8,
+        progress=False,
+    ).run(overwrite=True)  # fmt: skip
+    path = tmp_path / "tone.wav"
+    sf.write(path, _tone(RATE, 0.5), RATE)
+    argv = [str(path), "--run", str(tiny_run), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, [*argv, "--lookup_dataset", str(dataset)])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: lookup dataset") and "sine" in err[0]
+    assert not (tmp_path / "out" / "tone.json").exists()

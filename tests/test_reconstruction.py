@@ -379,3 +379,54 @@ def test_format_metric():
     assert format_metric("spectral_convergence", 0.5) == "0.500"
     assert format_metric("spectral_convergence", None) == "-"
     assert format_metric("spectral_convergence", float("inf")) == "inf"
+
+
+def test_reconstruct_reports_each_matching_method_beside_random_patches(tmp_path, capsys):
+    from models.matching.evaluation_folder import Matches, read_reconstruction
+
+    run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
+    argv = [str(run_dir), "--workers", "1", "--no_progress", "--methods", "network", "hybrid"]
+    assert main([*argv, "--match_examples", "4", "--budget_renders", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "Matching 4 test sounds, at most 40 renders" in out
+    assert "hybrid mean" in out and "network median" in out and "random patch mean" in out
+    assert "MR dist (dB)" in out and "LSD" in out
+    record = read_reconstruction(run_dir / "evaluation")
+    assert record is not None and record.matching is not None
+    matching = record.matching
+    assert matching.n_examples == 4 and set(matching.methods) == {
+        "network",
+        "hybrid",
+        "random patch",
+    }
+    assert matching.renders_mean["network"] == 1 and 1 < matching.renders_mean["hybrid"] <= 40
+    dist = {m: matching.methods[m]["distance_db"].mean for m in matching.methods}
+    # The hybrid starts from the network's guess and keeps the best: never farther on any sound.
+    assert None not in dist.values()
+    assert dist["hybrid"] <= dist["network"] < dist["random patch"]  # type: ignore[operator]
+    assert set(matching.methods["hybrid"]) == {*METRICS, "distance_db"}
+    matches = Matches.load(run_dir / "evaluation")
+    assert matches is not None and matches.example_indices.tolist() == [30, 31, 32, 33]
+    assert set(matches.indices) == {"network", "hybrid"}
+    with np.load(run_dir / "evaluation" / "predictions.npz") as data:
+        guess = RunInfo.load(run_dir).parameter_set.decode(data["scores"][:4])
+    np.testing.assert_array_equal(matches.indices["network"], guess)
+    # Without methods beyond the default, the record has the network alone, and old files load.
+    assert main([str(run_dir), "--workers", "1", "--no_progress"]) == 0
+    again = read_reconstruction(run_dir / "evaluation")
+    assert again is not None and again.matching is not None
+    assert set(again.matching.methods) == {"network", "random patch"}
+    data = json.loads((run_dir / "evaluation" / RECONSTRUCTION_JSON).read_text())
+    del data["matching"]
+    (run_dir / "evaluation" / RECONSTRUCTION_JSON).write_text(json.dumps(data))
+    old = read_reconstruction(run_dir / "evaluation")
+    assert old is not None and old.matching is None
+
+
+def test_unknown_matching_method_exits_2_in_one_line(tmp_path, capsys):
+    run_dir = make_evaluated_run(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(run_dir), "--methods", "guess"])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "--methods" in err[0]

@@ -293,3 +293,20 @@ def test_figures_keep_their_legends_off_the_data(report):
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 > ax.get_window_extent().x1  # right of the axes, over no curve
     plt.close(fig)
+
+
+def test_the_report_plays_the_network_and_the_hybrid_match_side_by_side(tmp_path):
+    run_dir = make_evaluated_run(tmp_path, n_examples=40, wrong_fraction=0.5)
+    evaluate_reconstruction(
+        run_dir, workers=1, progress=False, quiet=True, methods=("network", "hybrid"),
+        match_examples=3, budget_renders=30,
+    )  # fmt: skip
+    page = write_report(run_dir, n_examples=8, output=tmp_path / "r.html").read_text()
+    # Only the 3 matched sounds are shown, each with 3 players: sound, network, hybrid.
+    assert re.findall(r"id='example-(\d+)'", page) == ["30", "31", "32"]
+    assert page.count("<audio") == 9
+    assert page.count("hybrid match: ") == 3 and "Matching methods on 3 sounds" in page
+    # Without matches, two players per sound as before.
+    (run_dir / "evaluation" / "matches.npz").unlink()
+    plain = write_report(run_dir, n_examples=8, output=tmp_path / "p.html").read_text()
+    assert plain.count("<audio") == 16 and "hybrid match: " not in plain

@@ -5,10 +5,12 @@
 1. makes a small dataset of the paper's FM synth (``{output_dir}/data``);
 2. trains the paper's C6 on it for a few epochs (``{output_dir}/runs/C6_fm_demo``);
 3. evaluates it on the held-out test split (the paper's metrics, Table 3);
-4. resynthesizes every test prediction and measures it (Table 4);
+4. resynthesizes every test prediction and measures it (Table 4), and
+   matches a few test sounds with the network alone and with ``hybrid``;
 5. matches a few held-out sounds, written as WAV files, and one sound the
    synth did not make (a 44.1 kHz stereo plucked string), as
-   ``python -m models.predict`` does (``{output_dir}/predictions``);
+   ``python -m models.predict`` does (``{output_dir}/predictions``), with the
+   ``hybrid`` method (1 s each), printing the network's guess beside the match;
 6. writes the listening report (``.../evaluation/report.html``);
 
 and prints where everything is. An earlier demo in the same folder is kept: the
@@ -46,6 +48,8 @@ __all__ = ["DEMO_SYNTHS", "DemoResult", "plucked_string", "run_demo"]
 # The paper's synth, or the one-sine toy synth (for a quick check).
 DEMO_SYNTHS = (FMGenerator.name, SineGenerator.name)
 RUN_NAME_SUFFIX = "demo"
+DEMO_BUDGET_S = 1.0  # seconds of hybrid matching per sound: keeps the demo short
+DEMO_MATCH_EXAMPLES = 8  # test sounds matched by each method in the reconstruction table
 
 
 def _minutes(seconds: float) -> str:
@@ -225,26 +229,43 @@ def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple
 
 
 def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
-    """Match every sound as ``python -m models.predict`` does; print the first in full."""
+    """Match every sound as ``python -m models.predict`` does (hybrid, ``DEMO_BUDGET_S`` each).
+
+    Prints the first and the foreign sound in full, the network's guess and the hybrid
+    match of the others.
+    """
+    from models.matching.match_sounds import match_prediction, run_matcher
     from models.matching.metrics import format_metrics
     from models.matching.prediction import format_prediction, predict_file, write_prediction
 
     synth = run.make_generator()
     try:
+        matcher = run_matcher(
+            run, method="hybrid", generator=synth, exclude_rows=run.split.indices("test")
+        )
         for n, (path, true) in enumerate(sounds):
             prediction = predict_file(run, path, generator=synth)
             prediction.true_indices = true
-            write_prediction(prediction, predictions_dir, run=run)
+            match = match_prediction(
+                prediction, matcher, max_renders=None, time_limit_s=DEMO_BUDGET_S, seed=n
+            )
+            write_prediction(prediction, predictions_dir, run=run, generator=synth)
             print()
             if n == 0 or true is None:
                 print(format_prediction(prediction, parameter_set=run.parameter_set))
-            else:
-                right = int(np.sum(prediction.indices == true))
-                print(f"{path}\n  {right} of {len(true)} parameters right")
-                print(f"  resynthesis: {format_metrics(prediction.metrics or {})}")
+                continue
+            right = [int(np.sum(i == true)) for i in (prediction.indices, match.indices)]
+            print(
+                f"{path}\n  parameters right: network {right[0]}, hybrid {right[1]} of {len(true)}"
+            )
+            print(f"  network: {format_metrics(prediction.metrics or {})}")
+            print(f"  hybrid:  {format_metrics(match.metrics)} ({match.renders} renders)")
     finally:
         synth.close()
-    print(f"predictions: {predictions_dir} (JSON, input and resynthesis WAV, PNG per sound)")
+    print(
+        f"predictions: {predictions_dir} (JSON, input WAV, hybrid match and network's guess WAV, "
+        "PNG per sound)"
+    )
 
 
 def _print_summary(
@@ -369,7 +390,10 @@ def run_demo(
     with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
         from models.matching.resynthesis import evaluate_reconstruction
 
-        reconstruction = evaluate_reconstruction(run_dir, workers=workers, progress=False)
+        reconstruction = evaluate_reconstruction(
+            run_dir, workers=workers, progress=False, methods=("network", "hybrid"),
+            match_examples=DEMO_MATCH_EXAMPLES, budget_renders=None, budget_s=DEMO_BUDGET_S,
+        )  # fmt: skip
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
         _match_sounds(run, _write_test_sounds(run, sounds_dir, n_matches), predictions_dir)

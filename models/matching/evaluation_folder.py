@@ -15,6 +15,8 @@ file                      what                                                 w
 ``reconstruction.json``   :class:`ReconstructionRecord`: every reconstruction  ``models.reconstruct``
                           metric's statistics, model vs random patches
 ``reconstruction.csv``    one row of reconstruction metrics per example        ``models.reconstruct``
+``matches.npz``           :class:`Matches`: the class indices each matching    ``models.reconstruct``
+                          method found for the first examples (``--methods``)
 ``report.html``           the listening report                                 ``models.report``
 ========================  ===================================================  =====================
 
@@ -45,6 +47,7 @@ from models.matching.metrics import METRICS, REPRESENTATION, MetricSummary
 
 __all__ = [
     "EVALUATION_DIR",
+    "MATCHES_FILE",
     "METRICS_FILE",
     "PER_PARAMETER_CSV",
     "PLOT_FILES",
@@ -52,6 +55,8 @@ __all__ = [
     "RECONSTRUCTION_CSV",
     "RECONSTRUCTION_JSON",
     "REPORT_FILE",
+    "Matches",
+    "MatchingRecord",
     "MetricsRecord",
     "Predictions",
     "ReconstructionRecord",
@@ -72,6 +77,7 @@ PREDICTIONS_FILE = "predictions.npz"
 RECONSTRUCTION_JSON = "reconstruction.json"
 RECONSTRUCTION_CSV = "reconstruction.csv"
 REPORT_FILE = "report.html"
+MATCHES_FILE = "matches.npz"
 PLOT_FILES: dict[str, str] = {
     "training_curves": "training_curves.png",
     "per_parameter_plot": "per_parameter.png",
@@ -366,6 +372,99 @@ def _summaries(data: Mapping[str, Any]) -> dict[str, MetricSummary]:
 
 
 @dataclass(frozen=True)
+class MatchingRecord(JsonRecord):
+    """The matching methods' figures on the first ``n_examples`` evaluated sounds.
+
+    ``methods[name]`` holds one :class:`~models.matching.metrics.MetricSummary`
+    per metric of :data:`~models.matching.metrics.METRICS` and ``distance_db``
+    (the matchers' multi-resolution distance); ``renders_mean`` and
+    ``seconds_mean`` what a sound cost each method.
+    """
+
+    n_examples: int
+    max_renders: int | None
+    time_limit_s: float | None
+    seed: int
+    methods: dict[str, dict[str, MetricSummary]]
+    renders_mean: dict[str, float]
+    seconds_mean: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_examples": self.n_examples,
+            "max_renders": self.max_renders,
+            "time_limit_s": self.time_limit_s,
+            "seed": self.seed,
+            "methods": {
+                name: {key: s.to_dict() for key, s in block.items()}
+                for name, block in self.methods.items()
+            },
+            "renders_mean": dict(self.renders_mean),
+            "seconds_mean": dict(self.seconds_mean),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MatchingRecord:
+        return cls(
+            n_examples=int(data["n_examples"]),
+            max_renders=None if data.get("max_renders") is None else int(data["max_renders"]),
+            time_limit_s=(
+                None if data.get("time_limit_s") is None else float(data["time_limit_s"])
+            ),
+            seed=int(data.get("seed", 0)),
+            methods={name: _summaries(block) for name, block in data["methods"].items()},
+            renders_mean={k: float(v) for k, v in data["renders_mean"].items()},
+            seconds_mean={k: float(v) for k, v in data["seconds_mean"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class Matches:
+    """``matches.npz``: the class indices each method matched, example by example.
+
+    Attributes
+    ----------
+    example_indices : np.ndarray [n], int64
+        Rows of the evaluated dataset.
+    indices : dict of str -> np.ndarray [n, n_parameters], int64
+        Per method.
+    """
+
+    example_indices: np.ndarray
+    indices: dict[str, np.ndarray]
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / MATCHES_FILE
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        arrays: dict[str, Any] = {
+            f"method_{name}": np.asarray(v, dtype=np.int64) for name, v in self.indices.items()
+        }
+        arrays["example_indices"] = np.asarray(self.example_indices, dtype=np.int64)
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Matches | None:
+        """The folder's matches, or None when none were made."""
+        path = Path(folder) / MATCHES_FILE
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                return cls(
+                    example_indices=np.asarray(data["example_indices"], dtype=np.int64),
+                    indices={
+                        key[len("method_") :]: np.asarray(data[key], dtype=np.int64)
+                        for key in data.files
+                        if key.startswith("method_")
+                    },
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise InverSynthError(f"{str(path)!r} is unreadable: {exc}") from None
+
+
+@dataclass(frozen=True)
 class ReconstructionRecord(JsonRecord):
     """``reconstruction.json``: how close the resyntheses of a run's predictions sound.
 
@@ -383,6 +482,7 @@ class ReconstructionRecord(JsonRecord):
     chance: dict[str, MetricSummary] | None = None
     chance_seed: int | None = None
     split: str | None = None  # of the evaluation it resynthesized, when known
+    matching: MatchingRecord | None = None  # the matching methods (``--methods``)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -407,6 +507,8 @@ class ReconstructionRecord(JsonRecord):
         if self.chance is not None:
             out["chance"] = {key: s.to_dict() for key, s in self.chance.items()}
             out["chance_seed"] = self.chance_seed
+        if self.matching is not None:
+            out["matching"] = self.matching.to_dict()
         return out
 
     @classmethod
@@ -422,6 +524,9 @@ class ReconstructionRecord(JsonRecord):
             chance=None if chance is None else _summaries(chance),
             chance_seed=data.get("chance_seed"),
             split=None if data.get("split") is None else str(data["split"]),
+            matching=(
+                None if data.get("matching") is None else MatchingRecord.from_dict(data["matching"])
+            ),
         )
 
 

@@ -220,6 +220,20 @@ class DatasetLookup:
                 built=built,
             )
 
+    def without(self, rows: np.ndarray) -> DatasetLookup:
+        """This lookup without the dataset's ``rows`` (sounds being matched must not be found)."""
+        keep = np.setdiff1d(np.arange(self.n_examples), np.asarray(rows, dtype=np.int64))
+        if keep.size == 0:
+            raise InverSynthError(f"the lookup {str(self.path)!r} has no examples left to look up")
+        return DatasetLookup(
+            parameter_set=self.parameter_set,
+            sample_rate=self.sample_rate,
+            features=self.features[keep],
+            labels=self.labels[keep],
+            path=self.path,
+            built=self.built,
+        )
+
     def _block(self, start: int) -> np.ndarray:
         """Index rows ``[start, start + _QUERY_BLOCK)`` as float32."""
         if self._features32 is not None:

@@ -13,8 +13,12 @@ run's own dataset, whose true parameters it keeps for comparison.
 * ``{name}.json``: the predicted parameters (values and class indices), the
   top classes, what was done to the input, the reconstruction metrics;
 * ``{name}_input.wav``: the sound as the model heard it;
-* ``{name}_resynthesis.wav``: the synth playing the prediction;
-* ``{name}.png``: both spectrograms, the metrics in the title.
+* ``{name}_resynthesis.wav``: the synth playing the prediction, or the match
+  when a matcher refined it (``Prediction.match``,
+  :mod:`models.matching.match_sounds`);
+* ``{name}_network.wav``: the network's guess, beside a hybrid match;
+* ``{name}.png``: both spectrograms, the metrics in the title;
+* ``{name}.fxp`` / ``{name}.syx``: the patch as the synth's preset, given the synth.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from models.matching.metrics import compare_audio, format_metrics
 
 if TYPE_CHECKING:
     from models.common.run import Run
+    from models.matching.matchers import MatchResult
 
 __all__ = [
     "ParameterPrediction",
@@ -49,6 +54,7 @@ __all__ = [
     "predict_file",
     "predict_segments",
     "unique_stem",
+    "write_patch",
     "write_prediction",
 ]
 
@@ -143,6 +149,9 @@ class Prediction:
         :func:`~models.matching.metrics.compare_audio` of input and resynthesis.
     true_indices : np.ndarray [n_parameters], int64, or None
         The true classes, for a sound whose parameters are known (a test example).
+    match : MatchResult, or None
+        A matcher's refinement (:mod:`models.matching.match_sounds`); then
+        ``resynthesis`` and ``metrics`` are the network's guess, the match is final.
     """
 
     source: str
@@ -154,9 +163,21 @@ class Prediction:
     resynthesis: np.ndarray | None = None
     metrics: dict[str, float] | None = None
     true_indices: np.ndarray | None = None
+    match: MatchResult | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        record = self._network_dict()
+        if self.match is not None:
+            record["method"] = self.match.method
+            record["renders"] = int(self.match.renders)
+            record["seconds"] = float(self.match.seconds)
+            record["network_reconstruction"] = record["reconstruction"]
+            record["match"] = self.match.to_dict()
+            record["reconstruction"] = _finite_or_none(self.match.metrics)
+        return record
+
+    def _network_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "sample_rate": self.input.sample_rate,
@@ -174,13 +195,13 @@ class Prediction:
             "true_indices": (
                 None if self.true_indices is None else [int(i) for i in self.true_indices]
             ),
-            "reconstruction": (
-                {k: (v if np.isfinite(v) else None) for k, v in self.metrics.items()}
-                if self.metrics is not None
-                else None
-            ),
+            "reconstruction": (_finite_or_none(self.metrics) if self.metrics is not None else None),
             "files": {k: str(v) for k, v in self.files.items()},
         }
+
+
+def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if np.isfinite(v) else None) for k, v in metrics.items()}
 
 
 def _parameter_predictions(
@@ -436,13 +457,20 @@ def format_prediction(prediction: Prediction, *, parameter_set: ParameterSet | N
     lines = [prediction.source]
     lines.extend(f"  note: {n}" for n in prediction.input.notes)
     true = prediction.true_indices if parameter_set is not None else None
+    match = prediction.match
     head = ["parameter", "predicted"]
     rows = [[p.name, format_value(p.value, p.unit)] for p in prediction.parameters]
+    final = prediction.indices
+    if match is not None:  # the match first, the network's guess beside it
+        head = ["parameter", "matched", "network"]
+        final = match.indices
+        rows = [
+            [p.name, format_value(float(v), p.unit), format_value(p.value, p.unit)]
+            for p, v in zip(prediction.parameters, match.values, strict=True)
+        ]
     if true is not None and parameter_set is not None:
         head += ["true", ""]
-        for row, param, t, p in zip(
-            rows, parameter_set.parameters, true, prediction.indices, strict=True
-        ):
+        for row, param, t, p in zip(rows, parameter_set.parameters, true, final, strict=True):
             row += [format_value(param.levels[int(t)], param.unit)]
             row += [class_verdict(param, int(t), int(p))[1]]
     k = len(prediction.parameters[0].top) if prediction.parameters else 0
@@ -454,9 +482,16 @@ def format_prediction(prediction: Prediction, *, parameter_set: ParameterSet | N
         cells = [f"{cell:<{w}}" for cell, w in zip(row[:-1], widths, strict=True)]
         lines.append("  " + "  ".join([*cells, row[-1]]))
     if true is not None:
-        right = int(np.sum(true == prediction.indices))
+        right = int(np.sum(true == final))
         lines.append(f"  {right} of {len(true)} parameters right")
-    if prediction.metrics is not None:
+    if match is not None:
+        lines.append(
+            f"  match ({match.method}, {match.renders} renders, {match.seconds:.2f} s): "
+            f"{format_metrics(match.metrics)}"
+        )
+        if prediction.metrics is not None:
+            lines.append(f"  network's guess: {format_metrics(prediction.metrics)}")
+    elif prediction.metrics is not None:
         lines.append(f"  resynthesis: {format_metrics(prediction.metrics)}")
     return "\n".join(lines)
 
@@ -471,6 +506,20 @@ def unique_stem(path: Path, taken: set[str]) -> str:
     return candidate
 
 
+def write_patch(generator: Any, path_stem: Path, values: np.ndarray) -> Path | None:
+    """Save a patch as the synth's preset file: ``{stem}.fxp`` (plugin), ``{stem}.syx`` (Dexed).
+
+    Returns None for a synth without a preset format.
+    """
+    if hasattr(generator, "write_preset"):
+        path: Path = generator.write_preset(path_stem.with_suffix(".fxp"), values=values)
+        return path
+    if hasattr(generator, "write_syx"):
+        path = generator.write_syx(path_stem.with_suffix(".syx"), values=values)
+        return path
+    return None
+
+
 def write_prediction(
     prediction: Prediction,
     output_dir: str | Path,
@@ -478,6 +527,7 @@ def write_prediction(
     stem: str | None = None,
     run: Run | None = None,
     plot: bool = True,
+    generator: Any = None,
 ) -> dict[str, Path]:
     """Write a prediction's JSON, the model's input and the resynthesis (WAV), and the PNG.
 
@@ -492,11 +542,15 @@ def write_prediction(
         Recorded in the JSON (run folder, model, synth).
     plot : bool
         Draw the spectrogram comparison.
+    generator : SoundGenerator, optional
+        The run's synth: the final patch is also saved as its preset
+        (:func:`write_patch`: ``.fxp`` for a plugin, ``.syx`` for Dexed).
 
     Returns
     -------
     files : dict of str -> Path
-        ``json``, ``input``, and when resynthesized ``resynthesis`` and ``plot``.
+        ``json``, ``input``, and when resynthesized ``resynthesis`` and ``plot``;
+        ``network`` (the network's guess) for a hybrid match; ``patch``.
     """
     out = Path(output_dir)
     try:
@@ -507,24 +561,32 @@ def write_prediction(
     rate = prediction.input.sample_rate
     files: dict[str, Path] = {"json": out / f"{stem}.json"}
     files["input"] = write_wav(out / f"{stem}_input.wav", prediction.input.audio, rate)
-    if prediction.resynthesis is not None:
-        files["resynthesis"] = write_wav(
-            out / f"{stem}_resynthesis.wav", prediction.resynthesis, rate
-        )
+    final, metrics = prediction.resynthesis, prediction.metrics
+    if prediction.match is not None:  # the match is the resynthesis
+        final, metrics = prediction.match.audio, prediction.match.metrics
+        if prediction.match.method == "hybrid" and prediction.resynthesis is not None:
+            files["network"] = write_wav(out / f"{stem}_network.wav", prediction.resynthesis, rate)
+    if final is not None:
+        files["resynthesis"] = write_wav(out / f"{stem}_resynthesis.wav", final, rate)
         if plot:
             title = Path(prediction.source).name
             start_s, end_s = prediction.input.segment_s
             if start_s > 0 or end_s < prediction.input.source_duration_s:
                 title += f", {start_s:.3f} s to {end_s:.3f} s"
-            if prediction.metrics is not None:
-                title += "\n" + format_metrics(prediction.metrics)
+            if metrics is not None:
+                title += "\n" + format_metrics(metrics)
             files["plot"] = plot_spectrograms(
                 prediction.input.audio,
-                prediction.resynthesis,
+                final,
                 sample_rate=rate,
                 out=out / f"{stem}.png",
                 title=title,
             )
+    if generator is not None:
+        values = prediction.values if prediction.match is None else prediction.match.values
+        patch = write_patch(generator, out / stem, values)
+        if patch is not None:
+            files["patch"] = patch
     prediction.files = dict(files)
     record = prediction.to_dict()
     if run is not None and prediction.true_indices is not None:

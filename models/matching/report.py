@@ -36,6 +36,8 @@ from models.matching.audio_io import wav_bytes
 from models.matching.evaluation_folder import (
     PLOT_FILES,
     REPORT_FILE,
+    Matches,
+    MatchingRecord,
     MetricsRecord,
     Predictions,
     ReconstructionRecord,
@@ -193,6 +195,30 @@ def _reconstruction_table(record: ReconstructionRecord) -> str:
     )
 
 
+def _matching_table(record: MatchingRecord) -> str:
+    keys = [k for k in (*METRICS, "distance_db") if k in next(iter(record.methods.values()))]
+    heads = "".join(
+        f"<th>{_e('MR dist (dB)' if k == 'distance_db' else metric_heading(k))}</th>" for k in keys
+    )
+    rows = []
+    for label, block in record.methods.items():
+        cost = (
+            f"<td>{record.renders_mean[label]:.0f}</td><td>{record.seconds_mean[label]:.2f}</td>"
+            if label in record.renders_mean
+            else "<td>-</td><td>-</td>"
+        )
+        cells = "".join(f"<td>{_stat(block, k, 'mean')}</td>" for k in keys)
+        rows.append(f"<tr><td class='name'>{_e(label)} mean</td>{cells}{cost}</tr>")
+    return (
+        f"<h2>Matching methods on {record.n_examples} sounds</h2>"
+        "<p class='muted'>network: the network's guess; lookup, search, hybrid: refined by "
+        "listening, within the budget of each sound. MR dist: the matchers' multi-resolution "
+        "distance.</p>"
+        f"<div class='scroll'><table><tr><th class='name'></th>{heads}<th>renders</th>"
+        f"<th>seconds</th></tr>{''.join(rows)}</table></div>"
+    )
+
+
 def _png_width(png: bytes) -> int:
     """Width in pixels from a PNG's header (0 when it is not a PNG)."""
     if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
@@ -234,6 +260,8 @@ def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
         reconstruction = None
     if reconstruction is not None:
         tables.append(_reconstruction_table(reconstruction))
+        if reconstruction.matching is not None:
+            tables.append(_matching_table(reconstruction.matching))
     figures = _figures(eval_dir)
     narrow = "".join(figure for figure, wide in figures if not wide)
     cells = [f"<div>{''.join(tables)}</div>"] if any(tables) else []
@@ -276,10 +304,23 @@ def _example_card(
     predicted: np.ndarray,
     *,
     info: RunInfo,
+    refined: tuple[str, np.ndarray] | None = None,
 ) -> str:
-    """One test sound: players, spectrograms, metrics, predicted vs true parameters."""
+    """One test sound: players, spectrograms, metrics, predicted vs true parameters.
+
+    ``refined`` is a matcher's (method, audio [n_samples]), played beside the network's guess.
+    """
     rate = info.sample_rate
     metrics = compare_audio(reference, resynthesis, sample_rate=rate)
+    refined_html = ""
+    if refined is not None:
+        method, audio = refined
+        refined_metrics = compare_audio(reference, audio, sample_rate=rate)
+        refined_html = (
+            f"<figure><figcaption>{_e(method)} match: {_e(format_metrics(refined_metrics))}"
+            f"</figcaption><audio controls preload='auto' "
+            f"src='{_data_uri(wav_bytes(audio, rate), 'audio/wav')}'></audio></figure>"
+        )
     png = spectrograms_png(
         reference, resynthesis, sample_rate=rate, labels=("test sound", "resynthesis"), dpi=80
     )
@@ -292,9 +333,10 @@ def _example_card(
         "<div class='players'>"
         f"<figure><figcaption>test sound</figcaption><audio controls preload='auto' "
         f"src='{_data_uri(wav_bytes(reference, rate), 'audio/wav')}'></audio></figure>"
-        f"<figure><figcaption>resynthesis</figcaption><audio controls preload='auto' "
+        f"<figure><figcaption>{'network' if refined else 'resynthesis'}</figcaption>"
+        f"<audio controls preload='auto' "
         f"src='{_data_uri(wav_bytes(resynthesis, rate), 'audio/wav')}'></audio></figure>"
-        "</div>"
+        f"{refined_html}</div>"
         f"<img alt='spectrograms of test example {example} and its resynthesis' "
         f"src='{_data_uri(png, 'image/png')}'></div>"
         f"{_parameter_table(info.parameter_set, true, predicted)}"
@@ -327,6 +369,26 @@ def _read_sample(
     )
     assert result.audio is not None  # keep_audio=True
     return reference, result.audio
+
+
+def _refined_matches(eval_dir: Path, predictions: Predictions) -> tuple[str, np.ndarray | None]:
+    """The refining method of ``matches.npz`` (hybrid first) and its indices [m, P], if any.
+
+    Matches of other sounds than the first predictions (a stale file) are ignored.
+    """
+    try:
+        matches = Matches.load(eval_dir)
+    except InverSynthError:
+        return "", None
+    if matches is None:
+        return "", None
+    m = matches.example_indices.shape[0]
+    if m == 0 or not np.array_equal(matches.example_indices, predictions.example_indices[:m]):
+        return "", None
+    for method in ("hybrid", "search", "lookup"):
+        if method in matches.indices:
+            return method, matches.indices[method]
+    return "", None
 
 
 def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
@@ -403,16 +465,25 @@ def write_report(
     if n_total == 0:
         raise InverSynthError(f"{str(eval_dir)!r} holds no predictions")
     rng = np.random.default_rng(seed)
-    sample = predictions.take(
-        np.sort(rng.choice(n_total, size=min(int(n_examples), n_total), replace=False))
-    )
+    method, matched = _refined_matches(eval_dir, predictions)
+    pool = n_total if matched is None else matched.shape[0]  # the matched sounds, if any
+    rows = np.sort(rng.choice(pool, size=min(int(n_examples), pool), replace=False))
+    sample = predictions.take(rows)
     dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
     reference, resynthesized = _read_sample(info, dataset_paths, sample)
     predicted = info.parameter_set.decode(sample.scores)
+    refined_audio = None
+    if matched is not None:
+        (result,) = resynthesize(
+            info.generator_name, info.generator_config, [(matched[rows], None, None)],
+            workers=1, keep_audio=True,
+        )  # fmt: skip
+        refined_audio = result.audio
     cards = [
         _example_card(
             int(example), reference[i], resynthesized[i], sample.true_indices[i], predicted[i],
             info=info,
+            refined=None if refined_audio is None else (method, refined_audio[i]),
         )
         for i, example in enumerate(sample.example_indices)
     ]  # fmt: skip

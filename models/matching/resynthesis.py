@@ -14,7 +14,7 @@ resynthesis uses the very synth and settings that made the training data.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +28,7 @@ from generators.synth import generator_class, load_generator
 from generators.validate import check_positive_int
 from models.common.run import RunInfo
 from models.matching.evaluation_folder import (
+    MATCHES_FILE,
     PREDICTIONS_FILE,
     RECONSTRUCTION_JSON,
     Predictions,
@@ -279,6 +280,11 @@ def evaluate_reconstruction(
     progress: bool = True,
     quiet: bool = False,
     overwrite: bool = False,
+    methods: Sequence[str] = ("network",),
+    match_examples: int = 50,
+    budget_renders: int | None = 2000,
+    budget_s: float | None = 2.0,
+    seed: int = 0,
 ) -> ReconstructionResult:
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
 
@@ -307,6 +313,15 @@ def evaluate_reconstruction(
         Replace a ``reconstruction.json`` of more examples (refused otherwise,
         before any rendering, so that a run's figures of 200 sounds are not
         silently replaced by figures of 50).
+    methods : sequence of str
+        Matching methods (:data:`~models.matching.matchers.MATCHERS`) measured on the
+        first ``match_examples`` sounds (:mod:`models.matching.match_evaluation`),
+        next to random patches; the matched indices go to ``matches.npz``.
+        Empty: none.
+    match_examples : int > 0
+        Sounds matched (a search costs about ``budget_s`` each).
+    budget_renders, budget_s, seed
+        Each search's budget per sound (whichever ends first), and its seed.
 
     Returns
     -------
@@ -338,6 +353,15 @@ def evaluate_reconstruction(
         chunk_size=int(chunk_size),
         progress=progress,
     )
+    matching = None
+    if methods:
+        from models.matching.match_evaluation import match_evaluated
+
+        matching, matches = match_evaluated(
+            info, dataset_paths, predictions, methods=methods, n_examples=match_examples,
+            max_renders=budget_renders, time_limit_s=budget_s, seed=seed,
+            chance_seed=CHANCE_SEED, progress=progress,
+        )  # fmt: skip
     result = ReconstructionResult(
         model=info.model_name,
         run_dir=str(run_dir),
@@ -348,6 +372,7 @@ def evaluate_reconstruction(
         chance=None if chance_values is None else summarize(chance_values),
         chance_seed=None if chance_values is None else CHANCE_SEED,
         split=split,
+        matching=matching,
         per_example={"example_indices": predictions.example_indices, **per_example},
     )
     make_output_folder(out_dir)
@@ -355,8 +380,16 @@ def evaluate_reconstruction(
         "json": result.write(out_dir / RECONSTRUCTION_JSON),
         "csv": write_reconstruction_csv(out_dir, predictions.example_indices, per_example),
     }
+    if matching is not None:
+        files["matches"] = matches.save(out_dir)
+    else:
+        (out_dir / MATCHES_FILE).unlink(missing_ok=True)  # no stale matches beside new figures
     if not quiet:
         print(format_reconstruction_table(result))
+        if matching is not None:
+            from models.matching.match_evaluation import format_matching_table
+
+            print(format_matching_table(matching, split=split))
         print(f"reconstruction written to {files['json']} and {files['csv'].name}")
     return replace(result, files=files)
 

@@ -1,0 +1,197 @@
+"""The matching methods on a run's evaluated sounds: Table 4, one row per method.
+
+:func:`match_evaluated` matches the first ``n_examples`` sounds a run's
+evaluation predicted (``predictions.npz``) with each method of
+:data:`~models.matching.matchers.MATCHERS`, and random patches drawn as the
+chance row of :mod:`models.matching.resynthesis` draws them, and summarizes
+every reconstruction metric and the matchers' multi-resolution distance. It
+needs no TensorFlow: the network's scores of a sound are those the evaluation
+saved. The lookup (``lookup`` and ``hybrid``) is the evaluated dataset without
+the evaluated sounds, so that no method finds a sound by having it.
+
+``network`` here is the network's guess alone (one render), as in the rest of
+the evaluation; the others spend the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from generators.errors import InverSynthError
+from generators.synth import load_generator
+from generators.validate import check_positive_int
+from models.common.run import RunInfo
+from models.matching.distance import MultiResolutionDistance
+from models.matching.evaluation_folder import Matches, MatchingRecord, Predictions
+from models.matching.lookup import DatasetLookup
+from models.matching.matchers import MATCHERS, make_matcher
+from models.matching.metrics import (
+    METRICS,
+    MetricSummary,
+    compare_audio,
+    format_metric,
+    metric_heading,
+    summarize,
+)
+
+__all__ = ["CHANCE_ROW", "DISTANCE_KEY", "format_matching_table", "match_evaluated"]
+
+DISTANCE_KEY = "distance_db"
+CHANCE_ROW = "random patch"
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """The methods, each known and named once."""
+    unknown = [m for m in methods if m not in MATCHERS]
+    if unknown or not methods:
+        raise InverSynthError(
+            f"--methods must name some of {sorted(MATCHERS)}, got {list(methods)!r}"
+        )
+    return tuple(dict.fromkeys(methods))
+
+
+def match_evaluated(
+    info: RunInfo,
+    dataset_paths: list[str],
+    predictions: Predictions,
+    *,
+    methods: Sequence[str],
+    n_examples: int = 50,
+    max_renders: int | None = 2000,
+    time_limit_s: float | None = 2.0,
+    seed: int = 0,
+    chance_seed: int,
+    progress: bool = False,
+) -> tuple[MatchingRecord, Matches]:
+    """Match the first ``n_examples`` evaluated sounds with every method.
+
+    Returns
+    -------
+    record : MatchingRecord
+        ``methods[name]`` per method, and ``methods["random patch"]``.
+    matches : Matches
+        The class indices each method found.
+    """
+    from generators.dataset import open_dataset
+
+    methods = check_methods(methods)
+    check_positive_int(n_examples, "--match_examples")
+    chosen = predictions.take(slice(0, n_examples))
+    n = len(chosen)
+    parameter_set = info.parameter_set
+    chance_indices = parameter_set.sample_indices(seed=chance_seed, start=0, n_examples=n)
+    generator = load_generator(info.generator_name, info.generator_config)
+    try:
+        rate = generator.sample_rate
+        distance = MultiResolutionDistance(sample_rate=rate)
+        uses_lookup = any(m in ("lookup", "hybrid") for m in methods)
+        lookup = (
+            DatasetLookup.open(dataset_paths, generator=generator).without(
+                predictions.example_indices
+            )
+            if uses_lookup
+            else None
+        )
+        row = [0]
+
+        def scores(audio: np.ndarray) -> np.ndarray:  # the evaluation's scores of this sound
+            return np.repeat(chosen.scores[row[0]][None, :], audio.shape[0], axis=0)
+
+        matchers = {
+            m: make_matcher(m, generator=generator, distance=distance, scores=scores, lookup=lookup)
+            for m in methods
+        }
+        per: dict[str, dict[str, list[float]]] = {m: {} for m in (*methods, CHANCE_ROW)}
+        renders: dict[str, list[int]] = {m: [] for m in methods}
+        seconds: dict[str, list[float]] = {m: [] for m in methods}
+        found = {m: np.zeros((n, len(parameter_set)), dtype=np.int64) for m in methods}
+        with open_dataset(dataset_paths) as dataset:
+            for i in tqdm(range(n), unit="sound", desc="matching", disable=not progress):
+                row[0] = i
+                audio, _ = dataset.read(chosen.example_indices[i : i + 1])
+                target = np.asarray(audio[0], dtype=np.float32)
+                for m, matcher in matchers.items():
+                    budget: dict[str, Any] = (
+                        {"max_renders": 1}
+                        if m == "network"
+                        else {"max_renders": max_renders, "time_limit_s": time_limit_s}
+                    )
+                    result = matcher.match(target, seed=seed + i, **budget)
+                    _append(per[m], {**result.metrics, DISTANCE_KEY: result.distance})
+                    renders[m].append(result.renders)
+                    seconds[m].append(result.seconds)
+                    found[m][i] = result.indices
+                chance_audio = generator.render_indices(chance_indices[i : i + 1])[0]
+                chance_metrics = compare_audio(target, chance_audio, sample_rate=rate)
+                chance_d = distance.distance(distance.target(target), chance_audio[None, :])[0]
+                _append(per[CHANCE_ROW], {**chance_metrics, DISTANCE_KEY: float(chance_d)})
+    finally:
+        generator.close()
+    record = MatchingRecord(
+        n_examples=n,
+        max_renders=max_renders,
+        time_limit_s=time_limit_s,
+        seed=int(seed),
+        methods={m: summarize({k: np.asarray(v) for k, v in per[m].items()}) for m in per},
+        renders_mean={m: float(np.mean(v)) for m, v in renders.items()},
+        seconds_mean={m: float(np.mean(v)) for m, v in seconds.items()},
+    )
+    return record, Matches(example_indices=chosen.example_indices.copy(), indices=found)
+
+
+def _append(into: dict[str, list[float]], values: dict[str, float]) -> None:
+    for key, value in values.items():
+        into.setdefault(key, []).append(float(value))
+
+
+def _heading(key: str) -> str:
+    return "MR dist (dB)" if key == DISTANCE_KEY else metric_heading(key)
+
+
+def format_matching_table(record: MatchingRecord, *, split: str | None = None) -> str:
+    """Table 4 with one row per method: mean and median of each metric, and the cost."""
+    first = next(iter(record.methods.values()))
+    keys = [k for k in (*METRICS, DISTANCE_KEY) if k in first]
+    heads = [_heading(k) for k in keys]
+    widths = [max(len(h), 8) for h in heads]
+    sounds = f"{split} sounds" if split not in (None, "?") else "sounds"
+    budget = ", ".join(
+        part
+        for part in (
+            f"{record.max_renders} renders" if record.max_renders else "",
+            f"{record.time_limit_s:g} s" if record.time_limit_s else "",
+        )
+        if part
+    )
+    lines = [
+        f"Matching {record.n_examples} {sounds}, at most {budget} per sound "
+        "(rho: higher is better; others: lower is better)"
+    ]
+    label_width = max(len(f"{label} median") for label in record.methods) + 1
+    lines.append(
+        " " * label_width
+        + "".join(f"{h:>{w + 2}}" for h, w in zip(heads, widths, strict=True))
+        + "  renders  seconds"
+    )
+    for label, block in record.methods.items():
+        for field_name in ("mean", "median"):
+            cost = ""
+            if field_name == "mean" and label in record.renders_mean:
+                cost = f"{record.renders_mean[label]:>9.0f}{record.seconds_mean[label]:>9.2f}"
+            lines.append(
+                f"{label + ' ' + field_name:<{label_width}}"
+                + "".join(
+                    f"{_cell(block.get(k), field_name, k):>{w + 2}}"
+                    for k, w in zip(keys, widths, strict=True)
+                )
+                + cost
+            )
+    return "\n".join(lines)
+
+
+def _cell(stats: MetricSummary | None, field: str, key: str) -> str:
+    return format_metric(key, None if stats is None else stats.stat(field))
