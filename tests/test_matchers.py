@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generators.dataset import open_dataset
 from generators.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.generator import DatasetCreator
@@ -173,8 +174,6 @@ def test_lookup_returns_the_examples_own_row_and_keeps_its_index(tmp_path: Path)
     path = make_dataset(tmp_path / "s_data.hdf5", gen)
     lookup = DatasetLookup.open(path, generator=gen)
     assert lookup.built and lookup.path.is_file()
-    from generators.dataset import open_dataset
-
     with open_dataset(path) as ds:
         audio, labels = ds.read(np.arange(ds.n_examples))
     # An example whose patch no other example shares.
