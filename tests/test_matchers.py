@@ -257,6 +257,8 @@ def test_time_budget_is_kept() -> None:
     # Only a batch started before the limit may end after it: slack for a loaded machine.
     assert result.seconds < 2 * 0.4
     assert result.renders > 8  # the first timed batch, then as many as fit
+    spent = matcher.match(target, time_limit_s=1e-9)  # over before it starts
+    assert spent.renders == 1 and spent.audio.shape == target.shape
 
 
 def test_hybrid_is_never_worse_than_the_network_and_finds_the_sound_near_its_guess() -> None:
