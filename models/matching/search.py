@@ -57,9 +57,11 @@ from generators.parameters import ParameterSet
 from models.matching.distance import MultiResolutionDistance, Target
 
 __all__ = [
+    "SAME_SOUND_DB",
     "Objective",
     "Render",
     "SearchResult",
+    "check_budget",
     "coordinate_descent",
     "neighbourhood_descent",
     "pair_moves",
