@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generators.dataset import open_dataset
 from generators.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
@@ -173,8 +174,6 @@ def test_lookup_returns_the_examples_own_row_and_keeps_its_index(tmp_path: Path)
     path = make_dataset(tmp_path / "s_data.hdf5", gen)
     lookup = DatasetLookup.open(path, generator=gen)
     assert lookup.built and lookup.path.is_file()
-    from generators.dataset import open_dataset
-
     with open_dataset(path) as ds:
         audio, labels = ds.read(np.arange(ds.n_examples))
     # An example whose patch no other example shares.
@@ -258,6 +257,8 @@ def test_time_budget_is_kept() -> None:
     # Only a batch started before the limit may end after it: slack for a loaded machine.
     assert result.seconds < 2 * 0.4
     assert result.renders > 8  # the first timed batch, then as many as fit
+    spent = matcher.match(target, time_limit_s=1e-9)  # over before it starts
+    assert spent.renders == 1 and spent.audio.shape == target.shape
 
 
 def test_hybrid_is_never_worse_than_the_network_and_finds_the_sound_near_its_guess() -> None:

@@ -57,9 +57,11 @@ from generators.parameters import ParameterSet
 from models.matching.distance import MultiResolutionDistance, Target
 
 __all__ = [
+    "SAME_SOUND_DB",
     "Objective",
     "Render",
     "SearchResult",
+    "check_budget",
     "coordinate_descent",
     "neighbourhood_descent",
     "pair_moves",
@@ -134,7 +136,8 @@ class Objective:
         if self.time_limit_s is not None:
             time_left = self.time_limit_s - self.seconds
             if time_left <= 0:
-                return 0
+                # Whatever the clock, one sound is heard: a search always has an answer.
+                return int(min(left, 1)) if self.renders == 0 else 0
             if self._seconds_per_render is None:
                 left = min(left, _FIRST_BATCH)
             else:
@@ -197,8 +200,8 @@ class Objective:
         per = seconds / n
         if self._seconds_per_render is None:
             self._seconds_per_render = per
-        else:  # a slow start (first calls compile) must not starve the rest
-            self._seconds_per_render = 0.7 * self._seconds_per_render + 0.3 * per
+        else:  # smoothed, but a slower batch counts at once: overrunning is worse
+            self._seconds_per_render = max(per, 0.7 * self._seconds_per_render + 0.3 * per)
 
 
 def check_budget(*, max_renders: int | None, time_limit_s: float | None) -> None:
