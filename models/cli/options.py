@@ -17,7 +17,7 @@ def add_workers_argument(parser: argparse.ArgumentParser | argparse._ArgumentGro
         "--workers",
         type=positive_int,
         default=env_default("WORKERS", min(2, os.cpu_count() or 1), positive_int),
-        help="rendering processes of the resynthesis",
+        help="rendering processes (the resynthesis metrics; the training examples of --stream)",
     )
 
 
