@@ -64,6 +64,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "threads_1_1": {"intra_op": 1, "inter_op": 1},
     "bf16": {"bfloat16": True},
     "M1": {"model": "M1"},  # ours (models.common.own_models), not the paper's network
+    "M1_b32": {"model": "M1", "batch_size": 32, "learning_rate": "scaled"},
     "M1_b64": {"model": "M1", "batch_size": 64, "learning_rate": "scaled"},
 }
 

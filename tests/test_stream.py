@@ -147,3 +147,15 @@ def test_a_resumed_stream_run_continues_the_stream(
     assert run["settings"]["examples_per_epoch"] == 20
     state = json.loads((tmp_path / "s" / "state.json").read_text())
     assert state["epochs_done"] == 3
+
+
+def test_stream_options_are_checked() -> None:
+    from models.common.training import TrainConfig
+
+    with pytest.raises(InverSynthError, match="needs --stream"):
+        TrainConfig(model="C1", dataset=["x"], examples_per_epoch=100).validate()
+    with pytest.raises(InverSynthError, match="less than one batch"):
+        TrainConfig(model="C1", dataset=["x"], stream=True, examples_per_epoch=8).validate()
+    config = TrainConfig(model="C1", dataset=["x"], stream=True)
+    config.validate()
+    assert config.examples_per_epoch == 10_000

@@ -86,8 +86,7 @@ E2E_FRONT_END: tuple[tuple[int, int, int], ...] = (
 # Ours (models.common.own_models): 64 x 128 log-mel input, conv -> batch norm -> ReLU;
 # a stride-1 row that keeps the width is a residual block of two convolutions.
 _M1 = (
-    C(32, 3, 3, 2, 2),  # 32 x 64
-    C(48, 3, 3, 2, 2),  # 16 x 32
+    C(48, 4, 4, 4, 4),  # 16 x 32: a patch stem (48 filters for 16 inputs, nothing lost)
     C(96, 3, 3, 2, 2),  # 8 x 16
     C(128, 3, 3, 2, 2),  # 4 x 8
     C(128, 3, 3, 1, 1),  # 4 x 8, residual
@@ -107,7 +106,7 @@ class ModelSpec:
 
     @property
     def end_to_end(self) -> bool:
-        return self.front_end != "stft"
+        return self.front_end.startswith("e2e")
 
 
 MODELS: dict[str, ModelSpec] = {
