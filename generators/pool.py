@@ -7,21 +7,21 @@ never meet in one process), and each builds its synth once, from the synth's
 registry name and ``config()``.
 
 Workers die with the process that started them, however it ends (``kill
--9`` included): on Linux the kernel kills them (``PR_SET_PDEATHSIG``), and
-everywhere a watchdog thread ends a worker whose parent is gone. An orphaned
-worker would otherwise hold its memory (a few hundred MB) forever.
+-9`` included): a watchdog thread ends a worker whose parent is gone, within
+a second. An orphaned worker would otherwise hold its memory (a few hundred
+MB) forever. (Not ``PR_SET_PDEATHSIG``: it fires when the *thread* that
+started the worker ends, and the training stream starts its workers from a
+``tf.data`` thread that ends between epochs.)
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import itertools
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -38,7 +38,6 @@ R = TypeVar("R")
 
 JOBS_PER_WORKER = 2  # jobs in flight per worker: one running, one queued behind it
 _WATCHDOG_INTERVAL_S = 1.0
-_PR_SET_PDEATHSIG = 1
 
 # State of a worker process, set once by its initializer.
 _worker_synth: SoundGenerator | None = None
@@ -47,10 +46,7 @@ _worker_task: Callable[[SoundGenerator, Any], Any] | None = None
 
 def _die_with_parent(parent_pid: int) -> None:
     """End this process when ``parent_pid`` ends (see the module docstring)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog remains
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before the request above
+    if os.getppid() != parent_pid:  # the parent died before this worker started
         os._exit(1)
 
     def watch() -> None:

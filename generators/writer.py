@@ -54,7 +54,7 @@ from generators.schema import (
 from generators.synth import SoundGenerator
 from generators.validate import check_int
 
-__all__ = ["DatasetCreator", "create_dataset_from_args"]
+__all__ = ["Chunk", "DatasetCreator", "Rendered", "create_dataset_from_args", "render_chunk"]
 
 _FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
 _STARTUP_NOTE_S = 5.0  # no example after this long: say why the start is slow
@@ -80,7 +80,7 @@ _OPTION_OF = {
 }
 
 
-class _Rendered(NamedTuple):
+class Rendered(NamedTuple):
     """A rendered chunk, as sent back from a worker."""
 
     chunk_id: int
@@ -92,7 +92,7 @@ class _Rendered(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Chunk:
+class Chunk:
     """A unit of work: dataset rows ``[row, row + n)``, global examples ``[start, start + n)``."""
 
     chunk_id: int
@@ -101,15 +101,19 @@ class _Chunk:
     n: int
 
 
-def _render_chunk(
+def render_chunk(
     generator: SoundGenerator,
-    chunk: _Chunk,
+    chunk: Chunk,
     *,
     seed: int,
-    wav_directory: str | None,
-    wav_prefix: str,
-) -> _Rendered:
-    """Sample and render one chunk; optionally write its WAV files (not those of failed examples)."""
+    wav_directory: str | None = None,
+    wav_prefix: str = "example",
+) -> Rendered:
+    """Sample and render one chunk; optionally write its WAV files (not those of failed examples).
+
+    The examples depend only on ``(seed, chunk.start + i)``: the dataset writer
+    and the training stream (:mod:`models.common.stream`) render with this.
+    """
     indices, audio, failed = generator.render_examples(
         seed=seed, start=chunk.start, n_examples=chunk.n
     )
@@ -126,7 +130,7 @@ def _render_chunk(
     peaks = np.max(np.abs(audio), axis=1)  # [n]
     n_silent = int(np.sum(~(peaks >= SILENCE_PEAK) & ~failed))  # NaN peaks count as silent
     labels = indices.astype(LABEL_DTYPE)
-    return _Rendered(chunk.chunk_id, labels, values, audio, failed, n_silent)
+    return Rendered(chunk.chunk_id, labels, values, audio, failed, n_silent)
 
 
 class _ChunkSink:
@@ -137,7 +141,7 @@ class _ChunkSink:
     Marks are recorded at most every ``_FLUSH_INTERVAL_S``, and by :meth:`record`.
     """
 
-    def __init__(self, f: h5py.File, chunks: list[_Chunk], bar: tqdm) -> None:
+    def __init__(self, f: h5py.File, chunks: list[Chunk], bar: tqdm) -> None:
         self.f = f
         # Opened once and held: a dataset object writes its data out when it is closed,
         # so short-lived ones would write outside the flushes that order rows and marks.
@@ -153,7 +157,7 @@ class _ChunkSink:
         self.unmarked: list[int] = []  # chunks whose rows are written but not yet marked done
         self.last_flush = time.monotonic()
 
-    def write(self, result: _Rendered) -> None:
+    def write(self, result: Rendered) -> None:
         chunk = self.by_id[result.chunk_id]
         rows = slice(chunk.row, chunk.row + chunk.n)
         self.audio[rows] = result.audio
@@ -288,9 +292,9 @@ class DatasetCreator:
     def partial_path(self) -> Path:
         return partial_path(self.path)
 
-    def _chunks(self) -> list[_Chunk]:
+    def _chunks(self) -> list[Chunk]:
         return [
-            _Chunk(
+            Chunk(
                 chunk_id=i,
                 row=row,
                 start=self.start + row,
@@ -577,11 +581,11 @@ class DatasetCreator:
             sink.record()
             f.flush()
 
-    def _render(self, todo: list[_Chunk]) -> Generator[_Rendered, None, None]:
+    def _render(self, todo: list[Chunk]) -> Generator[Rendered, None, None]:
         """The rendered chunks, in this process or in worker processes."""
         wav_dir = str(self.wav_directory) if self.wav_directory is not None else None
         task = functools.partial(
-            _render_chunk, seed=self.seed, wav_directory=wav_dir, wav_prefix=self.wav_prefix
+            render_chunk, seed=self.seed, wav_directory=wav_dir, wav_prefix=self.wav_prefix
         )
         if self.workers == 1 or len(todo) <= 1:
             return (task(self.generator, chunk) for chunk in todo)

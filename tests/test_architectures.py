@@ -9,7 +9,7 @@ import pytest
 
 from generators.errors import InverSynthError
 from models.common.architectures import build_model, count_trainable
-from models.common.model_table import MODELS
+from models.common.model_table import MODELS, PAPER_MODELS
 from models.common.stft import n_frames
 
 N_LEVELS = [16] * 23  # the paper's FM synth: 23 parameters x 16 classes = 368 outputs
@@ -35,7 +35,8 @@ def audio() -> np.ndarray:
 
 
 def test_every_model_is_in_the_table() -> None:
-    assert set(MODELS) == set(PAPER_COUNTS)
+    assert set(PAPER_MODELS) == set(PAPER_COUNTS)
+    assert set(MODELS) - set(PAPER_MODELS) == {"M1"}  # ours (tests/test_own_models.py)
 
 
 @pytest.mark.parametrize("name", list(PAPER_COUNTS))

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from generators.cli import (
     env_default,
@@ -41,6 +41,7 @@ from generators.cli import (
 )
 from generators.errors import InverSynthError
 from generators.options import (
+    add_bool_argument,
     add_max_examples_argument,
     add_no_progress_argument,
     add_output_dir_argument,
@@ -51,6 +52,19 @@ from generators.schema import dataset_path
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
+
+
+def _learning_rate(text: str) -> float | str:
+    from models.common.speed import LEARNING_RATE_RULES
+
+    if text in LEARNING_RATE_RULES:
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 or one of {list(LEARNING_RATE_RULES)}, got {text!r}"
+        ) from None
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -150,9 +164,30 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--learning_rate",
-        type=positive_float,
-        default=env_default("LEARNING_RATE", 1e-3, positive_float),
-        help="Adam's learning rate, in (0, 1]",
+        type=_learning_rate,
+        default=env_default("LEARNING_RATE", cast(float | str, 1e-3), _learning_rate),
+        help="Adam's learning rate, or 'scaled': the paper's 1e-3 at batch 16 times "
+        "sqrt(batch_size / 16) ('linear': times batch_size / 16); run.json records the number",
+    )
+    add_bool_argument(
+        t,
+        "jit_compile",
+        env="JIT_COMPILE",
+        help="compile the training step with XLA (slower than the default oneDNN kernels "
+        "on AVX2 CPUs; see benchmarks/train_speed.py --settings)",
+    )
+    add_bool_argument(
+        t,
+        "stream",
+        env="STREAM",
+        help="train on examples rendered on the fly by --workers processes, continuing the "
+        "dataset's seed past its last example; validation and test stay the dataset's",
+    )
+    t.add_argument(
+        "--examples_per_epoch",
+        type=positive_int,
+        default=env_default("EXAMPLES_PER_EPOCH", None, positive_int),
+        help="--stream: new examples per epoch, rounded down to whole batches (10000)",
     )
     t.add_argument(
         "--patience",
@@ -210,7 +245,9 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="evaluate the parameters only: no resynthesis metrics, no listening report",
     )
-    add_workers_argument(o, help="rendering processes of the resynthesis")
+    add_workers_argument(
+        o, help="rendering processes (the resynthesis metrics; the examples of --stream)"
+    )
     add_no_progress_argument(o, help="one line per epoch instead of a progress bar")
 
 
@@ -281,6 +318,7 @@ def dataset_source(args: argparse.Namespace) -> str:
 
 
 def _train_config(args: argparse.Namespace, source: str) -> Any:
+    from models.common.speed import resolve_learning_rate
     from models.common.training import TrainConfig
 
     return TrainConfig(
@@ -290,7 +328,7 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
         run_name=args.run_name,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
+        learning_rate=resolve_learning_rate(args.learning_rate, batch_size=args.batch_size),
         head=args.head,
         label_sigma=args.label_sigma,
         data_format=args.data_format,
@@ -302,6 +340,10 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
         tensorboard=args.tensorboard,
         time_limit_s=args.time_limit_s,
         verbose=2 if args.no_progress else 1,
+        jit_compile=args.jit_compile,
+        stream=args.stream,
+        examples_per_epoch=args.examples_per_epoch,
+        workers=args.workers,
     )
 
 

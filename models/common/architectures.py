@@ -49,6 +49,7 @@ from models.common.model_table import (
     ConvSpec,
     check_model_input,
 )
+from models.common.own_models import own_conv_stack, own_front_end
 from models.common.spectrogram import log_stft_layers
 
 __all__ = [
@@ -272,13 +273,15 @@ def build_model(
     n_samples: int = 16384,
     head: str = "sigmoid",
     data_format: str = "channels_last",
+    sample_rate: int = 16384,
 ) -> keras.Model:
     """Build one of the models of ``model_table.MODELS`` (uncompiled).
 
     Parameters
     ----------
     name : str
-        A key of ``model_table.MODELS`` (``"C1"`` ... ``"C6XL"``, ``"CE2E"``, ``"CE2E_2D"``).
+        A key of ``model_table.MODELS`` (``"C1"`` ... ``"C6XL"``, ``"CE2E"``, ``"CE2E_2D"``;
+        ours: ``"M1"``).
     n_levels : sequence of int
         Levels of each parameter, in the parameter set's order
         (``ParameterSet.n_levels``); the model has ``sum(n_levels)`` outputs.
@@ -288,6 +291,8 @@ def build_model(
     head : {"sigmoid", "softmax"}
     data_format : {"channels_last", "channels_first"}
         Layout of the 2D feature maps; channels_first is faster on some GPUs.
+    sample_rate : int
+        Hz; places the mel bands of our models (``M1``), unused by the paper's.
 
     Returns
     -------
@@ -307,14 +312,21 @@ def build_model(
     audio = keras.Input(
         shape=(int(n_samples),), dtype="float32", name="audio"
     )  # [batch, n_samples]
-    if spec.front_end == "stft":
+    if spec.front_end == "logmel":
         x = audio
-        for layer in log_stft_layers(data_format=data_format):
+        for layer in log_stft_layers(data_format=data_format)[:-1]:  # up to the magnitude
             x = layer(x)
+        x = own_front_end(x, sample_rate=int(sample_rate), data_format=data_format)
+        x = own_conv_stack(x, spec, data_format=data_format)
     else:
-        x = _e2e_front_end(audio, two_d=spec.front_end == "e2e_2d", data_format=data_format)
-    for i, conv in enumerate(spec.conv_layers):
-        x = _conv2d(conv, data_format, name=f"conv{i + 1}")(x)
+        if spec.front_end == "stft":
+            x = audio
+            for layer in log_stft_layers(data_format=data_format):
+                x = layer(x)
+        else:
+            x = _e2e_front_end(audio, two_d=spec.front_end == "e2e_2d", data_format=data_format)
+        for i, conv in enumerate(spec.conv_layers):
+            x = _conv2d(conv, data_format, name=f"conv{i + 1}")(x)
     x = layers.Flatten(data_format=data_format, name="flatten")(x)
     x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)
     n_outputs = sum(levels)

@@ -28,7 +28,7 @@ def get_strategy() -> Any:
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
@@ -51,3 +51,28 @@ def is_chief() -> bool:
         raise InverSynthError(f"TF_CONFIG is not valid JSON: {text[:200]!r}") from None
     has_chief = "chief" in config.get("cluster", {})
     return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
+def _multi_worker_strategy() -> Any:
+    """MultiWorkerMirroredStrategy whose ``reduce`` takes what Keras's ``fit`` gives it.
+
+    Keras 3 passes the multi-worker strategy two things the stock one refuses:
+    its first batch, an ``(audio, labels)`` pair of per-replica values, to
+    build the model (MirroredStrategy takes pairs); and every step's scalar
+    logs with ``axis=0``. Here a nest is reduced value by value, and a scalar
+    across replicas only.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op: Any, value: Any, axis: Any) -> Any:
+            parent = super().reduce
+
+            def one(v: Any) -> Any:
+                local = self.experimental_local_results(v)[0]
+                scalar = tf.convert_to_tensor(local).shape.rank == 0
+                return parent(reduce_op, v, None if scalar else axis)
+
+            return tf.nest.map_structure(one, value)
+
+    return MultiWorkerStrategy()

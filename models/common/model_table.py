@@ -1,4 +1,7 @@
-"""The paper's model table, with no TensorFlow needed: names, front ends, layers.
+"""The model table, with no TensorFlow needed: names, front ends, layers.
+
+The paper's nine models, exactly, and ours beside them (``M1``,
+:mod:`models.common.own_models`).
 
 :mod:`models.common.architectures` builds the networks from it; command-line
 tools read it to validate options without starting TensorFlow.
@@ -20,6 +23,7 @@ __all__ = [
     "E2E_MODELS",
     "HEADS",
     "MODELS",
+    "PAPER_MODELS",
     "SPECTROGRAM_MODELS",
     "ConvSpec",
     "ModelSpec",
@@ -86,6 +90,16 @@ E2E_FRONT_END: tuple[tuple[int, int, int], ...] = (
     (257, 8, 4),
 )
 
+# Ours (models.common.own_models): 64 x 128 log-mel input, conv -> batch norm -> ReLU;
+# a stride-1 row that keeps the width is a residual block of two convolutions.
+_M1 = (
+    C(48, 4, 4, 4, 4),  # 16 x 32: a patch stem (48 filters for 16 inputs, nothing lost)
+    C(96, 3, 3, 2, 2),  # 8 x 16
+    C(128, 3, 3, 2, 2),  # 4 x 8
+    C(128, 3, 3, 1, 1),  # 4 x 8, residual
+    C(256, 3, 3, 2, 2),  # 2 x 4
+)
+
 DENSE_UNITS = 512
 
 
@@ -94,19 +108,21 @@ class ModelSpec:
     """One row of the model table: the front end and the conv layers after it."""
 
     name: str
-    front_end: str  # "stft" | "e2e_1d" | "e2e_2d"
+    front_end: str  # "stft" | "e2e_1d" | "e2e_2d" | "logmel" (ours)
     conv_layers: tuple[ConvSpec, ...]
 
     @property
     def end_to_end(self) -> bool:
-        return self.front_end != "stft"
+        return self.front_end.startswith("e2e")
 
 
 MODELS: dict[str, ModelSpec] = {
     **{name: ModelSpec(name, "stft", convs) for name, convs in CONV_LAYERS.items()},
     "CE2E": ModelSpec("CE2E", "e2e_1d", _C6),
     "CE2E_2D": ModelSpec("CE2E_2D", "e2e_2d", _C6),
+    "M1": ModelSpec("M1", "logmel", _M1),
 }
+PAPER_MODELS = tuple(name for name, spec in MODELS.items() if spec.front_end != "logmel")
 SPECTROGRAM_MODELS = tuple(name for name, spec in MODELS.items() if not spec.end_to_end)
 E2E_MODELS = tuple(name for name, spec in MODELS.items() if spec.end_to_end)
 

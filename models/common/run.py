@@ -342,6 +342,7 @@ def runnable_model(model: Any, info: RunInfo) -> Any:
         n_samples=info.n_samples,
         head=info.head,
         data_format="channels_last",
+        sample_rate=info.sample_rate,
     )
     copy.set_weights(model.get_weights())
     return copy

@@ -22,12 +22,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,10 @@ class TrainConfig:
     tensorboard: bool = False
     time_limit_s: float | None = None  # stop before an epoch that would end after this
     verbose: int = 1  # Keras: 1 progress bar, 2 one line per epoch, 0 silent
+    jit_compile: bool = False  # XLA (models.common.speed; slower than oneDNN on AVX2 CPUs)
+    stream: bool = False  # train on examples rendered on the fly (models.common.stream)
+    examples_per_epoch: int | None = None  # --stream: default DEFAULT_EXAMPLES_PER_EPOCH
+    workers: int = 1  # --stream: rendering processes
 
     def validate(self) -> None:
         from models.common.model_table import DATA_FORMATS, HEADS, MODELS
@@ -120,15 +126,34 @@ class TrainConfig:
                 self.time_limit_s, "--time_limit_s", low=0.0, low_inclusive=False, unit="s"
             )
         self.seed = check_int(self.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
+        _validate_stream(self)
         self.split = parse_split(self.split)
 
     def settings(self) -> dict[str, Any]:
         """The settings recorded in run.json (paths excluded: they are recorded separately)."""
         out = asdict(self)
-        for key in ("dataset", "output_dir", "run_name", "resume", "verbose", "time_limit_s"):
+        for key in ("dataset", "output_dir", "run_name", "resume", "verbose", "time_limit_s",
+                    "workers", "jit_compile"):  # fmt: skip
             out.pop(key)
         out["split"] = list(self.split)
         return out
+
+
+def _validate_stream(config: TrainConfig) -> None:
+    from models.common.stream import DEFAULT_EXAMPLES_PER_EPOCH
+
+    if config.examples_per_epoch is not None and not config.stream:
+        raise InverSynthError("--examples_per_epoch needs --stream")
+    if config.stream:
+        if config.examples_per_epoch is None:
+            config.examples_per_epoch = DEFAULT_EXAMPLES_PER_EPOCH
+        if config.examples_per_epoch < config.batch_size:
+            raise InverSynthError(
+                f"--examples_per_epoch {config.examples_per_epoch} is less than one batch "
+                f"of {config.batch_size}"
+            )
+        if int(config.workers) != config.workers or config.workers <= 0:
+            raise InverSynthError(f"--workers must be a positive integer, got {config.workers!r}")
 
 
 @dataclass
@@ -339,6 +364,8 @@ FIXED_ON_RESUME = (
     "seed",
     "split",
     "max_examples",
+    "stream",
+    "examples_per_epoch",
 )
 
 
@@ -365,6 +392,10 @@ def _resume_config(config: TrainConfig, info: RunInfo) -> TrainConfig:
         tensorboard=config.tensorboard,
         time_limit_s=config.time_limit_s,
         verbose=config.verbose,
+        jit_compile=config.jit_compile,
+        stream=bool(stored.get("stream", False)),
+        examples_per_epoch=stored.get("examples_per_epoch"),
+        workers=config.workers,
     )
     return merged
 
@@ -446,7 +477,8 @@ def _train_in(
     config: TrainConfig, dataset: SynthDataset, run_dir: Path, explicit: set[str], *, tf: Any
 ) -> Path:
     """Start or resume the run in ``run_dir`` (locked by the caller when it writes)."""
-    existing = (run_dir / RUN_FILE).is_file()
+    # A non-chief worker starting a new run may find the chief's run.json already written.
+    existing = (run_dir / RUN_FILE).is_file() and (config.resume or is_chief())
     if existing and not config.resume:
         raise InverSynthError(
             f"run folder {str(run_dir)!r} already exists; pass --resume to continue it "
@@ -467,10 +499,20 @@ def _train_in(
             head=config.head,
             data_format=config.data_format,
             split=Split(config.split, n_used),
-            settings=config.settings(),
+            settings=_run_settings(config, dataset),
         )
         state = TrainState()
     return _fit(config, info, state, dataset, run_dir, resuming=existing, tf=tf)
+
+
+def _run_settings(config: TrainConfig, dataset: SynthDataset) -> dict[str, Any]:
+    """``config.settings()``, plus where a stream run's training examples start."""
+    from models.common.stream import stream_first_index
+
+    settings = config.settings()
+    if config.stream:
+        settings["stream_first_index"] = stream_first_index(dataset)
+    return settings
 
 
 def _checked_resume_config(
@@ -527,7 +569,9 @@ def _model_to_train(
     from models.common.architectures import build_model
 
     # TensorFlow's CPU kernels only do channels_last convolutions; XLA does both.
-    jit = config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    jit = config.jit_compile or (
+        config.data_format == "channels_first" and not tf.config.list_logical_devices("GPU")
+    )
     if jit:
         warm_up_xla()
     latest = run_dir / LATEST_MODEL
@@ -542,6 +586,7 @@ def _model_to_train(
         n_samples=info.n_samples,
         head=config.head,
         data_format=config.data_format,
+        sample_rate=info.sample_rate,
     )
     compile_model(
         model,
@@ -570,9 +615,18 @@ def _print_outcome(state: TrainState, run_dir: Path, *, timed_out: bool) -> None
 
 def _input_pipelines(
     strategy: Any, dataset: SynthDataset, info: RunInfo, config: TrainConfig, clock: EpochClock
-) -> tuple[Any, Any]:
-    """The training data (shuffled by epoch) and the validation data, under ``strategy``."""
+) -> tuple[Any, Any, Any]:
+    """The training data (shuffled by epoch, or streamed), the validation data, and a closer."""
     common = {"dataset": dataset, "batch_size": config.batch_size}
+    val_data = distribute(
+        strategy,
+        make_dataset,
+        indices=usable_indices(dataset, info.split.indices("validation")),
+        **common,
+    )
+    if config.stream:
+        stream = _stream_input(dataset, info, config)
+        return distribute(strategy, stream.build, clock=clock), val_data, stream.close
     train_data = distribute(
         strategy,
         make_dataset,
@@ -582,13 +636,22 @@ def _input_pipelines(
         clock=clock,
         **common,
     )
-    val_data = distribute(
-        strategy,
-        make_dataset,
-        indices=usable_indices(dataset, info.split.indices("validation")),
-        **common,
+    return train_data, val_data, lambda: None
+
+
+def _stream_input(dataset: SynthDataset, info: RunInfo, config: TrainConfig) -> Any:
+    from models.common.stream import StreamInput, StreamSpec
+
+    spec = StreamSpec(
+        generator_name=info.generator_name,
+        generator_config=dict(info.generator_config),
+        seed=int(info.dataset_identity["seed"]),
+        first_index=int(info.settings["stream_first_index"]),
+        batch_size=config.batch_size,
+        steps_per_epoch=int(config.examples_per_epoch or 0) // config.batch_size,
+        workers=config.workers,
     )
-    return train_data, val_data
+    return StreamInput(spec, parameter_set=info.parameter_set, n_samples=info.n_samples)
 
 
 def _callbacks(
@@ -603,6 +666,14 @@ def _callbacks(
     if config.tensorboard and write:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     return checkpoint, callbacks
+
+
+@contextlib.contextmanager
+def _closing(close: Callable[[], None]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        close()
 
 
 def _fit(
@@ -625,17 +696,22 @@ def _fit(
         model, state = _model_to_train(config, info, state, run_dir, resuming=resuming, tf=tf)
 
     clock = EpochClock(state.epochs_done)
-    train_data, val_data = _input_pipelines(strategy, dataset, info, config, clock)
+    train_data, val_data, close_input = _input_pipelines(strategy, dataset, info, config, clock)
     # Only now, with the model built and the data ready, is the run recorded.
     _prepare_run_dir(run_dir, info, state, resuming=resuming, write=write)
     checkpoint, callbacks = _callbacks(config, state, run_dir, clock, write=write)
     if config.verbose:
+        source = (
+            f"{config.examples_per_epoch} new examples per epoch (--stream)"
+            if config.stream
+            else f"{info.split.size('train')} examples"
+        )
         print(
-            f"training {config.model} ({model.count_params():,} weights) on "
-            f"{info.split.size('train')} examples, validating on {info.split.size('validation')}; "
+            f"training {config.model} ({model.count_params():,} weights) on {source}, "
+            f"validating on {info.split.size('validation')}; "
             f"{strategy.num_replicas_in_sync} replica(s); run folder {run_dir}"
         )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _closing(close_input):
         if strategy.num_replicas_in_sync > 1:
             # Keras cannot know the steps of a multi-replica pipeline before its
             # first pass and warns when the pass ends; that end is expected.
