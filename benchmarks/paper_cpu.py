@@ -150,8 +150,8 @@ def main() -> None:
     made = "pre-generated" if pregenerated else f"generated in {generation_s:.0f} s"
     print(f"dataset {data_path}: {made}", flush=True)
 
+    from models.common.checkpoints import TrainState
     from models.common.paper import PAPER_MPR
-    from models.common.training import TrainState
     from models.matching.evaluation import evaluate_run
 
     eval_reserve_s = 90.0

@@ -39,11 +39,11 @@ import numpy as np
 from generators import fm_dsp
 from generators.cli import env_default, make_parser, non_negative_float, run_cli
 from generators.errors import InverSynthError
+from generators.generate import create_dataset_from_args
 from generators.options import add_bool_argument, add_dataset_arguments, n_samples_from_args
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import SoundGenerator
 from generators.validate import check_float
-from generators.writer import create_dataset_from_args
 
 __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 

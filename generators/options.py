@@ -215,7 +215,7 @@ def add_dataset_arguments(
 ) -> None:
     """The options every dataset-making command shares (names as in the first implementation).
 
-    :func:`generators.writer.create_dataset_from_args` runs them.
+    :func:`generators.generate.create_dataset_from_args` runs them.
     """
     g = parser.add_argument_group("dataset")
     examples = bounded_int(1, MAX_EXAMPLES)

@@ -6,15 +6,10 @@ Rendering runs in the worker pool of :mod:`generators.pool`.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import errno
 import functools
 import json
 import os
-import re
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -35,8 +30,6 @@ from generators.options import (
     MAX_EXAMPLES,
     MAX_SEED,
     MAX_WORKERS,
-    cap_workers,
-    parse_shard,
 )
 from generators.pool import map_in_workers
 from generators.schema import (
@@ -48,13 +41,20 @@ from generators.schema import (
     PROGRESS_ARRAY,
     SILENCE_PEAK,
     attr_value,
-    dataset_path,
     partial_path,
+)
+from generators.storage import (
+    close_quietly,
+    create_preallocated,
+    file_in_the_way,
+    format_size,
+    os_reason,
+    reserve,
 )
 from generators.synth import SoundGenerator
 from generators.validate import check_int
 
-__all__ = ["Chunk", "DatasetCreator", "Rendered", "create_dataset_from_args", "render_chunk"]
+__all__ = ["Chunk", "DatasetCreator", "Rendered", "render_chunk"]
 
 _FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
 _STARTUP_NOTE_S = 5.0  # no example after this long: say why the start is slow
@@ -262,8 +262,8 @@ class DatasetCreator:
         if chunk_bytes > _MAX_CHUNK_BYTES:
             fitting = max(1, _MAX_CHUNK_BYTES // (4 * generator.n_samples))
             raise InverSynthError(
-                f"chunk_size {self.chunk_size} makes chunks of {_size(chunk_bytes)} of audio "
-                f"(every worker holds two); at most {_size(_MAX_CHUNK_BYTES)}: a chunk size of "
+                f"chunk_size {self.chunk_size} makes chunks of {format_size(chunk_bytes)} of audio "
+                f"(every worker holds two); at most {format_size(_MAX_CHUNK_BYTES)}: a chunk size of "
                 f"at most {fitting} for examples of {generator.n_samples} samples"
             )
         most = int(generator.parameter_set.n_levels.max())
@@ -322,7 +322,7 @@ class DatasetCreator:
     # ---- the file ----------------------------------------------------------------
     def _prepare_folders(self) -> None:
         for folder in [self.path.parent] + ([self.wav_directory] if self.wav_directory else []):
-            blocker = _file_in_the_way(folder)
+            blocker = file_in_the_way(folder)
             if blocker is not None:
                 raise InverSynthError(
                     f"cannot create folder {str(folder)!r}: {str(blocker)!r} is a file, not a folder"
@@ -364,8 +364,8 @@ class DatasetCreator:
             free = shutil.disk_usage(folder).free
             if n_bytes > free:
                 raise InverSynthError(
-                    f"the dataset needs {_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
-                    f"has {_size(free)} free; make fewer or shorter examples, or split the "
+                    f"the dataset needs {format_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
+                    f"has {format_size(free)} free; make fewer or shorter examples, or split the "
                     "dataset with --shard K/N over several disks"
                 )
 
@@ -380,27 +380,27 @@ class DatasetCreator:
         # file system that cannot hold it (full, or a size limit) fails here.
         size = self._file_bytes(n_rows)
         try:
-            _reserve(self.partial_path, size)
+            reserve(self.partial_path, size)
         except OSError as exc:
             self.partial_path.unlink(missing_ok=True)
             raise InverSynthError(
-                f"cannot create {where} ({_size(size)}): {_reason(exc)}"
+                f"cannot create {where} ({format_size(size)}): {os_reason(exc)}"
             ) from None
         try:
             f = h5py.File(self.partial_path, "w", libver=_LIBVER)
         except OSError as exc:
             self.partial_path.unlink(missing_ok=True)
-            raise InverSynthError(f"cannot create {where}: {_reason(exc)}") from None
+            raise InverSynthError(f"cannot create {where}: {os_reason(exc)}") from None
         try:
             # Early allocation: every chunk's place in the file exists from the
             # start, so writing a chunk later only writes raw data (no index
             # updates), and a run killed between flushes leaves a readable file.
             n_samples = self.generator.n_samples
-            _create_preallocated(f, "audio", (n_rows, n_samples), np.float32, (1, n_samples))
+            create_preallocated(f, "audio", (n_rows, n_samples), np.float32, (1, n_samples))
             rows_per_chunk = max(1, min(n_rows, 4096))
-            _create_preallocated(f, "labels", (n_rows, n_par), LABEL_DTYPE, (rows_per_chunk, n_par))
-            _create_preallocated(f, "values", (n_rows, n_par), np.float32, (rows_per_chunk, n_par))
-            _create_preallocated(f, FAILED_ARRAY, (n_rows,), np.bool_, (min(n_rows, 65536),))
+            create_preallocated(f, "labels", (n_rows, n_par), LABEL_DTYPE, (rows_per_chunk, n_par))
+            create_preallocated(f, "values", (n_rows, n_par), np.float32, (rows_per_chunk, n_par))
+            create_preallocated(f, FAILED_ARRAY, (n_rows,), np.bool_, (min(n_rows, 65536),))
             f.create_dataset(PROGRESS_ARRAY, data=np.zeros(n_chunks, dtype=bool), track_times=False)
             for key, value in self._attrs().items():
                 f.attrs[key] = value
@@ -409,11 +409,11 @@ class DatasetCreator:
             f.attrs["failed_examples"] = 0
             f.attrs["created_by"] = CREATED_BY
             f.flush()
-            _reserve(self.partial_path, f.id.get_filesize())
+            reserve(self.partial_path, f.id.get_filesize())
         except (OSError, RuntimeError) as exc:  # RuntimeError: h5py's failed flush
-            _close_quietly(f)
+            close_quietly(f)
             self.partial_path.unlink(missing_ok=True)  # holds nothing yet
-            raise InverSynthError(f"cannot create {where}: {_reason(exc)}") from None
+            raise InverSynthError(f"cannot create {where}: {os_reason(exc)}") from None
         return f
 
     def _open_for_resume(self) -> h5py.File:
@@ -422,7 +422,7 @@ class DatasetCreator:
         except OSError as exc:
             raise InverSynthError(
                 f"cannot resume from {str(self.partial_path)!r}: it is not a readable HDF5 file "
-                f"({_reason(exc)}); delete it, or run with --overwrite to start again"
+                f"({os_reason(exc)}); delete it, or run with --overwrite to start again"
             ) from None
         difference = _difference(f.attrs, self._attrs())
         missing = [k for k in (FAILED_ARRAY, PROGRESS_ARRAY) if k not in f]
@@ -436,13 +436,13 @@ class DatasetCreator:
             )
         size = f.id.get_filesize()
         try:
-            _reserve(self.partial_path, size)
+            reserve(self.partial_path, size)
         except OSError as exc:
             f.close()
             free = shutil.disk_usage(self.partial_path.parent).free
             raise InverSynthError(
-                f"cannot finish {str(self.partial_path)!r} ({_size(size)}): {_reason(exc)} "
-                f"({_size(free)} free on its disk); make room and run again with --resume"
+                f"cannot finish {str(self.partial_path)!r} ({format_size(size)}): {os_reason(exc)} "
+                f"({format_size(free)} free on its disk); make room and run again with --resume"
             ) from None
         return f
 
@@ -476,7 +476,7 @@ class DatasetCreator:
         except OSError as exc:
             raise InverSynthError(
                 f"--resume: {str(self.path)!r} exists but is not a readable dataset "
-                f"({_reason(exc)}); move it away, or pass --overwrite to replace it"
+                f"({os_reason(exc)}); move it away, or pass --overwrite to replace it"
             ) from None
         if difference is not None:
             raise InverSynthError(
@@ -528,7 +528,7 @@ class DatasetCreator:
                 self.n_silent = int(f.attrs["silent_examples"])
                 self.n_failed = int(f.attrs["failed_examples"])
             except (OSError, RuntimeError) as exc:
-                _close_quietly(f)
+                close_quietly(f)
                 if isinstance(exc, BrokenProcessPool):
                     raise InverSynthError(
                         "a rendering process died (out of memory? killed?); the examples finished "
@@ -537,11 +537,11 @@ class DatasetCreator:
                 if isinstance(exc, RuntimeError) and "errno" not in str(exc):
                     raise  # not a failed write
                 raise InverSynthError(
-                    f"writing {str(self.partial_path)!r} failed: {_reason(exc)}; the examples "
+                    f"writing {str(self.partial_path)!r} failed: {os_reason(exc)}; the examples "
                     "finished so far are kept: make room and run the same command with --resume"
                 ) from None
             except BaseException:
-                _close_quietly(f)
+                close_quietly(f)
                 raise
             f.close()
             os.replace(self.partial_path, self.path)
@@ -607,14 +607,6 @@ def _startup_note(workers: int) -> None:
     )
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """The nearest existing ancestor of ``folder`` (or itself) if it is not a folder."""
-    for candidate in [folder, *folder.parents]:
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
 def _difference(stored: h5py.AttributeManager, wanted: dict[str, Any]) -> str | None:
     """How a file's attributes differ from a run's, naming the option (None if they agree)."""
     for key, value in wanted.items():
@@ -643,122 +635,3 @@ def _json_difference(have: str, want: str) -> str:
                 x, y = json.dumps(a.get(key)), json.dumps(b.get(key))
                 return f"{key}: the file has {x:.80}, this run asks {y:.80}"
     return "the file's and this run's differ"
-
-
-def _reason(exc: Exception) -> str:
-    """A failed write in a few words: the system's name for its errno ("No space left on device")."""
-    code = getattr(exc, "errno", None)
-    if code is None:  # h5py puts the errno in its message text
-        match = re.search(r"errno = (\d+)", str(exc))
-        code = int(match.group(1)) if match else None
-    if code is not None and code in errno.errorcode:
-        return os.strerror(code)
-    text = " ".join(str(exc).split())
-    return text[:200] or type(exc).__name__
-
-
-def _reserve(path: Path, n_bytes: int) -> None:
-    """Allocate the first ``n_bytes`` of ``path`` on disk now (creating it); raises OSError.
-
-    Existing contents stay as they are. A file system that cannot reserve
-    space (it lacks ``fallocate``) is left to fail at write time, as before.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    # A file-size limit (ulimit -f) would kill the process with SIGXFSZ: get EFBIG instead.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if in_main else None
-    try:
-        os.posix_fallocate(fd, 0, max(1, n_bytes))
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-    finally:
-        os.close(fd)
-        if in_main:
-            signal.signal(signal.SIGXFSZ, previous)
-
-
-def _close_quietly(f: h5py.File) -> None:
-    """Close after a failure; a second failure (the disk still full) must not hide the first."""
-    with contextlib.suppress(Exception):
-        f.close()
-
-
-def _size(n_bytes: int) -> str:
-    if n_bytes >= 1e9:
-        return f"{n_bytes / 1e9:,.1f} GB"
-    return f"{n_bytes / 1e6:,.1f} MB"
-
-
-def _create_preallocated(
-    f: h5py.File, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
-) -> None:
-    """A chunked dataset whose storage is allocated at creation and never filled."""
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_chunk(chunks)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-    dcpl.set_obj_track_times(False)  # no time stamps: one seed, one set of bytes
-    space = h5py.h5s.create_simple(shape)
-    tid = h5py.h5t.py_create(np.dtype(dtype))
-    h5py.h5d.create(f.id, name.encode(), tid, space, dcpl=dcpl)
-
-
-def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace) -> Path:
-    """Run a :class:`DatasetCreator` as the dataset options (:mod:`generators.options`) say.
-
-    More ``--workers`` than CPU cores are cut to the core count, with a
-    warning. After the run, a warning says when more than half the examples
-    are silent or some failed; an error (exit code 2) when every one is, since
-    such a dataset trains nothing (the file is kept, complete).
-    """
-    shard = parse_shard(args.shard) if args.shard else None
-    path = dataset_path(args.dataset_directory, args.name, shard)
-    creator = DatasetCreator(
-        generator,
-        path=path,
-        n_examples=args.num_examples,
-        seed=args.seed,
-        workers=cap_workers(args.workers),
-        chunk_size=args.chunk_size,
-        shard=shard or (1, 1),
-        wav_directory=args.wavefile_directory if args.write_wavs else None,
-        wav_prefix=args.name,
-        progress=not args.no_progress,
-    )
-    out = creator.run(resume=args.resume, overwrite=args.overwrite)
-    print(f"dataset: {out}")
-    check_outcome(
-        out, n_examples=creator.n_examples, n_silent=creator.n_silent, n_failed=creator.n_failed
-    )
-    return out
-
-
-def check_outcome(path: Path, *, n_examples: int, n_silent: int, n_failed: int) -> None:
-    """Warn on stderr about silent or failed examples; raise when no example is usable."""
-    if n_failed:
-        print(
-            f"warning: {n_failed:,} of {n_examples:,} examples failed to render (the synth "
-            "crashed or hung on every retry); the file marks them in 'failed' and readers "
-            "leave them out",
-            file=sys.stderr,
-        )
-    if n_failed == n_examples:
-        raise InverSynthError(
-            f"every one of the {n_examples:,} examples failed to render; {str(path)!r} is "
-            "complete but holds no usable example"
-        )
-    if n_silent + n_failed == n_examples:
-        raise InverSynthError(
-            f"every one of the {n_examples:,} examples is silent (peak below {SILENCE_PEAK:g}): "
-            "the synth makes no sound with these settings (an effect plugin? a volume at 0?); "
-            f"{str(path)!r} is complete but trains nothing"
-        )
-    if n_silent > n_examples / 2:
-        print(
-            f"warning: {n_silent:,} of {n_examples:,} examples "
-            f"({100 * n_silent / n_examples:.0f} %) are silent (peak below {SILENCE_PEAK:g}); "
-            "check the synth's settings (for a plugin: python -m generators.vst check, or "
-            "--resample_silent)",
-            file=sys.stderr,
-        )

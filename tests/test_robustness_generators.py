@@ -29,13 +29,14 @@ from generators.dataset import main as describe_main
 from generators.dataset import open_dataset
 from generators.errors import InverSynthError
 from generators.fm_generator import main as fm_main
+from generators.generate import create_dataset_from_args
 from generators.parameters import Parameter
 from generators.schema import dataset_path, lock_path
 from generators.sine_generator import SineGenerator
 from generators.synth import RenderedExamples
 from generators.vst import cli as vst_cli
 from generators.vst.config import load_plugin_config
-from generators.writer import DatasetCreator, create_dataset_from_args
+from generators.writer import DatasetCreator
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLES = 2048

@@ -137,9 +137,9 @@ def test_resume_continues_where_the_run_stopped(data_dir: Path, tmp_path: Path) 
 
 def test_early_stopping_keeps_the_best_model(tmp_path: Path) -> None:
     from models.common.architectures import build_model
-    from models.common.training import TrainState, _callbacks_module
+    from models.common.checkpoints import TrainState, checkpoint_callbacks
 
-    _, RunCheckpoint = _callbacks_module()
+    _, RunCheckpoint = checkpoint_callbacks()
     state = TrainState()
     callback = RunCheckpoint(tmp_path, state, patience=2, write=True)
     model = build_model("C1", n_levels=[2, 2])
@@ -267,9 +267,9 @@ def test_two_logical_cpus_train_with_a_mirrored_strategy(data_dir: Path, tmp_pat
 
 def test_time_limit_stops_before_an_epoch_that_would_overrun(tmp_path: Path) -> None:
     from models.common.architectures import build_model
-    from models.common.training import TrainState, _callbacks_module
+    from models.common.checkpoints import TrainState, checkpoint_callbacks
 
-    _, RunCheckpoint = _callbacks_module()
+    _, RunCheckpoint = checkpoint_callbacks()
     model = build_model("C1", n_levels=[2, 2])
     roomy = RunCheckpoint(tmp_path, TrainState(), patience=0, write=False, time_limit_s=3600.0)
     roomy.set_model(model)

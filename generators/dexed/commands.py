@@ -24,9 +24,9 @@ from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import describe_rows, engine_parameter
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
 from generators.errors import InverSynthError
+from generators.generate import create_dataset_from_args
 from generators.options import add_dataset_arguments, n_samples_from_args
 from generators.schema import SILENCE_PEAK, dataset_path
-from generators.writer import create_dataset_from_args
 
 DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from generators.cli import HelpFormatter, env_default, make_parser, positive_float, positive_int
 from generators.errors import InverSynthError
+from generators.generate import create_dataset_from_args
 from generators.options import (
     add_bool_argument,
     add_dataset_arguments,
@@ -35,7 +36,6 @@ from generators.validate import check_positive_int
 from generators.vst.describe import describe_plugin, format_plugin_table, plugin_config_template
 from generators.vst.hosts import default_retries, default_timeout_s, retries_type, timeout_type
 from generators.vst.synth import VSTGenerator
-from generators.writer import create_dataset_from_args
 
 __all__ = ["check_determinism", "get_parser", "main"]
 

@@ -23,22 +23,21 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
-import os
 import shutil
-import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.validate import check_float, check_int, check_non_negative_int
+from models.common.checkpoints import (
+    TrainState,
+    checkpoint_callbacks,
+    trim_history,
+)
 from models.common.data import (
     EpochClock,
     Split,
@@ -49,19 +48,14 @@ from models.common.data import (
 )
 from models.common.distribution import get_strategy, is_chief
 from models.common.model_table import check_model_input
-from models.common.records import write_json_atomic
 from models.common.run import (
     BEST_MODEL,
-    HISTORY_FILE,
     LATEST_MODEL,
     RUN_FILE,
-    STATE_FILE,
     RunInfo,
     check_dataset,
     load_keras_model,
     lock_run_folder,
-    non_finite_weights,
-    save_model_atomic,
 )
 from models.common.tensorflow_env import import_tensorflow, warm_up_xla
 
@@ -70,7 +64,7 @@ MAX_TRAIN_SEED = 2**32 - 1
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 65_536
 
-__all__ = ["TrainConfig", "TrainState", "get_strategy", "is_chief", "train"]
+__all__ = ["TrainConfig", "get_strategy", "is_chief", "train"]
 
 
 @dataclass
@@ -154,169 +148,6 @@ def _validate_stream(config: TrainConfig) -> None:
             )
         if int(config.workers) != config.workers or config.workers <= 0:
             raise InverSynthError(f"--workers must be a positive integer, got {config.workers!r}")
-
-
-@dataclass
-class TrainState:
-    """Training progress (``state.json``)."""
-
-    epochs_done: int = 0
-    best_epoch: int = 0  # 1-based; 0 = none yet
-    best_val_loss: float | None = None
-    wait: int = 0  # epochs since the best
-    stopped_early: bool = False
-    finished: bool = False
-    history_columns: list[str] = field(default_factory=list)
-
-    def save(self, run_dir: Path) -> None:
-        write_json_atomic(Path(run_dir) / STATE_FILE, asdict(self))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> TrainState:
-        path = Path(run_dir) / STATE_FILE
-        if not path.is_file():
-            return cls()
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise InverSynthError(f"{str(path)!r} is malformed: {exc}") from None
-
-
-# --------------------------------------------------------------------------
-# Callbacks
-# --------------------------------------------------------------------------
-
-
-class _RunCheckpointSteps:
-    """Early stopping on val_loss + best/latest checkpoints + history + state, per epoch.
-
-    The steps of the Keras callback ``RunCheckpoint`` (:func:`_callbacks_module`),
-    which mixes them into ``keras.callbacks.Callback``.
-    """
-
-    model: Any  # set by Keras
-
-    def __init__(
-        self,
-        run_dir: Path,
-        state: TrainState,
-        patience: int,
-        write: bool,
-        time_limit_s: float | None = None,
-    ) -> None:
-        super().__init__()
-        self.run_dir = run_dir
-        self.state = state
-        self.patience = patience
-        self.write = write
-        self.time_limit_s = time_limit_s
-        self.started = time.monotonic()
-        self.epoch_started = self.started
-        self.stopped_for_time = False
-        self.diverged: str | None = None  # what was not finite, when an epoch diverged
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch_started = time.monotonic()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = dict(logs or {})
-        self.diverged = _not_finite(logs, self.model)
-        if self.diverged is not None:
-            # Nothing of this epoch is kept: not its weights, not its history row, not
-            # its progress; the run on disk stays at its last finite epoch.
-            self.model.stop_training = True
-            return
-        self._keep_if_best(epoch, float(logs.get("val_loss", logs.get("loss", float("nan")))))
-        st = self.state
-        if self.write:
-            save_model_atomic(self.model, self.run_dir / LATEST_MODEL)
-            self._append_history(epoch + 1, logs)
-        st.epochs_done = epoch + 1
-        if self.patience > 0 and st.wait >= self.patience:
-            st.stopped_early = True
-            self.model.stop_training = True
-        now = time.monotonic()
-        if self.time_limit_s is not None and (
-            now - self.started + (now - self.epoch_started) > self.time_limit_s
-        ):
-            # Another epoch like this one would overrun the limit; --resume continues.
-            self.stopped_for_time = True
-            self.model.stop_training = True
-        if self.write:
-            st.save(self.run_dir)
-
-    def _keep_if_best(self, epoch: int, value: float) -> None:
-        st = self.state
-        if bool(np.isfinite(value)) and (st.best_val_loss is None or value < st.best_val_loss):
-            st.best_val_loss = value
-            st.best_epoch = epoch + 1
-            st.wait = 0
-            if self.write:
-                save_model_atomic(self.model, self.run_dir / BEST_MODEL)
-        else:
-            st.wait += 1
-
-    def _append_history(self, epoch: int, logs: dict[str, Any]) -> None:
-        path = self.run_dir / HISTORY_FILE
-        if not self.state.history_columns:
-            self.state.history_columns = ["epoch", *sorted(logs)]
-        columns = self.state.history_columns
-        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _not_finite(logs: dict[str, Any], model: Any) -> str | None:
-    """What of an epoch's losses and the model's weights is NaN or infinite, or None."""
-    for key in ("loss", "val_loss"):
-        if key in logs and not np.isfinite(float(logs[key])):
-            return f"{key} {float(logs[key])}"
-    bad = non_finite_weights(model)
-    return f"weights {', '.join(bad[:3])}" if bad else None
-
-
-def _callbacks_module() -> Any:
-    """The Keras callbacks ``(SetEpoch, RunCheckpoint)``, defined when training first needs them."""
-    import keras
-
-    class SetEpoch(keras.callbacks.Callback):
-        """Tell the input pipeline which epoch's shuffle order to produce."""
-
-        def __init__(self, clock: EpochClock) -> None:
-            super().__init__()
-            self.clock = clock
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.clock.epoch = epoch
-
-    class RunCheckpoint(_RunCheckpointSteps, keras.callbacks.Callback):
-        """Early stopping on val_loss + best/latest checkpoints + history + state, per epoch."""
-
-    return SetEpoch, RunCheckpoint
-
-
-def _trim_history(run_dir: Path, epochs_done: int) -> None:
-    """Drop history rows of epochs a killed run logged but never recorded as done."""
-    path = run_dir / HISTORY_FILE
-    if not path.exists():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    kept = [r for r in body if r and int(float(r[0])) <= epochs_done]
-    if len(kept) != len(body):
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
-            csv.writer(fh).writerows([header, *kept])
-        os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------
@@ -556,7 +387,7 @@ def _prepare_run_dir(
     if not resuming:
         info.save(run_dir)
     else:
-        _trim_history(run_dir, state.epochs_done)
+        trim_history(run_dir, state.epochs_done)
 
 
 def _model_to_train(
@@ -660,7 +491,7 @@ def _callbacks(
     """The run's checkpoint callback, and every callback of the fit."""
     import keras
 
-    SetEpoch, RunCheckpoint = _callbacks_module()
+    SetEpoch, RunCheckpoint = checkpoint_callbacks()
     checkpoint = RunCheckpoint(run_dir, state, config.patience, write, config.time_limit_s)
     callbacks: list[Any] = [SetEpoch(clock), checkpoint]
     if config.tensorboard and write:
