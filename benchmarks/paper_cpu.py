@@ -121,12 +121,18 @@ def _print_groups(evaluation: Any, model: str) -> None:
     print(f"{'group':<22}{'MPR':>8}{'top-1 %':>9}")
     for group, m in evaluation.groups.items():
         print(f"{group:<22}{m.mpr:>8.2f}{100 * m.top1:>9.1f}")
-    paper = PAPER_MPR.get(model, float("nan"))
-    print(f"{f'paper (All, {PAPER_EXAMPLES // 1000}k ex.)':<22}{paper:>8.2f}")
+    if model in PAPER_MPR:  # not for our own models
+        print(f"{f'paper (All, {PAPER_EXAMPLES // 1000}k ex.)':<22}{PAPER_MPR[model]:>8.2f}")
     by_name = {p.name: p for p in evaluation.parameters}
     for name, value in PAPER_PARAMETER_MPR.items():
         if name in by_name:
             print(f"  {name}: MPR {by_name[name].mpr:.1f} (paper: about {value})")
+
+
+def _settings(run_dir: Path) -> dict[str, Any]:
+    from models.common.run import RunInfo
+
+    return RunInfo.load(run_dir).settings
 
 
 def _examples_seen(args: argparse.Namespace, run_dir: Path, epochs: int) -> int:
@@ -184,7 +190,7 @@ def main() -> None:
         "epochs_done": state.epochs_done,
         "best_epoch": state.best_epoch,
         "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
+        "learning_rate": float(_settings(run_dir)["learning_rate"]),
         "label_sigma": args.label_sigma,
         "stream": args.stream,
         "examples_seen": _examples_seen(args, run_dir, state.epochs_done),
