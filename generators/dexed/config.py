@@ -53,13 +53,20 @@ step, or a parameter named twice is one line of error that echoes the bad value.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from generators.config_files import (
+    check_keys,
+    check_unique_names,
+    entry_name,
+    is_number,
+    parameter_entries,
+    read_config,
+)
 from generators.dexed.engine import EngineParameter, engine_parameter
 from generators.errors import InverSynthError
 
@@ -100,19 +107,9 @@ class DexedConfig:
     note: dict[str, Any]
 
 
-def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise InverSynthError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-
-
 def _engine_value(p: EngineParameter, value: Any, where: str) -> float:
     """A value in engine units, checked; a continuous one moved to its DX7 step."""
-    if not _is_number(value):
+    if not is_number(value):
         raise InverSynthError(f"{where}: levels are numbers, got {value!r}")
     if p.discrete:
         if not float(value).is_integer():
@@ -130,7 +127,7 @@ def _engine_value(p: EngineParameter, value: Any, where: str) -> float:
 
 def _dx7_value(p: EngineParameter, value: Any, where: str) -> float:
     """A DX7 integer, checked, in engine units."""
-    if not _is_number(value) or not float(value).is_integer():
+    if not is_number(value) or not float(value).is_integer():
         raise InverSynthError(f"{where}: DX7 values are integers, got {value!r}")
     if not 0 <= value <= p.max_value:
         raise InverSynthError(f"{where}: DX7 value {value!r} is outside 0..{p.max_value}")
@@ -168,10 +165,10 @@ def _levels(
 
 
 def _parse_varied(entry: Any, where: str) -> Varied:
-    name = _entry_name(entry, where)
+    name = entry_name(entry, where, what="a Dexed parameter name")
     column, p = engine_parameter(name, where=where)
     where = f"{where} {name!r}"
-    _check_keys(entry, _VARIED_KEYS, where)
+    check_keys(entry, _VARIED_KEYS, where)
     levels, given, spacing = _levels(p, entry, where)
     steps = [p.to_dx7(v) for v in levels]
     for i, step in enumerate(steps):
@@ -187,10 +184,10 @@ def _parse_varied(entry: Any, where: str) -> Varied:
 
 
 def _parse_fixed(entry: Any, where: str) -> Fixed:
-    name = _entry_name(entry, where)
+    name = entry_name(entry, where, what="a Dexed parameter name")
     column, p = engine_parameter(name, where=where)
     where = f"{where} {name!r}"
-    _check_keys(entry, _FIXED_KEYS, where)
+    check_keys(entry, _FIXED_KEYS, where)
     if ("value" in entry) == ("dx7_value" in entry):
         raise InverSynthError(f"{where}: give exactly one of 'value' or 'dx7_value'")
     if "value" in entry:
@@ -198,29 +195,20 @@ def _parse_fixed(entry: Any, where: str) -> Fixed:
     return Fixed(name, column, _dx7_value(p, entry["dx7_value"], where))
 
 
-def _entry_name(entry: Any, where: str) -> str:
-    if not isinstance(entry, dict):
-        raise InverSynthError(f"{where} must be an object, got {entry!r}")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise InverSynthError(f"{where}: 'name' (a Dexed parameter name) is required, got {name!r}")
-    return name
-
-
 def _note(data: dict[str, Any], source: str) -> dict[str, Any]:
     note = data.get("note", {})
     if not isinstance(note, dict):
         raise InverSynthError(f"{source}: 'note' must be an object, got {note!r}")
-    _check_keys(note, _NOTE_KEYS, f"{source}: 'note'")
+    check_keys(note, _NOTE_KEYS, f"{source}: 'note'")
     bounds = {"pitch": (0, 127), "velocity": (1, 127)}
     for key, value in note.items():
         if key in bounds:
             low, high = bounds[key]
-            if not (_is_number(value) and float(value).is_integer() and low <= value <= high):
+            if not (is_number(value) and float(value).is_integer() and low <= value <= high):
                 raise InverSynthError(
                     f"{source}: note.{key} must be an integer in [{low}, {high}], got {value!r}"
                 )
-        elif not (_is_number(value) and value > 0):
+        elif not (is_number(value) and value > 0):
             raise InverSynthError(f"{source}: note.{key} must be a number > 0, got {value!r}")
     return dict(note)
 
@@ -233,34 +221,14 @@ def load_dexed_config(source: dict[str, Any] | str | Path) -> DexedConfig:
     InverSynthError
         One line naming the file, the parameter and the bad value.
     """
-    if isinstance(source, dict):
-        data, label = source, "dexed_config"
-    else:
-        path = Path(source)
-        label = str(path)
-        if not path.is_file():
-            raise InverSynthError(f"Dexed config {label!r} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InverSynthError(f"Dexed config {label!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InverSynthError(f"{label}: a Dexed config is a JSON object, got {data!r:.80}")
-    _check_keys(data, _TOP_KEYS, label)
-    varied_raw = data.get("parameters")
-    if not isinstance(varied_raw, list) or not varied_raw:
-        raise InverSynthError(
-            f"{label}: 'parameters' must list at least one varied parameter, got {varied_raw!r:.80}"
-        )
-    fixed_raw = data.get("fixed_parameters", [])
-    if not isinstance(fixed_raw, list):
-        raise InverSynthError(f"{label}: 'fixed_parameters' must be a list, got {fixed_raw!r:.80}")
+    data, label = read_config(
+        source, kind="Dexed config", dict_label="dexed_config", top_keys=_TOP_KEYS
+    )
+    varied_raw, fixed_raw = parameter_entries(data, label)
     varied = tuple(_parse_varied(e, f"{label}: parameter") for e in varied_raw)
     fixed = tuple(_parse_fixed(e, f"{label}: fixed parameter") for e in fixed_raw)
     names = [p.name for p in varied] + [p.name for p in fixed]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InverSynthError(f"{label}: parameter(s) {repeated} named more than once")
+    check_unique_names(names, label)
     return DexedConfig(
         raw=json.loads(json.dumps(data)),  # a private, JSON-clean copy
         source=label,

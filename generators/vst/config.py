@@ -51,13 +51,20 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from generators.config_files import (
+    check_keys,
+    check_unique_names,
+    entry_name,
+    is_number,
+    parameter_entries,
+    read_config,
+)
 from generators.errors import InverSynthError
 from generators.parameters import MAX_LEVELS
 from generators.validate import check_int
@@ -114,33 +121,14 @@ class PluginConfig:
     render: dict[str, Any]
 
 
-def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise InverSynthError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-
-
 def _entry_id(entry: dict[str, Any], where: str) -> int | None:
     if "id" not in entry:
         return None
     return check_int(entry["id"], f"{where}: 'id'", low=0)
 
 
-def _entry_name(entry: Any, where: str) -> str:
-    if not isinstance(entry, dict):
-        raise InverSynthError(f"{where} must be an object, got {entry!r}")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise InverSynthError(f"{where}: 'name' (the plugin's parameter name) is required")
-    return name
-
-
 def _unit_value(value: Any, where: str) -> float:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
+    if not is_number(value) or not 0.0 <= value <= 1.0:
         raise InverSynthError(
             f"{where}: plugin parameter values are normalized to [0, 1], got {value!r}"
         )
@@ -148,9 +136,9 @@ def _unit_value(value: Any, where: str) -> float:
 
 
 def _parse_varied(entry: Any, where: str) -> VariedEntry:
-    name = _entry_name(entry, where)
+    name = entry_name(entry, where, what="the plugin's parameter name")
     where = f"{where} {name!r}"
-    _check_keys(entry, _VARIED_KEYS, where)
+    check_keys(entry, _VARIED_KEYS, where)
     if ("values" in entry) == ("n_levels" in entry):
         raise InverSynthError(f"{where}: give either 'values' or 'n_levels' (with 'low', 'high')")
     if "values" in entry:
@@ -183,9 +171,9 @@ def _parse_varied(entry: Any, where: str) -> VariedEntry:
 
 
 def _parse_fixed(entry: Any, where: str) -> FixedEntry:
-    name = _entry_name(entry, where)
+    name = entry_name(entry, where, what="the plugin's parameter name")
     where = f"{where} {name!r}"
-    _check_keys(entry, _FIXED_KEYS, where)
+    check_keys(entry, _FIXED_KEYS, where)
     if "value" not in entry:
         raise InverSynthError(f"{where}: 'value' is required")
     return FixedEntry(
@@ -197,9 +185,9 @@ def _section(data: dict[str, Any], key: str, allowed: set[str], source: str) -> 
     section = data.get(key, {})
     if not isinstance(section, dict):
         raise InverSynthError(f"{source}: {key!r} must be an object, got {section!r}")
-    _check_keys(section, allowed, f"{source}: {key!r}")
+    check_keys(section, allowed, f"{source}: {key!r}")
     for k, v in section.items():
-        if not _is_number(v):
+        if not is_number(v):
             raise InverSynthError(f"{source}: {key}.{k} must be a number, got {v!r}")
     return dict(section)
 
@@ -211,37 +199,17 @@ def load_plugin_config(source: dict[str, Any] | str | Path) -> PluginConfig:
     levels (in [0, 1], distinct), unique names. :meth:`VSTGenerator.validate`
     checks the names and indices against the plugin.
     """
-    if isinstance(source, dict):
-        data, label = source, "plugin_config"
-    else:
-        path = Path(source)
-        label = str(path)
-        if not path.is_file():
-            raise InverSynthError(f"plugin config {label!r} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InverSynthError(f"plugin config {label!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InverSynthError(f"{label}: a plugin config is a JSON object, got {data!r:.80}")
-    _check_keys(data, _TOP_KEYS, label)
+    data, label = read_config(
+        source, kind="plugin config", dict_label="plugin_config", top_keys=_TOP_KEYS
+    )
     plugin = data.get("plugin")
     if plugin is not None and (not isinstance(plugin, str) or not plugin):
         raise InverSynthError(f"{label}: 'plugin' must be a path, got {plugin!r}")
-    varied_raw = data.get("parameters")
-    if not isinstance(varied_raw, list) or not varied_raw:
-        raise InverSynthError(
-            f"{label}: 'parameters' must list at least one varied parameter, got {varied_raw!r:.80}"
-        )
-    fixed_raw = data.get("fixed_parameters", [])
-    if not isinstance(fixed_raw, list):
-        raise InverSynthError(f"{label}: 'fixed_parameters' must be a list, got {fixed_raw!r:.80}")
+    varied_raw, fixed_raw = parameter_entries(data, label)
     varied = tuple(_parse_varied(e, f"{label}: parameter") for e in varied_raw)
     fixed = tuple(_parse_fixed(e, f"{label}: fixed parameter") for e in fixed_raw)
     names = [p.name for p in varied] + [p.name for p in fixed]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InverSynthError(f"{label}: parameter(s) {repeated} named more than once")
+    check_unique_names(names, label)
     return PluginConfig(
         raw=json.loads(json.dumps(data)),  # a private, JSON-clean copy
         source=label,
