@@ -23,6 +23,7 @@ from generators.cli import (
     bounded_float,
     bounded_int,
     env_default,
+    positive_float,
     positive_int,
 )
 from generators.errors import InverSynthError
@@ -40,6 +41,7 @@ __all__ = [
     "add_length_argument",
     "add_max_examples_argument",
     "add_no_progress_argument",
+    "add_note_arguments",
     "add_output_dir_argument",
     "add_sample_rate_argument",
     "add_seed_argument",
@@ -279,3 +281,30 @@ def add_dataset_arguments(
         "the file is {name}_data.shard-K-of-N.hdf5",
     )
     add_no_progress_argument(g)
+
+
+def add_note_arguments(parser: Parser, *, default_length: str) -> None:
+    """``--pitch``, ``--velocity``, ``--note_length``: the note a synth plays (plugins, the DX7).
+
+    Unset, each comes from the config's ``note``, else a default;
+    ``default_length`` says that default for ``--note_length`` ("half the example").
+    """
+    parser.add_argument(
+        "--pitch",
+        type=int,
+        default=None,
+        help="MIDI note (unset: the config's note.pitch, else 60)",
+    )
+    parser.add_argument(
+        "--velocity",
+        type=int,
+        default=None,
+        help="MIDI velocity (unset: the config's note.velocity, else 100)",
+    )
+    parser.add_argument(
+        "--note_length",
+        type=positive_float,
+        default=None,
+        help="seconds from note-on to note-off (unset: the config's note.length_s, else "
+        f"{default_length})",
+    )

@@ -25,7 +25,7 @@ from generators.dexed.engine import describe_rows, engine_parameter
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
-from generators.options import add_dataset_arguments, n_samples_from_args
+from generators.options import add_dataset_arguments, add_note_arguments, n_samples_from_args
 from generators.schema import SILENCE_PEAK, dataset_path
 
 DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
@@ -39,25 +39,7 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_audio: bool) -
         default=env_default("DEXED_CONFIG", DEFAULT_CONFIG, Path),
         help="Dexed config JSON (plugin_config/dexed_*.json)",
     )
-    g.add_argument(
-        "--pitch",
-        type=int,
-        default=None,
-        help="MIDI note (unset: the config's note.pitch, else 60)",
-    )
-    g.add_argument(
-        "--velocity",
-        type=int,
-        default=None,
-        help="MIDI velocity (unset: the config's note.velocity, else 100)",
-    )
-    g.add_argument(
-        "--note_length",
-        type=positive_float,
-        default=None,
-        help="seconds from note-on to note-off (unset: the config's note.length_s, else 3/4 "
-        "of the example)",
-    )
+    add_note_arguments(g, default_length="3/4 of the example")
     if with_audio:  # "run" has these among its dataset options
         g.add_argument(
             "--length",

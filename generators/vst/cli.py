@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import HelpFormatter, env_default, make_parser, positive_float, positive_int
+from generators.cli import HelpFormatter, env_default, make_parser, positive_int
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
 from generators.options import (
     add_bool_argument,
     add_dataset_arguments,
     add_length_argument,
+    add_note_arguments,
     add_sample_rate_argument,
     add_seed_argument,
     cap_workers,
@@ -70,25 +71,7 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_dataset: bool)
         default=env_default("PLUGIN", None),
         help="plugin file (unset: the config's 'plugin')",
     )
-    g.add_argument(
-        "--pitch",
-        type=int,
-        default=None,
-        help="MIDI note (unset: the config's note.pitch, else 60)",
-    )
-    g.add_argument(
-        "--velocity",
-        type=int,
-        default=None,
-        help="MIDI velocity (unset: the config's note.velocity, else 100)",
-    )
-    g.add_argument(
-        "--note_length",
-        type=positive_float,
-        default=None,
-        help="seconds from note-on to note-off (unset: the config's note.length_s, else half "
-        "the example)",
-    )
+    add_note_arguments(g, default_length="half the example")
     g.add_argument(
         "--timeout",
         type=timeout_type,
