@@ -1,4 +1,4 @@
-"""Sound matching: every method on held-out FM sounds and on sounds no synth here made.
+"""Sound matching: every method on held-out sounds of a run's synth and on sounds no synth made.
 
 For each method: renders per sound, seconds per sound (one process; run it
 with ``OPENBLAS_NUM_THREADS=1`` for one core), mean rho_STFT (%), mean
@@ -9,17 +9,19 @@ is the one the targets are about.
 
     OPENBLAS_NUM_THREADS=1 python -m benchmarks.matching --run demo/runs/C6_fm_demo
     ... --n_sounds 200 --time_limit_s 2 --renders 2000     # the full measure
+    ... --run runs/C6_amsynth --data_dir data --n_sounds 100  # a plugin's run
 
-The target sounds come from a fresh FM dataset (``--targets_seed``, default
-987654, which no training set uses) and the lookup dataset from another seed;
-both are made if missing (``--data_dir``). The foreign sounds: a plucked string
+The target sounds come from a fresh dataset of the run's synth (``--targets_seed``,
+default 987654, which no training set uses) and the lookup dataset from another
+seed; both are made if missing (``--data_dir``). The foreign sounds: a plucked string
 (Karplus-Strong, 44.1 kHz stereo, resampled), a noise burst with an envelope,
-a decaying major chord, a sine with vibrato, and an FM sound 26 dB quieter.
+a decaying major chord, a sine with vibrato, and a sound of the synth 26 dB quieter.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from generators.dataset import open_dataset
-from generators.fm_generator import FMGenerator
+from generators.synth import SoundGenerator, load_generator
 from generators.writer import DatasetCreator
 from models.cli.demo import plucked_string
 from models.matching.audio_io import fit_length, resample, to_mono
@@ -39,17 +41,22 @@ from models.matching.matchers import make_matcher
 from models.matching.metrics import reconstruction_metrics
 
 
-def ensure_dataset(path: Path, *, n_examples: int, seed: int) -> Path:
+def ensure_dataset(
+    path: Path, generator: SoundGenerator, *, n_examples: int, seed: int, workers: int
+) -> Path:
     if not path.exists():
-        print(f"making {path} ({n_examples} FM examples, seed {seed})", flush=True)
+        print(f"making {path} ({n_examples} {generator.name} examples, seed {seed})", flush=True)
         DatasetCreator(
-            FMGenerator(), path=path, n_examples=n_examples, seed=seed, workers=1, progress=False
-        ).run()
+            generator, path=path, n_examples=n_examples, seed=seed, workers=workers,
+            progress=False,
+        ).run()  # fmt: skip
     return path
 
 
-def foreign_sounds(sample_rate: int, n_samples: int, fm_sound: np.ndarray) -> dict[str, np.ndarray]:
-    """Sounds the FM synth did not make, [n_samples] float32 each, at ``sample_rate``."""
+def foreign_sounds(
+    sample_rate: int, n_samples: int, synth_sound: np.ndarray, synth: str
+) -> dict[str, np.ndarray]:
+    """Sounds the synth did not make, [n_samples] float32 each, at ``sample_rate``."""
     t = np.arange(n_samples) / sample_rate
     rng = np.random.default_rng(0)
     envelope = np.minimum(1.0, t / 0.01) * np.exp(-t / 0.2)
@@ -63,7 +70,7 @@ def foreign_sounds(sample_rate: int, n_samples: int, fm_sound: np.ndarray) -> di
         "decaying chord": 0.8 * np.exp(-t / 0.4) * chord,
         "vibrato sine": 0.5
         * np.sin(2 * np.pi * (600.0 * t - 12.0 / (2 * np.pi * 5.5) * np.cos(2 * np.pi * 5.5 * t))),
-        "FM sound at -26 dB": 0.05 * fm_sound,
+        f"{synth} sound at -26 dB": 0.05 * synth_sound,
     }
     return {k: np.asarray(v, dtype=np.float32) for k, v in sounds.items()}
 
@@ -111,7 +118,7 @@ def measure(
     }
 
 
-def cost_of_objective(generator: FMGenerator, distance: MultiResolutionDistance) -> None:
+def cost_of_objective(generator: SoundGenerator, distance: MultiResolutionDistance) -> None:
     """Seconds per sound of rendering and of the distance, in batches of 64."""
     values = generator.parameter_set.to_values(
         generator.parameter_set.sample_indices(seed=5, n_examples=256)
@@ -161,19 +168,30 @@ def get_parser() -> argparse.ArgumentParser:
         "--run", type=Path, default=Path("demo/runs/C6_fm_demo"), help="the network's run"
     )
     parser.add_argument("--data_dir", type=Path, default=Path("demo/data"))
-    parser.add_argument("--n_sounds", type=int, default=40, help="held-out FM target sounds")
+    parser.add_argument(
+        "--n_sounds", type=int, default=40, help="held-out target sounds of the run's synth"
+    )
     parser.add_argument("--targets_seed", type=int, default=987654)
     parser.add_argument("--lookup_examples", type=int, default=20000)
     parser.add_argument("--lookup_seed", type=int, default=1)
     parser.add_argument("--renders", type=int, default=2000, help="the same-renders budget")
     parser.add_argument("--time_limit_s", type=float, default=2.0, help="the hybrid's time budget")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes making the datasets")
     parser.add_argument("--skip_foreign", action="store_true")
     parser.add_argument(
         "--methods",
         nargs="+",
         default=None,
-        help="rows to run, by number: 0 random, 1 network, 2 lookup, 3-6 at --renders, 7 hybrid timed",
+        help="rows to run, by number: 0 random, 1 network, 2 lookup, 3-6 at --renders, 7 hybrid "
+        "timed, 8-10 network, lookup and search timed like the hybrid",
+    )
+    parser.add_argument(
+        "--targets_file",
+        type=Path,
+        default=None,
+        help="match the first --n_sounds sounds of this dataset of the run's synth instead (a "
+        "bank of real patches, say); default: a fresh dataset of --targets_seed",
     )
     parser.add_argument(
         "--continuous", action="store_true", help="also the hybrid with CMA-ES between levels"
@@ -185,20 +203,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"machine load at start: {os.getloadavg()}", flush=True)
-    generator = FMGenerator()
-    rate = generator.sample_rate
-    targets_path = ensure_dataset(
-        args.data_dir / f"fm_targets_seed{args.targets_seed}_data.hdf5",
+    from models.common.run import RunInfo  # TensorFlow only once the datasets exist
+
+    info = RunInfo.load(args.run)
+    generator = load_generator(info.generator_name, info.generator_config)
+    atexit.register(generator.close)  # a plugin's hosts
+    synth, rate = generator.name, generator.sample_rate
+    targets_path = args.targets_file or ensure_dataset(
+        args.data_dir / f"{synth}_targets_seed{args.targets_seed}_data.hdf5",
+        generator,
         n_examples=max(args.n_sounds, 200),
         seed=args.targets_seed,
+        workers=args.workers,
+    )
+    targets_name = (
+        f"sounds of {args.targets_file.name}"
+        if args.targets_file
+        else f"held-out {synth} sounds (seed {args.targets_seed})"
     )
     lookup_path = ensure_dataset(
-        args.data_dir / f"fm_lookup{args.lookup_examples}_seed{args.lookup_seed}_data.hdf5",
+        args.data_dir / f"{synth}_lookup{args.lookup_examples}_seed{args.lookup_seed}_data.hdf5",
+        generator,
         n_examples=args.lookup_examples,
         seed=args.lookup_seed,
+        workers=args.workers,
     )
     with open_dataset(targets_path) as ds:
-        targets, _ = ds.read(np.arange(args.n_sounds))
+        targets, _ = ds.read(np.arange(min(args.n_sounds, ds.n_examples)))
     t0 = time.perf_counter()
     lookup = DatasetLookup.open(lookup_path, generator=generator, progress=True)
     print(
@@ -251,13 +282,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     methods: list[tuple[str, Callable[[np.ndarray], Any]]] = [
         ("random patch", _Random),
-        ("network (C6 guess)", with_budget("network", max_renders=1)),
+        (f"network ({run.model_name} guess)", with_budget("network", max_renders=1)),
         ("lookup, nearest by index feature", with_budget("lookup", max_renders=1)),
         (f"network: guess + draws, {r} renders", with_budget("network", max_renders=r)),
         (f"lookup: {r} nearest, re-ranked", with_budget("lookup", max_renders=r)),
         (f"search from random starts, {r} renders", with_budget("search", max_renders=r)),
         (f"hybrid, {r} renders", with_budget("hybrid", max_renders=r)),
         (f"hybrid, {args.time_limit_s:g} s", with_budget("hybrid", time_limit_s=args.time_limit_s)),
+    ]
+    methods += [
+        (f"{name}, {args.time_limit_s:g} s", with_budget(name, time_limit_s=args.time_limit_s))
+        for name in ("network", "lookup", "search")
     ]
     if args.continuous:
         continuous = make_matcher("hybrid", continuous=True, **common)
@@ -273,11 +308,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for label, method in methods:
         row = measure(label, method, targets, distance=distance, sample_rate=rate)
         rows.append(row)
-        print_table(
-            f"{args.n_sounds} held-out FM sounds (seed {args.targets_seed}) so far:", rows[-1:]
-        )
+        print_table(f"{len(targets)} {targets_name} so far:", rows[-1:])
     print_table(
-        f"{args.n_sounds} held-out FM sounds (seed {args.targets_seed}), lookup over {lookup.n_examples}:",
+        f"{len(targets)} {targets_name}, lookup over {lookup.n_examples}:",
         rows,
     )
     for row in rows:
@@ -293,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.skip_foreign:
         print(f"machine load at end: {os.getloadavg()}")
         return
-    foreign = foreign_sounds(rate, generator.n_samples, targets[0])
+    foreign = foreign_sounds(rate, generator.n_samples, targets[0], synth)
     robust = MultiResolutionDistance(sample_rate=rate, dynamic_range_db=80.0, level_invariant=True)
     robust_hybrid = make_matcher(
         "hybrid", generator=generator, distance=robust, scores=scores, lookup=lookup
@@ -301,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, sound in foreign.items():
         rows = []
         for label, method in [
-            ("network (C6 guess)", with_budget("network", max_renders=1)),
+            (f"network ({run.model_name} guess)", with_budget("network", max_renders=1)),
             ("lookup, nearest by index feature", with_budget("lookup", max_renders=1)),
             (f"search from random starts, {r} renders", with_budget("search", max_renders=r)),
             (f"hybrid, {r} renders", with_budget("hybrid", max_renders=r)),

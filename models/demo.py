@@ -9,7 +9,8 @@
    ``python -m models.predict`` does (``{output_dir}/predictions``);
 6. writes the listening report (``.../evaluation/report.html``);
 
-and prints where everything is. An earlier demo in the same folder is kept: the
+and prints where everything is. ``--pretrained`` skips 1-4 and 6: the FM model shipped
+in ``models/pretrained/fm_M1`` matches new FM sounds and the plucked string at once. An earlier demo in the same folder is kept: the
 demo refuses to replace it, naming what it would delete, unless ``--overwrite``.
 The library is :mod:`models.cli.demo`.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from generators.cli import make_parser, positive_int, run_cli
 from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.validate import check_int
-from models.cli.demo import DEMO_SYNTHS, run_demo
+from models.cli.demo import DEMO_SYNTHS, run_demo, run_pretrained_demo
 from models.common.model_table import MODELS
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
@@ -56,6 +57,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     add_seed_argument(parser, env=None, help=f"dataset and training seed (0 to {MAX_TRAIN_SEED})")
     parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="no dataset or training: match new FM sounds and the plucked string at once with "
+        "the model shipped in models/pretrained/fm_M1 (about half a minute)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier demo in --output_dir (its dataset, run folder with everything "
@@ -66,6 +73,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    if args.pretrained:
+        run_pretrained_demo(output_dir=args.output_dir, overwrite=args.overwrite)
+        return 0
     # Training would refuse these after the dataset is made; refuse them first.
     check_int(args.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
     check_int(args.epochs, "--epochs", low=1, high=MAX_EPOCHS)

@@ -10,6 +10,8 @@ network's guess and the nearest examples of ``--lookup_dataset`` start a search
 over the synth's settings, at most ``--budget_renders`` renders and
 ``--budget_s`` seconds per sound; ``network``, ``lookup`` and ``search`` alone
 are the other methods).
+Without ``--run`` it uses the FM model shipped in ``models/pretrained/fm_M1``
+(:mod:`models.common.pretrained`) and writes into ``predictions/``.
 ``--segments N`` matches N parts of a long sound, ``--hop_s`` apart.
 ``--example N`` matches test example N of the run's own dataset and shows the
 true value of every parameter beside the predicted one. For each sound it
@@ -79,6 +81,8 @@ if TYPE_CHECKING:
 
 __all__ = ["get_parser", "main"]
 
+SHIPPED_PREDICTIONS_DIR = Path("predictions")
+
 
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
@@ -125,15 +129,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run",
         type=Path,
-        required=env_default("RUN", None) is None,
         default=env_default("RUN", None, Path),
-        help="run folder of a trained model ({output_dir}/{run_name})",
+        help="run folder of a trained model ({output_dir}/{run_name}); default: the FM model "
+        "shipped in models/pretrained/fm_M1",
     )
     add_output_dir_argument(
         parser,
         default=None,
         env="PREDICTIONS_DIRECTORY",
-        help="where the JSON, WAV and PNG files go (default {run}/predictions)",
+        help=f"where the JSON, WAV and PNG files go (default {{run}}/predictions, and "
+        f"{SHIPPED_PREDICTIONS_DIR}/ for the shipped model)",
     )
     parser.add_argument(
         "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"
@@ -200,10 +205,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.sounds and not args.example:
         parser.error("give sound files, or --example N")
+    from models.common.pretrained import pretrained_run_dir
     from models.common.run import load_run
 
-    run = load_run(args.run, checkpoint=args.checkpoint)
-    output_dir = args.output_dir or run.run_dir / "predictions"
+    shipped = args.run is None
+    if shipped and args.checkpoint != "best":
+        parser.error("--checkpoint latest needs --run: the shipped model keeps only its best")
+    run = load_run(pretrained_run_dir() if shipped else args.run, checkpoint=args.checkpoint)
+    # Never write into the package: the shipped model's predictions go to the working folder.
+    output_dir = args.output_dir or (
+        SHIPPED_PREDICTIONS_DIR if shipped else run.run_dir / "predictions"
+    )
     print(
         f"model {run.model_name} from {run.run_dir}: {run.parameter_set.n_parameters} parameters "
         f"of the {run.generator_name!r} synth, {run.n_samples / run.sample_rate:g} s at "

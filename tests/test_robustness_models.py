@@ -120,8 +120,9 @@ def test_a_second_training_of_a_run_folder_is_refused_naming_the_process(
         code, _, err = run_command(spectrogram_cnn.main, args, capsys)
     assert_one_line_error(code, err, "in use by another training", f"process {os.getpid()} on")
     assert history_epochs(run_dir) == [1]  # nothing written twice
-    # Once the other training has ended, the run resumes as usual.
-    assert spectrogram_cnn.main(args) == 0
+    # Once the other training has ended, the run resumes as usual, on the dataset it names.
+    without_dataset = [a for a in args if a not in ("--dataset_file", str(data))]
+    assert spectrogram_cnn.main(without_dataset) == 0
     assert history_epochs(run_dir) == [1, 2]
 
 

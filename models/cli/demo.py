@@ -36,6 +36,7 @@ from generators.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.parameters import ALL_GROUP
 from generators.sine_generator import SineGenerator
+from generators.validate import check_positive_int
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
@@ -43,13 +44,21 @@ from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
 if TYPE_CHECKING:
     from models.common.run import Run
 
-__all__ = ["DEMO_SYNTHS", "DemoResult", "plucked_string", "run_demo"]
+__all__ = [
+    "DEMO_SYNTHS",
+    "HELD_OUT_SEED",
+    "DemoResult",
+    "plucked_string",
+    "run_demo",
+    "run_pretrained_demo",
+]
 
 # The paper's synth, or the one-sine toy synth (for a quick check).
 DEMO_SYNTHS = (FMGenerator.name, SineGenerator.name)
 RUN_NAME_SUFFIX = "demo"
 DEMO_BUDGET_S = 1.0  # seconds of hybrid matching per sound: keeps the demo short
 DEMO_MATCH_EXAMPLES = 8  # test sounds matched by each method in the reconstruction table
+HELD_OUT_SEED = 987654  # new sounds for --pretrained: no training set uses this seed
 
 
 def _minutes(seconds: float) -> str:
@@ -150,10 +159,13 @@ def _clear_earlier_run(out: Path, run_dir: Path, data_path: Path, *, overwrite: 
             f"{str(run_dir)!r} exists but is not a run folder; move it or choose another "
             "--output_dir"
         )
-    earlier = _earlier_outputs(out, run_dir, data_path)
+    _clear_outputs(out, _earlier_outputs(out, run_dir, data_path), _extras(run_dir), overwrite)
+
+
+def _clear_outputs(out: Path, earlier: list[Path], extras: list[str], overwrite: bool) -> None:
+    """Remove ``earlier`` outputs when ``overwrite``; otherwise refuse, naming them."""
     if not earlier:
         return
-    extras = _extras(run_dir)
     names = ", ".join(str(p.relative_to(out)) + ("/" if p.is_dir() else "") for p in earlier)
     own = f" (the run folder also holds {', '.join(extras)})" if extras else ""
     if not overwrite:
@@ -209,8 +221,6 @@ def _train(
 
 def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple[Path, Any]]:
     """Held-out test sounds as WAV files, and the foreign sound: (path, true indices or None)."""
-    import soundfile as sf
-
     from models.matching.audio_io import write_wav
 
     sounds_dir.mkdir(parents=True, exist_ok=True)
@@ -222,10 +232,32 @@ def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple
     for i, index in enumerate(picks):
         path = write_wav(sounds_dir / f"test_{int(index):06d}.wav", audio[i], run.sample_rate)
         paths.append((path, labels[i]))
+    return [*paths, _write_foreign_sound(sounds_dir)]
+
+
+def _write_foreign_sound(sounds_dir: Path) -> tuple[Path, None]:
+    """The plucked string as a 44.1 kHz stereo WAV: a sound the synth did not make."""
+    import soundfile as sf
+
     foreign = sounds_dir / "plucked_string_44k_stereo.wav"
     sf.write(foreign, plucked_string(), 44100, subtype="PCM_16")
-    paths.append((foreign, None))
-    return paths
+    return foreign, None
+
+
+def _write_held_out_sounds(
+    run: Run, sounds_dir: Path, n_sounds: int, *, seed: int
+) -> list[tuple[Path, Any]]:
+    """``n_sounds`` new patches of the run's synth (``seed``) as WAV files, and the foreign one."""
+    from models.matching.audio_io import write_wav
+
+    sounds_dir.mkdir(parents=True, exist_ok=True)
+    with run.make_generator() as generator:
+        rendered = generator.render_examples(seed=seed, start=0, n_examples=n_sounds)
+    paths: list[tuple[Path, Any]] = []
+    for i, index in enumerate(rendered.indices):
+        path = write_wav(sounds_dir / f"seed{seed}_{i:03d}.wav", rendered.audio[i], run.sample_rate)
+        paths.append((path, index))
+    return [*paths, _write_foreign_sound(sounds_dir)]
 
 
 def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
@@ -419,3 +451,45 @@ def run_demo(
         sounds_dir=sounds_dir,
     )  # fmt: skip
     return result
+
+
+def run_pretrained_demo(
+    *, output_dir: str | Path = "demo", n_matches: int = 5, seed: int = HELD_OUT_SEED,
+    overwrite: bool = False,
+) -> Path:  # fmt: skip
+    """Match new FM sounds and the plucked string with the shipped model: no training.
+
+    Parameters
+    ----------
+    output_dir : path
+        ``sounds/`` and ``predictions/`` go here.
+    n_matches : int
+        New FM patches (of ``seed``, which no training used) to match.
+    seed : int
+        Their seed.
+    overwrite : bool
+        Replace the ``sounds/`` and ``predictions/`` of an earlier demo.
+
+    Returns
+    -------
+    Path
+        The predictions folder.
+    """
+    from models.common.pretrained import pretrained_run_dir
+    from models.common.run import load_run
+
+    check_positive_int(n_matches, "--n_matches")
+    out = Path(output_dir)
+    sounds_dir, predictions_dir = out / "sounds", out / "predictions"
+    _clear_outputs(out, [p for p in (sounds_dir, predictions_dir) if p.exists()], [], overwrite)
+    stages = _Stages()
+    with stages.step("1/2 loading the shipped model", "loading"):
+        run = load_run(pretrained_run_dir())
+        print(f"{run.model_name} from {run.run_dir}, trained on the {run.generator_name!r} synth")
+    title = f"2/2 matching {n_matches} new FM sounds (seed {seed}) and one foreign sound"
+    with stages.step(title, "matching"):
+        sounds = _write_held_out_sounds(run, sounds_dir, n_matches, seed=seed)
+        _match_sounds(run, sounds, predictions_dir)
+    print(f"\nDemo finished in {_minutes(stages.total)}: sounds in {sounds_dir}/, matches in "
+          f"{predictions_dir}/ (listen to *_input.wav, *_network.wav, *_resynthesis.wav)")  # fmt: skip
+    return predictions_dir

@@ -122,7 +122,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--dataset_file",
         default=env_default("DATASET_FILE", None),
-        help="dataset file, or a glob of its shards (overrides --dataset_dir/--dataset_name)",
+        help="dataset file, or a glob of its shards (overrides --dataset_dir/--dataset_name); "
+        "with --resume and no dataset given, the run's own",
     )
     d.add_argument(
         "--dataset_dir",
@@ -304,6 +305,10 @@ def dataset_source(args: argparse.Namespace) -> str:
     """The dataset file (or shard glob) the options name."""
     if args.dataset_file:
         return str(args.dataset_file)
+    if not args.dataset_name and args.resume and args.run_name:
+        stored = _stored_dataset(Path(args.output_dir) / args.run_name)
+        if stored is not None:
+            return stored
     if not args.dataset_name:
         raise InverSynthError(
             "no dataset given: pass --dataset_file PATH, or --dataset_name NAME (and --dataset_dir)"
@@ -315,6 +320,16 @@ def dataset_source(args: argparse.Namespace) -> str:
     if glob.glob(shards):
         return shards
     return str(single)  # open_dataset reports it missing (or unfinished)
+
+
+def _stored_dataset(run_dir: Path) -> str | None:
+    """The one dataset file a run to resume was trained on (``run.json``), if it names one."""
+    from models.common.run import RUN_FILE, RunInfo
+
+    if not (run_dir / RUN_FILE).is_file():
+        return None
+    paths = RunInfo.load(run_dir).dataset_paths
+    return paths[0] if len(paths) == 1 else None
 
 
 def _train_config(args: argparse.Namespace, source: str) -> Any:
