@@ -256,6 +256,8 @@ class SynthDataset:
         self.generator_config: dict[str, Any] = generator_config
         self.parameter_set = parameter_set
         self.seed = int(self.attrs["seed"])
+        # False for real patches (a bank): no run trained on these rows by their seed.
+        self.drawn_from_seed = bool(self.attrs.get("drawn_from_seed", True))
         self.failed_indices = np.concatenate(
             [np.flatnonzero(p.failed).astype(np.int64) + p.offset for p in parts]
         )

@@ -24,7 +24,9 @@ Attributes: ``format_version``, ``complete`` (False until the writer finished),
 ``silent_examples`` (examples whose peak is below ``SILENCE_PEAK`` or not
 finite), ``failed_examples`` (rows marked in ``failed``), ``created_by``
 (the toolkit and its format version; never a time, so that one seed gives
-byte-identical files).
+byte-identical files), and, optional, ``drawn_from_seed`` (False for a file whose
+examples are not draws of ``(seed, index)``, such as a bank of real patches:
+its ``seed`` then says nothing of which examples it holds).
 
 Version 1 files (no ``failed`` array, no ``failed_examples``) are read as
 files in which no example failed.

@@ -308,6 +308,7 @@ def test_a_bank_becomes_a_dataset_of_its_voices(extra: Any, tmp_path: Path) -> N
 def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: Path) -> None:
     from models.common.data import Split
     from models.common.run import RunInfo, check_dataset
+    from models.matching.evaluation import training_rows
 
     gen = DexedGenerator(dexed_config=CONFIGS["small"], **SHORT)
     DatasetCreator(gen, path=tmp_path / "random_data.hdf5", n_examples=10, progress=False).run()
@@ -332,6 +333,9 @@ def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: 
         )
     with open_dataset(tmp_path / "bank_data.hdf5") as bank:
         check_dataset(info, bank)  # what `evaluate --dataset_file` checks: no error
+        # Both files say seed 0, but real voices are no run's training examples.
+        assert bank.seed == info.dataset_identity["seed"] and not bank.drawn_from_seed
+        assert not training_rows(info, bank).any()
 
 
 # ---- .syx patches -------------------------------------------------------------------------

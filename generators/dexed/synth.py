@@ -436,5 +436,6 @@ def write_bank_dataset(
         f["values"][...] = exact  # the writer stored the labels' levels
         f.create_dataset("voices", data=voices)
         f.attrs["bank_files"] = json.dumps([str(b) for b in banks])
+        f.attrs["drawn_from_seed"] = False  # real voices, not draws of (seed, index)
     os.replace(staging, final)
     return final

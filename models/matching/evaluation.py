@@ -162,10 +162,11 @@ def training_rows(info: RunInfo, dataset: SynthDataset) -> np.ndarray:
 
     ``dataset`` must have passed :func:`~models.common.run.check_dataset`
     (same synth, settings and parameter set as the run's); then the same seed
-    means the same example at the same global index.
+    means the same example at the same global index. A file not drawn from its
+    seed (real patches) holds none of them.
     """
     seen = np.zeros(dataset.n_examples, dtype=bool)
-    if dataset.seed != info.dataset_identity.get("seed"):
+    if not dataset.drawn_from_seed or dataset.seed != info.dataset_identity.get("seed"):
         return seen
     first = int(dataset.attrs.get("example_offset", 0))  # global index of row 0
     index = first + np.arange(dataset.n_examples, dtype=np.int64)
