@@ -60,7 +60,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--pretrained",
         action="store_true",
         help="no dataset or training: match new FM sounds and the plucked string at once with "
-        "the model shipped in models/pretrained/fm_M1 (about half a minute)",
+        "the model shipped in models/pretrained/fm_M1 (about 15 s on 2 cores)",
     )
     parser.add_argument(
         "--overwrite",
