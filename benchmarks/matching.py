@@ -33,7 +33,7 @@ import numpy as np
 from generators.dataset import open_dataset
 from generators.synth import SoundGenerator, load_generator
 from generators.writer import DatasetCreator
-from models.cli.demo import plucked_string
+from models.cli.demo import HELD_OUT_SEED, plucked_string
 from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
@@ -171,7 +171,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n_sounds", type=int, default=40, help="held-out target sounds of the run's synth"
     )
-    parser.add_argument("--targets_seed", type=int, default=987654)
+    parser.add_argument("--targets_seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--lookup_examples", type=int, default=20000)
     parser.add_argument("--lookup_seed", type=int, default=1)
     parser.add_argument("--renders", type=int, default=2000, help="the same-renders budget")
