@@ -38,3 +38,23 @@ def test_every_installed_package_is_the_locked_version() -> None:
     # A difference means pyproject.toml changed without `uv run task lock`, or the
     # environment was resolved without pyproject's exclude-newer date.
     assert not wrong, f"locked vs installed: {wrong}"
+
+
+def test_pyproject_constrains_every_package_to_the_lock() -> None:
+    # `uv run` resolves pyproject.toml, not the lock: only these constraints make a
+    # fresh clone install the locked versions whatever the index gained since.
+    import tomllib
+
+    pyproject = tomllib.loads((LOCK.parent / "pyproject.toml").read_text())
+    constraints = pyproject["tool"]["uv"]["constraint-dependencies"]
+    pinned = {}
+    for text in constraints:
+        match = _PIN.match(text)
+        assert match, f"not an exact pin: {text!r}"
+        pinned[canonicalize_name(match[1])] = match[2]
+    all_pins = {}
+    for line in LOCK.read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            all_pins[canonicalize_name(match[1])] = match[2]
+    assert pinned == all_pins
