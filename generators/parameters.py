@@ -35,6 +35,7 @@ from generators.errors import InverSynthError
 
 __all__ = [
     "ALL_GROUP",
+    "LEVEL_RTOL",
     "MAX_LEVELS",
     "Parameter",
     "ParameterSet",
@@ -45,6 +46,19 @@ __all__ = [
 MAX_LEVELS = 32768  # dataset labels are int16: class indices 0..32767
 _SPACINGS = ("linear", "note", "custom")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+# Levels computed on two machines may differ in their last digits (NumPy's vectorised
+# exp and pow round differently with and without AVX-512: 932.3275230361796 against
+# ...799). A billionth of a level is a million times that and far below any level
+# spacing, so levels this close are one level. Compare sets with
+# ParameterSet.matches, never ==.
+LEVEL_RTOL = 1e-9
+LEVEL_ATOL = 1e-12  # for levels at or near 0
+
+
+def _same_level(a: float, b: float) -> bool:
+    return abs(a - b) <= max(LEVEL_ATOL, LEVEL_RTOL * max(abs(a), abs(b)))
+
 
 ALL_GROUP = "All"  # the summary over every parameter; no parameter's own group
 
@@ -178,12 +192,24 @@ class Parameter:
         """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
-        levels = base_hz * 2.0 ** (np.arange(n_levels, dtype=np.float64) / 12.0)
-        return cls(name, tuple(levels.tolist()), unit, "note", group)
+        # Scalar powers, not NumPy's vectorised ones: those differ in the last digit
+        # between CPUs with and without AVX-512, and the levels are stored in every file.
+        levels = tuple(float(base_hz) * 2.0 ** (k / 12.0) for k in range(n_levels))
+        return cls(name, levels, unit, "note", group)
 
     @property
     def n_levels(self) -> int:
         return len(self.levels)
+
+    def matches(self, other: Parameter) -> bool:
+        """The same parameter as ``other``: name, unit, spacing, and levels within :data:`LEVEL_RTOL`."""
+        return (
+            self.name == other.name
+            and self.unit == other.unit
+            and self.spacing == other.spacing
+            and self.n_levels == other.n_levels
+            and all(_same_level(a, b) for a, b in zip(self.levels, other.levels, strict=True))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,6 +307,16 @@ class ParameterSet:
         object.__setattr__(self, "parameters", params)
         offsets = np.concatenate([[0], np.cumsum([p.n_levels for p in params])])
         object.__setattr__(self, "_offsets", tuple(int(o) for o in offsets))
+
+    def matches(self, other: ParameterSet) -> bool:
+        """The same parameters in the same order, levels equal within :data:`LEVEL_RTOL`.
+
+        Use this, not ``==``, for sets made on different machines (a run and a
+        dataset, a lookup, shards, a resumed file): see :data:`LEVEL_RTOL`.
+        """
+        return len(self.parameters) == len(other.parameters) and all(
+            a.matches(b) for a, b in zip(self.parameters, other.parameters, strict=True)
+        )
 
     # ---- shape -------------------------------------------------------------
     @property

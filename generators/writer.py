@@ -31,6 +31,7 @@ from generators.options import (
     MAX_SEED,
     MAX_WORKERS,
 )
+from generators.parameters import ParameterSet
 from generators.pool import map_in_workers
 from generators.schema import (
     CREATED_BY,
@@ -611,7 +612,7 @@ def _difference(stored: h5py.AttributeManager, wanted: dict[str, Any]) -> str | 
     """How a file's attributes differ from a run's, naming the option (None if they agree)."""
     for key, value in wanted.items():
         have = attr_value(stored, key) if key in stored else None
-        if have == value:
+        if have == value or (key == "parameter_set" and _same_parameters(have, value)):
             continue
         option = _OPTION_OF.get(key, key)
         if have is None:
@@ -621,6 +622,14 @@ def _difference(stored: h5py.AttributeManager, wanted: dict[str, Any]) -> str | 
             return f"{option} differ: {detail}"
         return f"{option} differs: the file has {key}={have!r}, this run asks {key}={value!r}"
     return None
+
+
+def _same_parameters(have: Any, want: Any) -> bool:
+    """Two parameter-set JSON texts of one set, levels within LEVEL_RTOL (another CPU's file)."""
+    try:
+        return ParameterSet.from_json(str(have)).matches(ParameterSet.from_json(str(want)))
+    except InverSynthError:
+        return False
 
 
 def _json_difference(have: str, want: str) -> str:

@@ -244,3 +244,30 @@ def test_read_in_any_order_with_repeats_and_runs_matches_the_file(tmp_path: Path
         stored = [ds._parts[0].file[key][...] for key in ("audio", "labels", "values")]
     for x, whole in zip(got, stored, strict=True):
         np.testing.assert_array_equal(x, whole[idx])
+
+
+def _rewrite_levels(path: Path, relative: float) -> None:
+    """Move every stored level by ``relative``, as a file written on another CPU may have them."""
+    with h5py.File(path, "r+") as f:
+        data = json.loads(f.attrs["parameter_set"])
+        for p in data["parameters"]:
+            p["levels"] = [v * (1 + relative) for v in p["levels"]]
+        f.attrs["parameter_set"] = json.dumps(data)
+
+
+def test_files_of_another_cpu_join_resume_and_match_within_the_level_tolerance(
+    tmp_path: Path,
+) -> None:
+    from generators.parameters import LEVEL_RTOL
+
+    shards = [make(tmp_path / f"s_data.shard-{k}-of-2.hdf5", n_examples=20, shard=(k, 2)) for k in (1, 2)]  # fmt: skip
+    _rewrite_levels(shards[1], 4e-16)  # a last digit apart (AVX-512 vs AVX2)
+    with open_dataset(shards) as ds:
+        assert ds.n_examples == 20
+    DatasetCreator(  # resuming the finished file with the same options is no refusal
+        sine(), path=shards[1], n_examples=20, seed=5, workers=1, chunk_size=8,
+        shard=(2, 2), progress=False,
+    ).run(resume=True)  # fmt: skip
+    _rewrite_levels(shards[1], 100 * LEVEL_RTOL)  # a real difference is still refused
+    with pytest.raises(InverSynthError, match="not shards of one dataset"):
+        open_dataset(shards)

@@ -40,7 +40,9 @@ def test_the_shipped_model_is_committed_and_a_few_megabytes():
 def test_its_parameters_are_the_fm_synths(shipped_run):
     assert shipped_run.generator_name == FMGenerator.name
     fm = FMGenerator()
-    assert shipped_run.parameter_set.to_dict() == fm.parameter_set.to_dict()
+    # Within LEVEL_RTOL: a CPU with AVX-512 computes some levels a last digit apart.
+    assert shipped_run.parameter_set.matches(fm.parameter_set)
+    assert shipped_run.parameter_set.names == fm.parameter_set.names
     assert (shipped_run.sample_rate, shipped_run.n_samples) == (fm.sample_rate, fm.n_samples)
     assert shipped_run.model.count_params() > 1e6
 

@@ -289,7 +289,7 @@ def check_dataset(info: RunInfo, dataset: SynthDataset, *, same_dataset: bool = 
         Naming what differs.
     """
     where = ", ".join(str(p) for p in dataset.paths)
-    if dataset.parameter_set != info.parameter_set:
+    if not dataset.parameter_set.matches(info.parameter_set):
         mine, theirs = info.parameter_set.names, dataset.parameter_set.names
         detail = (
             f"parameters {theirs} vs the model's {mine}"

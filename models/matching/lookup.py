@@ -104,19 +104,9 @@ class Neighbours:
 
 def _check_synth(dataset: SynthDataset, generator: Any) -> None:
     """The dataset must be of the synth the sounds are matched with."""
-    ours = (
-        generator.name,
-        generator.parameter_set,
-        generator.sample_rate,
-        generator.n_samples,
-    )
-    theirs = (
-        dataset.generator_name,
-        dataset.parameter_set,
-        dataset.sample_rate,
-        dataset.n_samples,
-    )
-    if ours != theirs:
+    ours = (generator.name, generator.sample_rate, generator.n_samples)
+    theirs = (dataset.generator_name, dataset.sample_rate, dataset.n_samples)
+    if ours != theirs or not dataset.parameter_set.matches(generator.parameter_set):
         raise InverSynthError(
             f"lookup dataset {str(dataset.paths[0])!r} is of the {dataset.generator_name!r} synth "
             f"({dataset.parameter_set.n_parameters} parameters, {dataset.n_samples} samples at "

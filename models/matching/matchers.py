@@ -161,7 +161,7 @@ class Matcher(abc.ABC):
             )
         if self.needs_lookup and lookup is None:
             raise InverSynthError(f"the {self.name!r} matcher needs a lookup dataset")
-        if lookup is not None and lookup.parameter_set != generator.parameter_set:
+        if lookup is not None and not lookup.parameter_set.matches(generator.parameter_set):
             raise InverSynthError(
                 f"the lookup dataset's parameters ({lookup.parameter_set.n_parameters}) are not "
                 f"those of the {generator.name!r} synth ({generator.parameter_set.n_parameters})"
