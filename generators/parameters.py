@@ -40,6 +40,7 @@ __all__ = [
     "Parameter",
     "ParameterSet",
     "default_group",
+    "default_ordered",
     "example_uniforms",
 ]
 
@@ -85,6 +86,17 @@ def default_group(name: str) -> str:
     return ""
 
 
+# Names of parameters that select among unordered choices (a waveform switch, a filter
+# type), for parameters that do not declare ``ordered`` (files written before they did).
+_UNORDERED_NAMES = ("*waveform*", "*wave_shape*", "*_type", "type", "*_mode", "mode")
+
+
+def default_ordered(name: str) -> bool:
+    """Whether a parameter called ``name`` that declares nothing is ordered: all but selectors."""
+    lowered = name.lower()
+    return not any(fnmatch.fnmatchcase(lowered, pattern) for pattern in _UNORDERED_NAMES)
+
+
 def _check_group(name: str, group: Any) -> str:
     if not isinstance(group, str) or group != group.strip() or "\n" in group:
         raise InverSynthError(
@@ -118,6 +130,12 @@ class Parameter:
         parameter counts only in the summary over every parameter). Default
         :func:`default_group` of the name. For reports only: two parameters
         that differ in nothing but their group are equal.
+    ordered : bool, optional
+        Whether the classes are ordered (sorted values, so that a prediction one
+        class off is a near miss) or unordered choices (a waveform switch, the
+        DX7's algorithm: a class is right or wrong). Ordinal training targets,
+        the search's steps, predict and the report follow it. Default
+        :func:`default_ordered` of the name. Not part of equality.
     """
 
     name: str
@@ -125,6 +143,7 @@ class Parameter:
     unit: str = ""
     spacing: str = "custom"
     group: str = field(default="", compare=False)
+    ordered: bool = field(default=True, compare=False)
 
     def __init__(
         self,
@@ -133,7 +152,14 @@ class Parameter:
         unit: str = "",
         spacing: str = "custom",
         group: str | None = None,
+        *,
+        ordered: bool | None = None,
     ) -> None:
+        if ordered is not None and not isinstance(ordered, bool):
+            raise InverSynthError(
+                f"parameter {name!r}: ordered must be true or false, got {ordered!r}"
+            )
+        object.__setattr__(self, "ordered", default_ordered(name) if ordered is None else ordered)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "levels", levels)
         object.__setattr__(self, "unit", unit)
@@ -218,11 +244,12 @@ class Parameter:
             "unit": self.unit,
             "spacing": self.spacing,
             "group": self.group,
+            "ordered": self.ordered,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Parameter:
-        """The inverse of :meth:`to_dict`; without ``"group"`` (older files), the default group."""
+        """The inverse of :meth:`to_dict`; older files without ``"group"`` or ``"ordered"`` get the defaults."""
         try:
             return cls(
                 name=data["name"],
@@ -230,6 +257,7 @@ class Parameter:
                 unit=data.get("unit", ""),
                 spacing=data.get("spacing", "custom"),
                 group=data.get("group"),
+                ordered=data.get("ordered"),
             )
         except (KeyError, TypeError) as exc:
             raise InverSynthError(f"malformed parameter description {data!r}: {exc}") from None

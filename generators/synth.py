@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import abc
 import importlib
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.validate import check_positive_int
+
+if TYPE_CHECKING:
+    from generators.sampling import ExampleSampler
 
 __all__ = [
     "GENERATORS",
@@ -65,6 +68,9 @@ class SoundGenerator(abc.ABC):
     # that wants N rendering processes builds it once, in its own process, with
     # workers=N, instead of starting N processes that each build it.
     renders_in_parallel: ClassVar[bool] = False
+    # False for a synth that runs processes of its own (plugin hosts): a worker pool
+    # process cannot hold one each (the training stream renders in such a pool).
+    streams_in_workers: ClassVar[bool] = True
 
     def __init__(self, *, sample_rate: int, n_samples: int) -> None:
         self.sample_rate = check_positive_int(sample_rate, "sample_rate")
@@ -97,7 +103,9 @@ class SoundGenerator(abc.ABC):
         """Render class indices [batch, n_parameters]; see :meth:`render`."""
         return self.render(self.parameter_set.to_values(indices))
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: ExampleSampler | None = None
+    ) -> RenderedExamples:
         """Sample and render the dataset examples ``[start, start + n_examples)``.
 
         The dataset writer calls this; a synth that must redraw some examples
@@ -107,15 +115,32 @@ class SoundGenerator(abc.ABC):
         on in ``failed`` instead of raising, so that one bad example never
         costs the dataset.
 
+        ``sampler`` (:mod:`generators.sampling`) draws the examples' parameters
+        instead of the uniform draws of :meth:`ParameterSet.sample_indices`.
+
         Returns
         -------
         RenderedExamples
             ``indices`` [n_examples, n_parameters] int64, ``audio``
             [n_examples, n_samples] float32, ``failed`` [n_examples] bool.
         """
-        indices = self.parameter_set.sample_indices(seed=seed, start=start, n_examples=n_examples)
+        indices = self.sample_indices(
+            seed=seed, start=start, n_examples=n_examples, sampler=sampler
+        )
         audio = self.render_indices(indices)
         return RenderedExamples(indices, audio, np.zeros(n_examples, dtype=bool))
+
+    def sample_indices(
+        self, *, seed: int, start: int, n_examples: int, sampler: ExampleSampler | None = None
+    ) -> np.ndarray:
+        """Class indices [n_examples, n_parameters] of examples ``[start, start + n_examples)``."""
+        if sampler is None:
+            return self.parameter_set.sample_indices(seed=seed, start=start, n_examples=n_examples)
+        indices = np.asarray(
+            sampler.sample_indices(self, seed=seed, start=start, n_examples=n_examples),
+            dtype=np.int64,
+        )
+        return self.parameter_set.check_indices(indices)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most synths hold nothing
         """Release resources (worker processes, plugin instances). Safe to call twice."""

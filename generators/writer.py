@@ -33,6 +33,7 @@ from generators.options import (
 )
 from generators.parameters import ParameterSet
 from generators.pool import map_in_workers
+from generators.sampling import load_sampler
 from generators.schema import (
     CREATED_BY,
     EXAMPLE_ARRAYS,
@@ -107,6 +108,7 @@ def render_chunk(
     chunk: Chunk,
     *,
     seed: int,
+    sampler: dict[str, Any] | None = None,
     wav_directory: str | None = None,
     wav_prefix: str = "example",
 ) -> Rendered:
@@ -114,10 +116,17 @@ def render_chunk(
 
     The examples depend only on ``(seed, chunk.start + i)``: the dataset writer
     and the training stream (:mod:`models.common.stream`) render with this.
+    ``sampler`` is the spec of a :mod:`generators.sampling` sampler (None:
+    uniform draws); it is built once per process.
     """
-    indices, audio, failed = generator.render_examples(
-        seed=seed, start=chunk.start, n_examples=chunk.n
-    )
+    if sampler is None:
+        indices, audio, failed = generator.render_examples(
+            seed=seed, start=chunk.start, n_examples=chunk.n
+        )
+    else:
+        indices, audio, failed = generator.render_examples(
+            seed=seed, start=chunk.start, n_examples=chunk.n, sampler=load_sampler(sampler)
+        )
     values = generator.parameter_set.to_values(indices).astype(np.float32)
     audio = np.asarray(audio, dtype=np.float32)
     failed = np.asarray(failed, dtype=bool)

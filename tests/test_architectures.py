@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,15 +80,27 @@ def test_softmax_loss_is_the_sum_of_the_parameters_cross_entropies() -> None:
 def test_ordinal_targets_spread_each_label_over_its_own_parameter_only() -> None:
     from models.common.architectures import ordinal_targets
 
+    def dense(**kwargs: Any) -> np.ndarray:
+        indices, values, n = ordinal_targets(**kwargs)
+        out = np.zeros((n, n), np.float32)
+        out[indices[:, 0], indices[:, 1]] = values
+        return out
+
     levels = [4, 3]
     one_hot = np.zeros((1, 7), np.float32)
     one_hot[0, [1, 6]] = 1  # class 1 of the first parameter, class 2 of the second
-    soft = one_hot @ ordinal_targets(levels, label_sigma=1.0, head="sigmoid")
+    soft = one_hot @ dense(n_levels=levels, label_sigma=1.0, head="sigmoid")
     g = np.exp(-0.5)
     np.testing.assert_allclose(soft[0], [g, 1, g, g**4, g**4, g, 1], rtol=1e-6)
-    normed = one_hot @ ordinal_targets(levels, label_sigma=1.0, head="softmax")
+    normed = one_hot @ dense(n_levels=levels, label_sigma=1.0, head="softmax")
     np.testing.assert_allclose([normed[0, :4].sum(), normed[0, 4:].sum()], 1.0, rtol=1e-6)
     assert normed[0, :4].argmax() == 1 and normed[0, 4:].argmax() == 2
+    # An unordered parameter (a waveform, the DX7's algorithm) keeps its one-hot block.
+    mixed = one_hot @ dense(n_levels=levels, label_sigma=1.0, head="sigmoid", ordered=[False, True])
+    np.testing.assert_allclose(mixed[0, :4], [0, 1, 0, 0])
+    # The Gaussian is cut 4 widths out: a parameter of 100 levels keeps 9 targets.
+    wide = dense(n_levels=[100], label_sigma=1.0, head="sigmoid")
+    assert np.count_nonzero(wide[50]) == 9
 
 
 @pytest.mark.parametrize("head", ["sigmoid", "softmax"])

@@ -17,6 +17,7 @@ from generators.dataset import open_dataset
 from generators.dexed import engine
 from generators.dexed.commands import main
 from generators.dexed.config import load_dexed_config
+from generators.dexed.engine import read_bank
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
 from generators.errors import InverSynthError
 from generators.synth import load_generator
@@ -302,7 +303,9 @@ def test_a_bank_becomes_a_dataset_of_its_voices(extra: Any, tmp_path: Path) -> N
         y = synth.render(60, 100, 0.15, 4096 / SAMPLE_RATE)
         np.testing.assert_allclose(audio[i], y / max(1.0, np.abs(y).max()), atol=1e-7)
     with pytest.raises(InverSynthError, match="already exists"):
-        write_bank_dataset(gen, [bank], path=tmp_path / "rnd_data.hdf5")
+        write_bank_dataset(
+            gen, read_bank(bank), sources=[str(bank)], path=tmp_path / "rnd_data.hdf5"
+        )
 
 
 def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: Path) -> None:
@@ -314,7 +317,11 @@ def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: 
     DatasetCreator(gen, path=tmp_path / "random_data.hdf5", n_examples=10, progress=False).run()
     write_random_bank(extra, tmp_path / "bank.syx", seed=3)
     write_bank_dataset(
-        gen, [tmp_path / "bank.syx"], path=tmp_path / "bank_data.hdf5", progress=False
+        gen,
+        read_bank(tmp_path / "bank.syx"),
+        sources=["bank.syx"],
+        path=tmp_path / "bank_data.hdf5",
+        progress=False,
     )
     with open_dataset(tmp_path / "random_data.hdf5") as trained_on:
         info = RunInfo(

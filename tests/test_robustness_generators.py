@@ -340,7 +340,9 @@ class _FailingSine(SineGenerator):
 
     name = "sine"
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: Any = None
+    ) -> RenderedExamples:
         indices, audio, _ = super().render_examples(seed=seed, start=start, n_examples=n_examples)
         failed = np.arange(start, start + n_examples) % 7 == 3
         audio[failed] = 0.0
@@ -398,7 +400,9 @@ def test_shards_carry_their_failed_examples_to_the_whole(tmp_path: Path) -> None
 class _AlwaysFailing(SineGenerator):
     name = "sine"
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: Any = None
+    ) -> RenderedExamples:
         indices, audio, _ = super().render_examples(seed=seed, start=start, n_examples=n_examples)
         return RenderedExamples(indices, audio * 0, np.ones(n_examples, dtype=bool))
 

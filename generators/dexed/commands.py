@@ -8,6 +8,10 @@
         --num_examples 20000 --workers 2
     python -m generators.dexed bank --bank rom1a.syx rom1b.syx \\
         --config plugin_config/dexed_medium.json --name dexed_rom1
+    python -m generators.dexed collect banks/*.syx --output data/dx7_voices.npz \\
+        --held_out rom1a.syx ... SynprezFM_32.syx --validation 512
+    python -m generators.dexed bank --collection data/dx7_voices.npz --role validation \\
+        --config plugin_config/dexed_voice.json --name dx7_validation
 """
 
 from __future__ import annotations
@@ -16,19 +20,34 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from generators.cli import HelpFormatter, env_default, make_parser, positive_float, positive_int
+from generators.cli import (
+    HelpFormatter,
+    bounded_int,
+    env_default,
+    make_parser,
+    positive_float,
+    positive_int,
+)
 from generators.dexed.config import load_dexed_config
-from generators.dexed.engine import describe_rows, engine_parameter
+from generators.dexed.engine import describe_rows, engine_parameter, read_bank
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
+from generators.dexed.voices import (
+    DEFAULT_NEAR_PARAMETERS,
+    HELD_OUT_SET,
+    VoiceCollection,
+    gather_voices,
+)
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
 from generators.options import add_dataset_arguments, add_note_arguments, n_samples_from_args
 from generators.schema import SILENCE_PEAK, dataset_path
 
 DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
+ROLES = ("training", "validation")  # a collection's roles, in the order of their codes
 
 
 def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_audio: bool) -> None:
@@ -95,8 +114,16 @@ def get_parser() -> argparse.ArgumentParser:
         help="make a dataset of the voices of DX7 32-voice banks (.syx)",
         formatter_class=fmt,
     )
+    source = bank.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bank", type=Path, nargs="+", help="DX7 bank file(s), 32 voices each")
+    source.add_argument(
+        "--collection", type=Path, help="a voice collection (.npz) made by the collect command"
+    )
     bank.add_argument(
-        "--bank", type=Path, nargs="+", required=True, help="DX7 bank file(s), 32 voices each"
+        "--role",
+        choices=ROLES,
+        default="validation",
+        help="with --collection: which of its voices",
     )
     _add_synth_arguments(bank, with_audio=True)
     bank.add_argument(
@@ -114,7 +141,44 @@ def get_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing dataset of the same name"
     )
     bank.add_argument("--no_progress", action="store_true", help="no progress bar (for logs)")
+    _add_collect_parser(commands)
     return parser
+
+
+def _add_collect_parser(commands: Any) -> None:
+    collect = commands.add_parser(
+        "collect",
+        help="gather the voices of DX7 banks into a voice collection (.npz), each voice once, "
+        "the held-out voices left out",
+        formatter_class=HelpFormatter,
+    )
+    collect.add_argument("banks", type=Path, nargs="+", help="DX7 32-voice bank files (.syx)")
+    collect.add_argument(
+        "--output", type=Path, required=True, help="the collection file to write (.npz)"
+    )
+    collect.add_argument(
+        "--held_out",
+        type=Path,
+        nargs="*",
+        default=[],
+        help=f"banks whose voices, and their near copies, stay out (the {HELD_OUT_SET} voices "
+        "themselves stay out by their bytes even without these files)",
+    )
+    collect.add_argument(
+        "--near_parameters",
+        type=bounded_int(0, 145),
+        default=DEFAULT_NEAR_PARAMETERS,
+        help="a voice differing from a held-out or validation voice in at most this many of "
+        "its 145 parameters is a near copy",
+    )
+    collect.add_argument(
+        "--validation",
+        type=bounded_int(0, 1_000_000),
+        default=512,
+        help="voices set aside for validation (their near copies leave the training voices)",
+    )
+    collect.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="which voices")
+    collect.add_argument("--overwrite", action="store_true", help="replace an existing collection")
 
 
 def _describe_config(path: Path) -> list[str]:
@@ -163,18 +227,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _generator_from_args(args, workers=args.workers) as generator:
             create_dataset_from_args(generator, argparse.Namespace(**{**vars(args), "workers": 1}))
         return 0
+    if args.command == "collect":
+        return _collect(args)
     generator = _generator_from_args(args)
     if args.command == "check":
         report = check_config(generator, seed=args.seed, n_examples=args.examples)
         for key, value in report.items():
             print(f"{key:<22}: {value:.6g}")
         return 0
+    if args.collection is not None:
+        voices = VoiceCollection.load(args.collection).part(ROLES.index(args.role))
+        label = f"{args.collection} ({args.role})"
+    else:
+        voices, label = np.concatenate([read_bank(b) for b in args.bank]), ""
     out = write_bank_dataset(
         generator,
-        args.bank,
+        voices,
+        sources=[str(b) for b in args.bank] if args.bank else [label],
         path=dataset_path(args.dataset_directory, args.name),
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )
     print(f"dataset: {out}")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.overwrite:
+        raise InverSynthError(
+            f"{str(args.output)!r} already exists; pass --overwrite to replace it"
+        )
+    collection, report = gather_voices(
+        args.banks,
+        held_out_files=args.held_out,
+        near_parameters=args.near_parameters,
+        validation=args.validation,
+        seed=args.seed,
+    )
+    collection.save(args.output)
+    print("\n".join(report.lines()))
+    print(f"collection: {args.output} (fingerprint {collection.fingerprint})")
     return 0

@@ -33,7 +33,11 @@ plugin configs::
     A continuous level is moved to its DX7 step (``round(value * max) / max``),
     the value the engine plays, so labels, stored values and ``.syx`` files agree.
     ``group`` (optional) names the parameter's group for display; it defaults
-    to the engine's (``"Operator 2"``, ``"LFO"``, ...).
+    to the engine's (``"Operator 2"``, ``"LFO"``, ...). ``ordered`` (optional,
+    true or false) says whether the levels are ordered values (training
+    targets, the search and the report treat a near miss as near) or choices;
+    it defaults to the engine's: continuous parameters are ordered, discrete
+    ones (algorithm, LFO wave, oscillator mode, curves, syncs) are not.
 ``fixed_parameters`` (optional)
     Parameters held at ``value`` (engine units) or ``dx7_value`` for every
     example. Parameters named nowhere keep Dexed's INIT VOICE values (algorithm
@@ -73,7 +77,9 @@ from generators.errors import InverSynthError
 __all__ = ["DexedConfig", "Fixed", "Varied", "load_dexed_config"]
 
 _TOP_KEYS = {"parameters", "fixed_parameters", "note", "comment"}
-_VARIED_KEYS = {"name", "values", "dx7_values", "n_levels", "low", "high", "group", "comment"}
+_VARIED_KEYS = {
+    "name", "values", "dx7_values", "n_levels", "low", "high", "group", "ordered", "comment",
+}  # fmt: skip
 _FIXED_KEYS = {"name", "value", "dx7_value", "comment"}
 _NOTE_KEYS = {"pitch", "velocity", "length_s"}
 
@@ -87,6 +93,7 @@ class Varied:
     levels: tuple[float, ...]
     spacing: str
     group: str
+    ordered: bool
 
 
 @dataclass(frozen=True)
@@ -180,7 +187,17 @@ def _parse_varied(entry: Any, where: str) -> Varied:
     group = entry.get("group", p.group)
     if not isinstance(group, str) or not group:
         raise InverSynthError(f"{where}: 'group' must be a non-empty string, got {group!r}")
-    return Varied(name=name, column=column, levels=tuple(levels), spacing=spacing, group=group)
+    ordered = entry.get("ordered", p.ordered)
+    if not isinstance(ordered, bool):
+        raise InverSynthError(f"{where}: 'ordered' must be true or false, got {ordered!r}")
+    return Varied(
+        name=name,
+        column=column,
+        levels=tuple(levels),
+        spacing=spacing,
+        group=group,
+        ordered=ordered,
+    )
 
 
 def _parse_fixed(entry: Any, where: str) -> Fixed:

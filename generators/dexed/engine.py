@@ -107,6 +107,11 @@ class EngineParameter:
         return round(value if self.discrete else value * self.max_value)
 
     @property
+    def ordered(self) -> bool:
+        """Whether its values are ordered: the continuous ones are; the discrete ones are choices."""
+        return not self.discrete
+
+    @property
     def init_value(self) -> float:
         return self.from_dx7(self.init)
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -35,7 +35,6 @@ from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
     INIT_VOICE,
     Engine,
-    read_bank,
     read_voice_syx,
     render_voices,
     require_dexed,
@@ -48,6 +47,9 @@ from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import RenderedExamples, SoundGenerator
 from generators.writer import DatasetCreator
+
+if TYPE_CHECKING:
+    from generators.sampling import ExampleSampler
 
 __all__ = ["DexedGenerator", "write_bank_dataset", "write_syx"]
 
@@ -72,12 +74,14 @@ class _Job:
     seed: int
     start: int
     n: int
+    sampler: ExampleSampler | None
     indices: np.ndarray  # [n, n_parameters]
     blocks: list[Future[np.ndarray]]  # audio of consecutive rows, in order
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def covers(self, seed: int, start: int, n: int) -> bool:
-        return seed == self.seed and start == self.start and n <= self.n
+    def covers(self, seed: int, start: int, n: int, sampler: ExampleSampler | None) -> bool:
+        same = seed == self.seed and start == self.start and sampler is self.sampler
+        return same and n <= self.n
 
     def result(self, n: int) -> RenderedExamples:
         audio = np.concatenate([block.result() for block in self.blocks])  # [self.n, n_samples]
@@ -149,7 +153,12 @@ class DexedGenerator(SoundGenerator):
         varied = self.dexed_config.varied
         self._parameters = ParameterSet(
             Parameter(
-                name=v.name, levels=v.levels, unit="", spacing=v.spacing, group=v.group or None
+                name=v.name,
+                levels=v.levels,
+                unit="",
+                spacing=v.spacing,
+                group=v.group or None,
+                ordered=v.ordered,
             )
             for v in varied
         )
@@ -184,7 +193,9 @@ class DexedGenerator(SoundGenerator):
         """Render values [batch, n_parameters] (engine units) -> float32 [batch, n_samples]."""
         return self.render_voices(self.voices(values))
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: ExampleSampler | None = None
+    ) -> RenderedExamples:
         """Sample and render examples ``[start, start + n_examples)``; see the base class.
 
         With ``workers`` > 1 the next chunk, ``[start + n_examples, start +
@@ -194,13 +205,15 @@ class DexedGenerator(SoundGenerator):
         depend on ``(seed, index)`` only, so the result is the same either way.
         """
         if self.workers == 1:
-            return super().render_examples(seed=seed, start=start, n_examples=n_examples)
+            return super().render_examples(
+                seed=seed, start=start, n_examples=n_examples, sampler=sampler
+            )
         job = self._lookahead
-        if job is None or not job.covers(seed, start, n_examples):
+        if job is None or not job.covers(seed, start, n_examples, sampler):
             if job is not None:
                 job.drop()
-            job = self._start_job(seed, start, n_examples)
-        self._lookahead = self._start_job(seed, start + n_examples, n_examples)
+            job = self._start_job(seed, start, n_examples, sampler)
+        self._lookahead = self._start_job(seed, start + n_examples, n_examples, sampler)
         return job.result(n_examples)
 
     def close(self) -> None:
@@ -239,6 +252,17 @@ class DexedGenerator(SoundGenerator):
     def values_of_voices(self, voices: np.ndarray) -> np.ndarray:
         """The varied parameters' exact values [batch, n_parameters] of DX7 voices [batch, 155]."""
         return values_from_voices(voices)[:, self._columns]
+
+    def project_voices(self, voices: np.ndarray) -> np.ndarray:
+        """DX7 voices [batch, 155] as this config plays them: [batch, 155] uint8.
+
+        Each varied parameter moves to its nearest level, every other parameter
+        to the config's fixed value (Dexed's INIT VOICE where the config names
+        none): the closest voice of this config's space, whose render against
+        the voice's own is the config's *reach* (``benchmarks/dexed_reach.py``).
+        """
+        indices = self.parameter_set.nearest_indices(self.values_of_voices(voices))
+        return self.voices(self.parameter_set.to_values(indices))
 
     def render_voices(self, voices: np.ndarray) -> np.ndarray:
         """Render whole DX7 voices [batch, 155] with this generator's note -> float32 [batch, n_samples]."""
@@ -281,11 +305,11 @@ class DexedGenerator(SoundGenerator):
             self._pool.submit(self._render_block, k, part, stop) for k, part in enumerate(parts)
         ]
 
-    def _start_job(self, seed: int, start: int, n: int) -> _Job:
-        indices = self.parameter_set.sample_indices(seed=seed, start=start, n_examples=n)
+    def _start_job(self, seed: int, start: int, n: int, sampler: ExampleSampler | None) -> _Job:
+        indices = self.sample_indices(seed=seed, start=start, n_examples=n, sampler=sampler)
         voices = self.voices(self.parameter_set.to_values(indices))
         stop = threading.Event()
-        return _Job(seed, start, n, indices, self._submit(voices, stop), stop)
+        return _Job(seed, start, n, sampler, indices, self._submit(voices, stop), stop)
 
     def _one_row(self, values: np.ndarray | None, indices: np.ndarray | None) -> np.ndarray:
         if (values is None) == (indices is None):
@@ -372,16 +396,19 @@ class _BankVoices(DexedGenerator):
         super().__init__(**config)
         self.bank_voices = np.asarray(voices, dtype=np.uint8)  # [n, 155]
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
-        rows = self.bank_voices[start : start + n_examples]  # [n, 155]
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: ExampleSampler | None = None
+    ) -> RenderedExamples:
+        rows = self.bank_voices[start : start + n_examples]  # [n, 155]  (no sampler: given voices)
         indices = self.parameter_set.nearest_indices(self.values_of_voices(rows))
         return RenderedExamples(indices, self.render_voices(rows), np.zeros(len(rows), dtype=bool))
 
 
 def write_bank_dataset(
     generator: DexedGenerator,
-    banks: Sequence[str | Path],
+    voices: np.ndarray,
     *,
+    sources: Sequence[str],
     path: str | Path,
     chunk_size: int = 256,
     overwrite: bool = False,
@@ -399,14 +426,16 @@ def write_bank_dataset(
     * ``voices`` (uint8 [N, 155], in addition to the schema): the voices
       themselves, names included, to render or write them back as ``.syx``.
 
-    The attribute ``bank_files`` lists the banks (JSON); examples follow their
-    order, 32 per bank.
+    The attribute ``bank_files`` lists where the voices came from (JSON).
 
     Parameters
     ----------
     generator : DexedGenerator
-    banks : sequence of path-like
-        DX7 32-voice bank files (``.syx``).
+    voices : np.ndarray [n, 155], uint8
+        DX7 voices (:func:`~generators.dexed.engine.read_bank` of bank files,
+        or a voice collection's).
+    sources : sequence of str
+        Where they came from (bank files), recorded in the file.
     path : path-like
         The dataset file. Written under a temporary name, renamed when complete.
     chunk_size : int
@@ -414,12 +443,12 @@ def write_bank_dataset(
         Replace an existing file.
     progress : bool
     """
-    if not banks:
-        raise InverSynthError("give at least one DX7 bank file")
+    voices = np.asarray(voices, dtype=np.uint8)
+    if voices.ndim != 2 or len(voices) == 0:
+        raise InverSynthError("give at least one DX7 voice")
     final = Path(path)
     if final.exists() and not overwrite:
         raise InverSynthError(f"{str(final)!r} already exists; pass --overwrite to replace it")
-    voices = np.concatenate([read_bank(b) for b in banks])  # [32 * n_banks, 155]
     source = _BankVoices(voices=voices, **generator.config())
     exact = source.values_of_voices(voices).astype(np.float32)  # [N, P]
     staging = final.with_name(final.name + ".bank.partial")
@@ -435,7 +464,7 @@ def write_bank_dataset(
     with h5py.File(staging, "r+") as f:
         f["values"][...] = exact  # the writer stored the labels' levels
         f.create_dataset("voices", data=voices)
-        f.attrs["bank_files"] = json.dumps([str(b) for b in banks])
+        f.attrs["bank_files"] = json.dumps(list(sources))
         f.attrs["drawn_from_seed"] = False  # real voices, not draws of (seed, index)
     os.replace(staging, final)
     return final

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from generators.vst.hosts import (
     default_retries,
     default_timeout_s,
 )
+
+if TYPE_CHECKING:
+    from generators.sampling import ExampleSampler
 
 __all__ = ["VSTGenerator", "fxp_bytes"]
 
@@ -82,6 +85,7 @@ class VSTGenerator(SoundGenerator):
 
     name = "vst"
     renders_in_parallel = True  # its plugin hosts: ``workers`` of them
+    streams_in_workers = False  # a pool process cannot hold plugin hosts of its own
 
     def __init__(
         self,
@@ -192,7 +196,9 @@ class VSTGenerator(SoundGenerator):
         audio, silent, _ = self._render_rows(values, example_numbers=None)
         return audio, silent
 
-    def render_examples(self, *, seed: int, start: int, n_examples: int) -> RenderedExamples:
+    def render_examples(
+        self, *, seed: int, start: int, n_examples: int, sampler: ExampleSampler | None = None
+    ) -> RenderedExamples:
         """Sample and render dataset examples ``[start, start + n_examples)``.
 
         With ``resample_silent``, an example that renders silent is drawn again
@@ -213,7 +219,9 @@ class VSTGenerator(SoundGenerator):
             [n_examples, n_samples] float32, ``failed`` [n_examples] bool.
         """
         ps = self.parameter_set
-        indices = ps.sample_indices(seed=seed, start=start, n_examples=n_examples)
+        indices = self.sample_indices(
+            seed=seed, start=start, n_examples=n_examples, sampler=sampler
+        )
         numbers = np.arange(start, start + n_examples)
         audio, silent, failed = self._render_rows(
             ps.to_values(indices), example_numbers=numbers, skip_failures=True

@@ -48,6 +48,7 @@ from generators.options import (
     add_seed_argument,
     add_workers_argument,
 )
+from generators.sampling import read_sampler_spec
 from generators.schema import dataset_path
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
@@ -189,6 +190,14 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=env_default("EXAMPLES_PER_EPOCH", None, positive_int),
         help="--stream: new examples per epoch, rounded down to whole batches (10000)",
+    )
+    t.add_argument(
+        "--sampler",
+        type=Path,
+        default=None,
+        help="--stream: a sampler file (plugin_config/dexed_voice_mix.json) that draws the "
+        "streamed examples, e.g. real DX7 voices and their variations (default: every "
+        "parameter drawn uniformly)",
     )
     t.add_argument(
         "--patience",
@@ -359,6 +368,7 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
         stream=args.stream,
         examples_per_epoch=args.examples_per_epoch,
         workers=args.workers,
+        sampler=None if args.sampler is None else read_sampler_spec(args.sampler),
     )
 
 

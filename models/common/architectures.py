@@ -110,32 +110,54 @@ def summed_categorical_crossentropy(y_true: Any, y_pred: Any) -> Any:
     return -ops.sum(ops.cast(y_true, p.dtype) * ops.log(p), axis=-1)
 
 
-def ordinal_targets(n_levels: Sequence[int], *, label_sigma: float, head: str) -> np.ndarray:
-    """The matrix that spreads one-hot labels over neighbouring classes.
+_TARGET_SIGMAS = 4.0  # the Gaussian is cut this many widths from the true class
 
-    ``one_hot @ K`` puts ``exp(-(i - t)^2 / (2 sigma^2))`` on class ``i`` of a
-    parameter whose true class is ``t`` (1 on the true class itself); for the
-    softmax head each parameter's block is then normalized to sum to 1.
+
+def ordinal_targets(
+    n_levels: Sequence[int],
+    *,
+    label_sigma: float,
+    head: str,
+    ordered: Sequence[bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sparse matrix that spreads one-hot labels over neighbouring classes.
+
+    ``one_hot @ K`` puts ``exp(-(i - t)^2 / (2 sigma^2))`` on class ``i`` of an
+    ordered parameter whose true class is ``t`` (1 on the true class itself,
+    nothing beyond :data:`_TARGET_SIGMAS` widths); an unordered parameter keeps
+    its one-hot block. For the softmax head each block row is then normalized
+    to sum to 1. ``K`` is block diagonal and mostly zero (a DX7 voice has 9,569
+    outputs), so it is kept as coordinates.
 
     Returns
     -------
-    K : np.ndarray [n_outputs, n_outputs], float32, block diagonal
+    indices : np.ndarray [nnz, 2], int64
+        (row, column) of every non-zero entry, rows sorted.
+    values : np.ndarray [nnz], float32
+    n_outputs : int
     """
     levels = [int(n) for n in n_levels]
-    blocks = []
-    for n in levels:
+    flags = [True] * len(levels) if ordered is None else [bool(o) for o in ordered]
+    if len(flags) != len(levels):
+        raise InverSynthError(f"ordered has {len(flags)} entries for {len(levels)} parameters")
+    reach = int(np.ceil(_TARGET_SIGMAS * label_sigma))
+    rows, cols, vals = [], [], []
+    start = 0
+    for n, is_ordered in zip(levels, flags, strict=True):
         i = np.arange(n)
         block = np.exp(-((i[:, None] - i[None, :]) ** 2) / (2.0 * label_sigma**2))
+        block[np.abs(i[:, None] - i[None, :]) > reach] = 0.0
+        if not is_ordered:
+            block = np.eye(n)
         if head == "softmax":
             block /= block.sum(axis=1, keepdims=True)
-        blocks.append(block)
-    out = np.zeros((sum(levels), sum(levels)), dtype=np.float32)
-    start = 0
-    for block in blocks:
-        n = block.shape[0]
-        out[start : start + n, start : start + n] = block
+        r, c = np.nonzero(block)
+        rows.append(r + start)
+        cols.append(c + start)
+        vals.append(block[r, c])
         start += n
-    return out
+    indices = np.stack([np.concatenate(rows), np.concatenate(cols)], axis=1).astype(np.int64)
+    return indices, np.concatenate(vals).astype(np.float32), start
 
 
 @keras.saving.register_keras_serializable(package="InverSynth")
@@ -143,12 +165,14 @@ class OrdinalTargetLoss(keras.losses.Loss):
     """A head's loss against labels spread over neighbouring classes (``--label_sigma``).
 
     The paper trains on one-hot targets, where predicting the class next to
-    the true one costs as much as predicting the farthest. Every parameter of
-    the FM synth is ordinal (its levels are sorted values), so a Gaussian of
-    width ``label_sigma`` classes around the true class teaches the network
-    that near misses are better, which is what the paper's MPR and MAE
-    measure. The true class keeps the highest target, so top-1 metrics and
-    ``argmax`` decoding are unchanged.
+    the true one costs as much as predicting the farthest. A parameter whose
+    levels are sorted values (``Parameter.ordered``: every FM parameter, a DX7
+    envelope rate) is ordinal, so a Gaussian of width ``label_sigma`` classes
+    around the true class teaches the network that near misses are better,
+    which is what the paper's MPR and MAE measure. Unordered parameters (the
+    DX7's algorithm, a waveform switch) keep one-hot targets. The true class
+    keeps the highest target, so top-1 metrics and ``argmax`` decoding are
+    unchanged.
 
     Parameters
     ----------
@@ -157,6 +181,8 @@ class OrdinalTargetLoss(keras.losses.Loss):
     label_sigma : float > 0
         Width of the Gaussian, in classes.
     head : {"sigmoid", "softmax"}
+    ordered : sequence of bool, optional
+        Per parameter; default all ordered.
     """
 
     def __init__(
@@ -164,6 +190,7 @@ class OrdinalTargetLoss(keras.losses.Loss):
         n_levels: Sequence[int],
         label_sigma: float,
         head: str = "sigmoid",
+        ordered: Sequence[bool] | None = None,
         name: str = "ordinal_target_loss",
         **kwargs: Any,
     ) -> None:
@@ -175,22 +202,45 @@ class OrdinalTargetLoss(keras.losses.Loss):
         self.n_levels = [int(n) for n in n_levels]
         self.label_sigma = float(label_sigma)
         self.head = head
-        self._kernel = ordinal_targets(self.n_levels, label_sigma=self.label_sigma, head=head)
+        self.ordered = (
+            [True] * len(self.n_levels) if ordered is None else [bool(o) for o in ordered]
+        )
+        self._kernel = ordinal_targets(
+            self.n_levels, label_sigma=self.label_sigma, head=head, ordered=self.ordered
+        )
 
     def call(self, y_true: Any, y_pred: Any) -> Any:  # [batch, n_outputs] x2 -> [batch]
-        soft = ops.matmul(ops.cast(y_true, y_pred.dtype), ops.cast(self._kernel, y_pred.dtype))
+        import tensorflow as tf
+
+        indices, values, n = self._kernel
+        kernel = tf.sparse.SparseTensor(indices, tf.cast(values, y_pred.dtype), (n, n))
+        # soft = y_true @ K, as (K^T @ y_true^T)^T: the sparse operand goes first.
+        soft = tf.transpose(
+            tf.sparse.sparse_dense_matmul(
+                kernel, tf.cast(y_true, y_pred.dtype), adjoint_a=True, adjoint_b=True
+            )
+        )
         if self.head == "sigmoid":
             return keras.losses.binary_crossentropy(soft, y_pred)
         return summed_categorical_crossentropy(soft, y_pred)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
-        config.update(n_levels=list(self.n_levels), label_sigma=self.label_sigma, head=self.head)
+        config.update(
+            n_levels=list(self.n_levels),
+            label_sigma=self.label_sigma,
+            head=self.head,
+            ordered=list(self.ordered),
+        )
         return config
 
 
 def loss_for_head(
-    head: str, *, n_levels: Sequence[int] | None = None, label_sigma: float = 0.0
+    head: str,
+    *,
+    n_levels: Sequence[int] | None = None,
+    label_sigma: float = 0.0,
+    ordered: Sequence[bool] | None = None,
 ) -> str | Callable[[Any, Any], Any]:
     """The training loss of a head (see the module docstring).
 
@@ -204,7 +254,7 @@ def loss_for_head(
     if label_sigma > 0:
         if n_levels is None:
             raise InverSynthError("ordinal targets (label_sigma > 0) need n_levels")
-        return OrdinalTargetLoss(n_levels, label_sigma, head)
+        return OrdinalTargetLoss(n_levels, label_sigma, head, ordered)
     if head == "sigmoid":
         return "binary_crossentropy"
     return summed_categorical_crossentropy

@@ -71,6 +71,9 @@ class StreamSpec:
         Global batches per epoch.
     workers : int
         Rendering processes.
+    sampler : dict, optional
+        A :mod:`generators.sampling` spec that draws the examples (default:
+        uniform draws of every parameter).
     """
 
     generator_name: str
@@ -80,9 +83,10 @@ class StreamSpec:
     batch_size: int
     steps_per_epoch: int
     workers: int = 1
+    sampler: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if generator_class(self.generator_name).renders_in_parallel:
+        if not generator_class(self.generator_name).streams_in_workers:
             raise InverSynthError(
                 f"--stream renders in worker processes that each hold one synth; "
                 f"generator {self.generator_name!r} runs processes of its own: "
@@ -131,7 +135,7 @@ class StreamSource:
     def _start(self, batch: int) -> None:
         self.close()
         jobs = (self._job(b) for b in itertools.count(batch))
-        task = functools.partial(render_chunk, seed=self.spec.seed)
+        task = functools.partial(render_chunk, seed=self.spec.seed, sampler=self.spec.sampler)
         self._results = map_in_workers(
             task,
             jobs,

@@ -93,6 +93,7 @@ class TrainConfig:
     stream: bool = False  # train on examples rendered on the fly (models.common.stream)
     examples_per_epoch: int | None = None  # --stream: default DEFAULT_EXAMPLES_PER_EPOCH
     workers: int = 1  # --stream: rendering processes
+    sampler: dict[str, Any] | None = None  # --stream: what draws the examples (generators.sampling)
 
     def validate(self) -> None:
         from models.common.model_table import DATA_FORMATS, HEADS, MODELS
@@ -138,6 +139,8 @@ def _validate_stream(config: TrainConfig) -> None:
 
     if config.examples_per_epoch is not None and not config.stream:
         raise InverSynthError("--examples_per_epoch needs --stream")
+    if config.sampler is not None and not config.stream:
+        raise InverSynthError("--sampler needs --stream (it draws the streamed examples)")
     if config.stream:
         if config.examples_per_epoch is None:
             config.examples_per_epoch = DEFAULT_EXAMPLES_PER_EPOCH
@@ -169,6 +172,7 @@ def compile_model(
     n_levels: list[int],
     jit: bool,
     label_sigma: float = 0.0,
+    ordered: list[bool] | None = None,
 ) -> None:
     import keras
 
@@ -177,7 +181,7 @@ def compile_model(
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=loss_for_head(head, n_levels=n_levels, label_sigma=label_sigma),
+        loss=loss_for_head(head, n_levels=n_levels, label_sigma=label_sigma, ordered=ordered),
         metrics=keras_metrics(n_levels),
         jit_compile=True if jit else "auto",
     )
@@ -197,6 +201,7 @@ FIXED_ON_RESUME = (
     "max_examples",
     "stream",
     "examples_per_epoch",
+    "sampler",
 )
 
 
@@ -227,6 +232,7 @@ def _resume_config(config: TrainConfig, info: RunInfo) -> TrainConfig:
         stream=bool(stored.get("stream", False)),
         examples_per_epoch=stored.get("examples_per_epoch"),
         workers=config.workers,
+        sampler=stored.get("sampler"),
     )
     return merged
 
@@ -426,6 +432,7 @@ def _model_to_train(
         n_levels=n_levels,
         jit=jit,
         label_sigma=config.label_sigma,
+        ordered=[p.ordered for p in info.parameter_set.parameters],
     )
     return model, TrainState()
 
@@ -481,6 +488,7 @@ def _stream_input(dataset: SynthDataset, info: RunInfo, config: TrainConfig) -> 
         batch_size=config.batch_size,
         steps_per_epoch=int(config.examples_per_epoch or 0) // config.batch_size,
         workers=config.workers,
+        sampler=config.sampler,
     )
     return StreamInput(spec, parameter_set=info.parameter_set, n_samples=info.n_samples)
 

@@ -23,7 +23,6 @@ run's own dataset, whose true parameters it keeps for comparison.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,24 +57,10 @@ __all__ = [
     "write_prediction",
 ]
 
-# Names of parameters that select among unordered choices (a waveform switch, a
-# filter type), when the parameter does not say (``Parameter.ordered``): their
-# class distance means nothing, a prediction is right or wrong.
-_UNORDERED_NAMES = ("*waveform*", "*wave_shape*", "*_type", "type", "*_mode", "mode")
-
 
 def is_ordered(parameter: Parameter) -> bool:
-    """Whether ``parameter``'s classes are ordered, so that a class distance means something.
-
-    A parameter's own ``ordered`` attribute decides when it has one; otherwise
-    a selector's name (``osc1_waveform``, ``filter_type``, ``*_mode``) makes it
-    unordered and every other parameter is ordered.
-    """
-    ordered = getattr(parameter, "ordered", None)
-    if ordered is not None:
-        return bool(ordered)
-    name = parameter.name.lower()
-    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in _UNORDERED_NAMES)
+    """Whether ``parameter``'s classes are ordered, so that a class distance means something."""
+    return parameter.ordered
 
 
 def class_verdict(parameter: Parameter, true_index: int, predicted_index: int) -> tuple[int, str]:
