@@ -211,3 +211,16 @@ def test_note_levels_are_the_same_on_every_cpu():
     notes = Parameter.notes("f", base_hz=440.0, n_levels=16)
     assert notes.levels[13] == 932.3275230361799
     assert notes.levels[12] == 880.0
+
+
+def test_median_decoding_takes_the_middle_of_an_ordered_parameter_and_the_top_of_a_choice():
+    ordered = Parameter("rate", [0.0, 1.0, 2.0, 3.0, 4.0])
+    choice = Parameter("wave", [0.0, 1.0, 2.0, 3.0, 4.0], ordered=False)
+    ps = ParameterSet([ordered, choice])
+    # Two peaks at the ends with mass between: the argmax picks an end, the median the middle.
+    block = [0.35, 0.1, 0.1, 0.1, 0.35]
+    scores = np.array([block + block])
+    assert ps.decode(scores).tolist() == [[0, 0]]
+    assert ps.decode_median(scores).tolist() == [[2, 0]]
+    # Unnormalised sigmoid scores are normalised per parameter first.
+    assert ps.decode_median(np.array([[0, 0, 0, 0.9, 0.9] + block])).tolist() == [[3, 0]]
