@@ -1,0 +1,108 @@
+"""Where commands write: nothing replaced that the toolkit did not make, names and paths kept inside
+their folders, bad paths and absurd counts refused in one line that says what is wrong."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from generators import cli
+from generators.cli import run_cli
+from models.common.pretrained import PRETRAINED_FM_RUN
+
+NEKOBI = "/usr/lib/vst/Nekobi-vst.so"
+Main = Callable[[Sequence[str] | None], int]
+
+
+@pytest.fixture(autouse=True)
+def _no_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    cli._dotenv.cache_clear()
+    yield
+    cli._dotenv.cache_clear()
+
+
+def one_line_error(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The command's error line; it must end the command with exit code 2 and nothing else."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: ")
+    return err.strip()
+
+
+def _snapshot(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# ---- export_run: only an earlier export is ever replaced ---------------------------------
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """Two run folders, copies of the shipped one, with an evaluation folder each."""
+    folder = tmp_path / "runs"
+    for name in ("M1_fm", "M1_other"):
+        shutil.copytree(PRETRAINED_FM_RUN, folder / name)
+        (folder / name / "evaluation").mkdir()
+        (folder / name / "evaluation" / "metrics.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        ("runs", "holds the run"),
+        (".", "holds the run"),
+        ("runs/M1_fm", "onto itself"),
+        ("runs/M1_fm/evaluation", "is inside the run"),
+        ("runs/M1_other", "is not an earlier export (it holds evaluation/)"),
+        ("shipped", "is not an earlier export (it holds fm_M1/)"),
+        ("notes.txt", "is a file, not a folder"),
+        ("linked", "is a link"),
+        ("notes.txt/export", "'notes.txt' is a file"),
+    ],
+)
+def test_export_run_overwrites_nothing_but_an_earlier_export(
+    runs: Path, tmp_path: Path, capsys, destination: str, message: str
+) -> None:
+    from models.export_run import main
+
+    shutil.copytree(PRETRAINED_FM_RUN, tmp_path / "shipped" / "fm_M1")  # models/pretrained's shape
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "linked").symlink_to(tmp_path / "shipped", target_is_directory=True)
+    before = _snapshot(tmp_path)
+    err = one_line_error(main, ["runs/M1_fm", destination, "--overwrite"], capsys)
+    assert message in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_export_run_replaces_an_earlier_export_and_refuses_once_it_holds_more(
+    runs: Path, tmp_path: Path, capsys
+) -> None:
+    from models.export_run import main
+
+    assert main(["runs/M1_fm", "export"]) == 0
+    assert "exists; pass --overwrite" in one_line_error(main, ["runs/M1_fm", "export"], capsys)
+    (tmp_path / "export").chmod(0o555)
+    try:
+        err = one_line_error(main, ["runs/M1_other", "export", "--overwrite"], capsys)
+    finally:
+        (tmp_path / "export").chmod(0o755)
+    assert "'export' is not writable" in err
+    (tmp_path / "export" / "my_notes.txt").write_text("mine")
+    err = one_line_error(main, ["runs/M1_other", "export", "--overwrite"], capsys)
+    assert "not an earlier export (it holds my_notes.txt)" in err
+    (tmp_path / "export" / "my_notes.txt").unlink()
+    assert main(["runs/M1_other", "export", "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == sorted(
+        p.name for p in PRETRAINED_FM_RUN.iterdir()
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export")]
