@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +174,39 @@ def test_a_misspelt_variable_is_named_with_the_closest_known_one(
         cli.make_parser()
     monkeypatch.delenv("INVERSYNTH_WORKRES")
     cli.make_parser()  # every variable known: no error
+
+
+@pytest.mark.parametrize(
+    ("line", "variable"),
+    [
+        ("INVERSYNTH_HEAD=sigmod", "INVERSYNTH_HEAD"),
+        ("INVERSYNTH_DATA_FORMAT=NHWC", "INVERSYNTH_DATA_FORMAT"),
+        ("INVERSYNTH_SPLIT=0.8,0.2", "INVERSYNTH_SPLIT"),
+        ("INVERSYNTH_RUN_NAME=../../escape_run", "INVERSYNTH_RUN_NAME"),
+    ],
+)
+def test_a_bad_training_variable_is_named_before_tensorflow_loads(
+    tmp_path: Path, line: str, variable: str
+) -> None:
+    (tmp_path / ".env").write_text(f"# defaults\n{line}\n")
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('tensorflow' in sys.modules, file=sys.stderr))\n"
+        "from generators.cli import run_cli\n"
+        "from models.spectrogram_cnn import main\n"
+        "run_cli(main, ['--dataset_name', 'fm'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("INVERSYNTH_")}
+        | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    error, tensorflow_loaded = done.stderr.strip().split("\n")
+    assert done.returncode == 2 and error.startswith(f"error: {variable} in .env: ")
+    assert error.endswith("(.env line 2)")
+    assert not re.search(r"argument --|--(head|data_format|split|run_name)\b", error)
+    assert tensorflow_loaded == "False"

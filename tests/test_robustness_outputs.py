@@ -106,3 +106,97 @@ def test_export_run_replaces_an_earlier_export_and_refuses_once_it_holds_more(
         p.name for p in PRETRAINED_FM_RUN.iterdir()
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export")]
+
+
+# ---- a run that is a file, an output folder under a file -----------------------------
+
+
+def _command(name: str) -> Main:
+    import importlib
+
+    main: Main = importlib.import_module(f"models.{name}").main
+    return main
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("predict", ["sound.wav", "--run", "RUN"]),
+        ("evaluate", ["RUN"]),
+        ("reconstruct", ["RUN"]),
+        ("report", ["RUN"]),
+        ("compare", ["RUN"]),
+        ("export_run", ["RUN", "exported"]),
+    ],
+)
+def test_a_run_that_is_a_file_is_named_as_one(
+    tmp_path: Path, capsys, command: str, argv: list[str]
+) -> None:
+    (tmp_path / "run_file").write_text("not a run folder")
+    argv = [str(tmp_path / "run_file") if a == "RUN" else a for a in argv]
+    err = one_line_error(_command(command), argv, capsys)
+    assert f"run folder '{tmp_path / 'run_file'}' is a file, not a folder" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "option"),
+    [
+        ("spectrogram_cnn", ["--dataset_name", "fm"], "--output_dir"),
+        ("evaluate", [str(PRETRAINED_FM_RUN)], "--output_dir"),
+        ("predict", ["sound.wav"], "--output_dir"),
+        ("compare", [str(PRETRAINED_FM_RUN)], "--output_dir"),
+        ("demo", [], "--output_dir"),
+        ("report", [str(PRETRAINED_FM_RUN)], "--output"),
+    ],
+)
+def test_an_output_path_under_a_file_says_so(
+    tmp_path: Path, capsys, command: str, argv: list[str], option: str
+) -> None:
+    (tmp_path / "somefile").write_text("x")
+    main = _command(command)
+    err = one_line_error(main, [*argv, option, "somefile/sub"], capsys)
+    assert "cannot create 'somefile/sub': 'somefile' is a file" in err
+    if option == "--output_dir":
+        err = one_line_error(main, [*argv, option, "somefile"], capsys)
+        assert "'somefile' is a file, not a folder" in err
+
+
+# ---- names that would leave their folder ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escape_run", ".", "..", "a/b", ".hidden", " padded"])
+def test_a_run_name_is_a_plain_name(tmp_path: Path, capsys, name: str) -> None:
+    from models.common.training import TrainConfig
+    from models.spectrogram_cnn import main
+
+    argv = ["--dataset_name", "fm", "--output_dir", "runs", "--run_name", name]
+    err = one_line_error(main, argv, capsys)
+    assert "a run name must be a plain name" in err and "--output_dir" in err
+    assert not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
+    config = TrainConfig(model="C6", dataset=["fm_data.hdf5"], run_name=name)
+    with pytest.raises(cli.InverSynthError, match="a run name must be a plain name"):
+        config.validate()  # the library refuses it too
+
+
+# ---- absurd counts of the training command -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--examples_per_epoch", str(10**20)),
+        ("--examples_per_epoch", "1000000001"),
+        ("--epochs", "100001"),
+        ("--batch_size", "65537"),
+        ("--patience", str(10**12)),
+        ("--max_examples", str(10**15)),
+        ("--seed", str(2**32)),
+        ("--time_limit_s", "1e12"),
+        ("--learning_rate", "5"),
+    ],
+)
+def test_absurd_training_counts_are_refused_at_once(capsys, option: str, value: str) -> None:
+    from models.spectrogram_cnn import main
+
+    err = one_line_error(main, ["--dataset_name", "fm", "--stream", option, value], capsys)
+    assert f"argument {option}: expected" in err or f"argument {option}: must be" in err
