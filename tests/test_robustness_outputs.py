@@ -200,3 +200,37 @@ def test_absurd_training_counts_are_refused_at_once(capsys, option: str, value: 
 
     err = one_line_error(main, ["--dataset_name", "fm", "--stream", option, value], capsys)
     assert f"argument {option}: expected" in err or f"argument {option}: must be" in err
+
+
+# ---- describe: a config edited by hand is never overwritten unasked -------------------
+
+
+def test_describe_refuses_an_existing_file_before_loading_the_plugin(
+    tmp_path: Path, capsys
+) -> None:
+    from generators.vst.cli import main
+
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"plugin": "edited by hand"}\n')
+    argv = ["describe", "--plugin", str(tmp_path / "no_such_plugin.so"), "--output", str(mine)]
+    err = one_line_error(main, argv, capsys)
+    assert "exists (perhaps a config edited by hand); pass --overwrite" in err
+    assert mine.read_text() == '{"plugin": "edited by hand"}\n'
+    (tmp_path / "folder.json").mkdir()
+    argv[-1] = str(tmp_path / "folder.json")
+    assert "is a folder, not a file" in one_line_error(main, argv, capsys)
+
+
+def test_describe_overwrite_replaces_the_file_whole(tmp_path: Path, capsys) -> None:
+    from generators.vst.cli import main
+
+    if not Path(NEKOBI).exists():
+        message = f"{NEKOBI} not installed: apt-get install -y dpf-plugins-vst"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    mine = tmp_path / "mine.json"
+    mine.write_text("{}\n")
+    assert main(["describe", "--plugin", NEKOBI, "--output", str(mine), "--overwrite"]) == 0
+    assert '"fixed_parameters"' in mine.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.json"]  # no temporary file left
