@@ -2,7 +2,8 @@
 
 * Defaults come from the environment or a ``.env`` file in the working folder
   (variables ``INVERSYNTH_<NAME>``, documented in ``.env.example``); options
-  given on the command line override them.
+  given on the command line override them. An empty variable is unset, and an
+  ``INVERSYNTH_*`` variable that no option reads (a misspelt name) is an error.
 * Bad input ends the program with one line, ``error: <what was wrong>``, and
   exit code 2, never a traceback; Ctrl-C ends it with exit code 130, SIGTERM
   with 143, both after the same clean-up.
@@ -16,10 +17,12 @@ The options that several commands share are defined once, in :mod:`generators.op
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import io
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -36,11 +39,14 @@ __all__ = [
     "Terminated",
     "bounded_float",
     "bounded_int",
+    "check_variables",
     "env_default",
     "env_value",
+    "known_variables",
     "make_parser",
     "non_negative_float",
     "non_negative_int",
+    "one_of",
     "parse_bool",
     "positive_float",
     "positive_int",
@@ -48,7 +54,40 @@ __all__ = [
 ]
 
 ENV_PREFIX = "INVERSYNTH_"
+ENV_FILE = Path(".env")
+# Every variable the toolkit reads, documented where users look for them. A test
+# checks that it names exactly the variables of the env_default(...) calls, so it
+# is also the list an unknown (misspelt) variable is told from.
+ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 T = TypeVar("T")
+
+
+class _EnvFile(dict[str, str]):
+    """The values of a ``.env`` file, and the line each name was set on."""
+
+    def __init__(self, values: dict[str, str], lines: dict[str, int]) -> None:
+        super().__init__(values)
+        self.lines = lines
+
+
+def _binding_line(binding: Any) -> int:
+    """The line of a binding's name (python-dotenv counts the blank lines before it into it)."""
+    text = binding.original.string
+    return int(binding.original.line) + text[: len(text) - len(text.lstrip())].count("\n")
+
+
+def _env_file_exists(path: Path) -> bool:
+    """Whether there is a ``.env`` file to read; a folder or a broken link there is an error."""
+    if path.is_file():
+        return True
+    if path.is_symlink() and not path.exists():
+        raise InverSynthError(
+            f"{str(path.absolute())!r} is a broken link (to {str(path.readlink())!r}); "
+            "remove it or point it at a file"
+        )
+    if path.exists():
+        raise InverSynthError(f"{str(path.absolute())!r} is not a file; remove it or make it one")
+    return False
 
 
 @cache
@@ -56,42 +95,107 @@ def _dotenv() -> dict[str, str]:
     """The ``.env`` file of the working folder, read once ({} when absent).
 
     A line that cannot be parsed is refused, never skipped: a skipped line
-    would quietly leave its option at the built-in default.
+    would quietly leave its option at the built-in default. So is a ``.env``
+    that is a folder or a broken link: the user meant a file there.
     """
     from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
-    path = Path(".env")
-    if not path.is_file():
+    if not _env_file_exists(ENV_FILE):
         return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = ENV_FILE.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InverSynthError(f"cannot read {str(path.resolve())!r}: {exc}") from None
+        raise InverSynthError(f"cannot read {str(ENV_FILE.absolute())!r}: {exc}") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if "\0" in line:  # python-dotenv would read it as a name without a value
+            raise InverSynthError(f"{ENV_FILE} line {number}: cannot read it: it holds NUL bytes")
+    lines: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
-        bare = (
-            binding.key is not None and binding.value is None and binding.key.startswith(ENV_PREFIX)
-        )
-        if binding.error or bare:
+        key = binding.key
+        bare = key is not None and binding.value is None
+        odd = key is not None and (key.startswith(ENV_PREFIX) or not key.isidentifier())
+        if binding.error or (bare and odd):
             line = binding.original.string.strip()
             raise InverSynthError(
-                f"{path} line {binding.original.line}: cannot read {line!r:.80}; "
+                f"{ENV_FILE} line {_binding_line(binding)}: cannot read {line!r:.80}; "
                 "expected NAME=value (a comment starts with #)"
             )
-    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+        if key is not None:
+            lines[key] = _binding_line(binding)
+    values = dotenv_values(stream=io.StringIO(text))
+    return _EnvFile({k: v for k, v in values.items() if v is not None}, lines)
 
 
 def _env_source(name: str) -> tuple[str, str | None]:
-    """``(where, raw value)`` of ``INVERSYNTH_<name>``: the process environment first, then ``.env``."""
+    """``(where, raw value)`` of ``INVERSYNTH_<name>``: the process environment first, then ``.env``.
+
+    An empty value (or only spaces) is unset, in either place: ``INVERSYNTH_OUTPUT_DIR=``
+    must not mean the working folder.
+    """
     key = ENV_PREFIX + name.upper()
-    if key in os.environ:
+    if os.environ.get(key, "").strip():
         return "the environment", os.environ[key]
-    return ".env", _dotenv().get(key)
+    text = _dotenv().get(key)
+    return ".env", text if text is not None and text.strip() else None
+
+
+def _env_file_place(key: str) -> str:
+    """``.env line N`` for a variable set in ``.env`` (``.env`` where the line is unknown)."""
+    line = getattr(_dotenv(), "lines", {}).get(key)
+    return f"{ENV_FILE} line {line}" if line else str(ENV_FILE)
 
 
 def env_value(name: str) -> str | None:
-    """Raw value of ``INVERSYNTH_<name>``: the process environment first, then ``.env``."""
+    """Raw value of ``INVERSYNTH_<name>``: the process environment first, then ``.env``; empty is None."""
     return _env_source(name)[1]
+
+
+@cache
+def known_variables() -> frozenset[str]:
+    """The ``INVERSYNTH_*`` variables the toolkit reads: those ``.env.example`` documents."""
+    try:
+        text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    return frozenset(re.findall(rf"^#?\s*({ENV_PREFIX}[A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def check_variables() -> None:
+    """Refuse ``INVERSYNTH_*`` variables that no option reads (a misspelt name), naming the closest.
+
+    A misspelt variable would otherwise be ignored in silence and its option
+    left at the default: ``INVERSYNTH_NUM_EXAMPLE=200`` would make 20,000 examples.
+
+    Raises
+    ------
+    InverSynthError
+        One line naming every unknown variable, where it was set, and the
+        known name closest to it.
+    """
+    known = known_variables()
+    if not known:  # no .env.example beside the code: nothing to tell them from
+        return
+    found = {
+        key: "the environment"
+        for key, value in os.environ.items()
+        if key.startswith(ENV_PREFIX) and value.strip()
+    }
+    for key, value in _dotenv().items():
+        if key.startswith(ENV_PREFIX) and key not in found and value.strip():
+            found[key] = _env_file_place(key)
+    unknown = []
+    for key, where in sorted(found.items()):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        unknown.append(f"{key} (in {where}){hint}")
+    if unknown:
+        raise InverSynthError(
+            f"unknown variable{'s' if len(unknown) > 1 else ''} {'; '.join(unknown)} "
+            f"(the known ones are in .env.example)"
+        )
 
 
 def parse_bool(text: str) -> bool:
@@ -114,7 +218,7 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
     name : str
         Variable name without the prefix, e.g. ``"NUM_EXAMPLES"``.
     default : T
-        Used when the variable is unset.
+        Used when the variable is unset (or set to nothing: an empty value is unset).
     kind : callable, optional
         Parser for the text (an argparse ``type``); defaults to the type of
         ``default`` (``bool`` accepts true/false, 1/0, yes/no, on/off).
@@ -124,11 +228,14 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
     InverSynthError
         When the variable is set but cannot be parsed; the message names the
         variable and where it was set (``INVERSYNTH_SEED in .env: expected an
-        integer >= 0, got '-1'``).
+        integer >= 0, got '-1' (.env line 4)``).
     """
     where, text = _env_source(name)
     if text is None:
         return default
+    key = ENV_PREFIX + name.upper()
+    line = getattr(_dotenv(), "lines", {}).get(key) if where == ".env" else None
+    place = f" ({ENV_FILE} line {line})" if line else ""
     parser: Callable[[str], Any]
     if kind is not None:
         parser = kind
@@ -141,11 +248,11 @@ def env_default(name: str, default: T, kind: Callable[[str], T] | None = None) -
     try:
         value = cast(T, parser(text))
     except argparse.ArgumentTypeError as exc:
-        raise InverSynthError(f"{ENV_PREFIX}{name.upper()} in {where}: {exc}") from None
+        raise InverSynthError(f"{key} in {where}: {exc}{place}") from None
     except (TypeError, ValueError):
         kind_name = getattr(parser, "__name__", "value").lstrip("_").replace("_", " ")
         raise InverSynthError(
-            f"{ENV_PREFIX}{name.upper()} in {where}: expected a {kind_name}, got {text!r}"
+            f"{key} in {where}: expected a {kind_name}, got {text!r}{place}"
         ) from None
     return value
 
@@ -198,6 +305,18 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
+def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """argparse type: one of ``choices`` (for a variable's value, which argparse never checks)."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    parse.__name__ = f"one of {', '.join(choices)}"
     return parse
 
 
@@ -266,7 +385,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def make_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` whose errors are one line, like every other error of the toolkit,
-    and whose help shows a default only where it says something (:class:`HelpFormatter`)."""
+    and whose help shows a default only where it says something (:class:`HelpFormatter`).
+
+    Every command builds its parser here, before its options read their
+    variables: an unknown ``INVERSYNTH_*`` variable is refused first
+    (:func:`check_variables`).
+    """
+    check_variables()
     return _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 

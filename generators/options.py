@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
@@ -24,7 +25,6 @@ from generators.cli import (
     bounded_int,
     env_default,
     positive_float,
-    positive_int,
 )
 from generators.errors import InverSynthError
 
@@ -48,9 +48,13 @@ __all__ = [
     "add_workers_argument",
     "available_cpus",
     "cap_workers",
+    "check_plain_name",
     "default_workers",
     "n_samples_from_args",
+    "output_file",
+    "output_folder",
     "parse_shard",
+    "plain_name",
 ]
 
 Parser: TypeAlias = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -84,11 +88,17 @@ def add_seed_argument(
     parser: Parser,
     *,
     env: str | None = "SEED",
+    high: int = MAX_SEED,
     help: str = "random seed (>= 0)",
 ) -> None:
-    """``--seed``: an integer in [0, 2**63 - 1], default 0 (``INVERSYNTH_<env>``; ``env=None``: no variable)."""
-    default = env_default(env, 0, _seed) if env else 0
-    parser.add_argument("--seed", type=_seed, default=default, help=help)
+    """``--seed``: an integer in [0, ``high``], default 0 (``INVERSYNTH_<env>``; ``env=None``: no variable).
+
+    ``high`` is lower where the seed goes to a library that takes fewer bits
+    (TensorFlow's are 32).
+    """
+    seed = _seed if high == MAX_SEED else bounded_int(0, high)
+    default = env_default(env, 0, seed) if env else 0
+    parser.add_argument("--seed", type=seed, default=default, help=help)
 
 
 def available_cpus() -> int:
@@ -135,24 +145,67 @@ def add_no_progress_argument(parser: Parser, *, help: str = "no progress bar (fo
     parser.add_argument("--no_progress", action="store_true", help=help)
 
 
+def output_folder(text: str) -> Path:
+    """argparse type: a folder to write into, which is a folder or can be made one.
+
+    Refused at once, saying what is wrong: the path is a file, or a file is
+    where one of its parents would be (``somefile/sub``). Creating it later
+    would fail with the system's "File exists" or "Not a directory".
+    """
+    from generators.storage import file_in_the_way
+
+    folder = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
+    blocker = file_in_the_way(folder)
+    if blocker == folder:
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    if blocker is not None:
+        raise argparse.ArgumentTypeError(f"cannot create {text!r}: {str(blocker)!r} is a file")
+    return folder
+
+
+def output_file(text: str) -> Path:
+    """argparse type: a file to write, which is not a folder and whose folder is or can be made.
+
+    Refused at once, saying what is wrong: the path is a folder, or a file is
+    where one of its parents would be.
+    """
+    from generators.storage import file_in_the_way
+
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty path")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise argparse.ArgumentTypeError(f"cannot create {text!r}: {str(blocker)!r} is a file")
+    return path
+
+
 def add_output_dir_argument(
     parser: Parser, *, default: Path | None, env: str | None = None, help: str
 ) -> None:
     """``--output_dir``: a folder (``INVERSYNTH_<env>`` if given, else ``default``).
 
     Every command writes something else there, so the default, the variable
-    and the help are the command's.
+    and the help are the command's. A path that is a file, or lies under one,
+    is refused when the options are read (:func:`output_folder`).
     """
-    value = env_default(env, default, Path) if env else default
-    parser.add_argument("--output_dir", type=Path, default=value, help=help)
+    value = env_default(env, default, output_folder) if env else default
+    parser.add_argument("--output_dir", type=output_folder, default=value, help=help)
+
+
+_max_examples = bounded_int(1, MAX_EXAMPLES)
 
 
 def add_max_examples_argument(
     parser: Parser, *, env: str | None = None, help: str = "use only the first N examples"
 ) -> None:
-    """``--max_examples``: an integer > 0, default all (None; ``INVERSYNTH_<env>`` if given)."""
-    default = env_default(env, None, positive_int) if env else None
-    parser.add_argument("--max_examples", type=positive_int, default=default, help=help)
+    """``--max_examples``: an integer in [1, 1e9], default all (None; ``INVERSYNTH_<env>`` if given)."""
+    default = env_default(env, None, _max_examples) if env else None
+    parser.add_argument("--max_examples", type=_max_examples, default=default, help=help)
 
 
 def add_sample_rate_argument(parser: Parser, *, help: str = "Hz, 1000 to 192000") -> None:
@@ -200,6 +253,53 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 1 <= k <= n:
         raise InverSynthError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n
+
+
+def check_plain_name(name: str, *, what: str, folder_option: str) -> str:
+    """``name`` if it names a file or folder directly inside its folder, never elsewhere.
+
+    A plain name has no folder separators, does not start with "." (so not
+    ``.`` or ``..``) and has no surrounding spaces: ``../../escape`` would put
+    the output outside its folder, ``.`` into the folder itself.
+
+    Parameters
+    ----------
+    name : str
+    what : str
+        What the name is, for the message ("a run name").
+    folder_option : str
+        The option that chooses the folder instead ("--output_dir").
+
+    Raises
+    ------
+    InverSynthError
+        ``name`` is not a plain name.
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or any(sep in name for sep in ("/", "\\", os.sep, "\0"))
+        or name != name.strip()
+    ):
+        raise InverSynthError(
+            f"{what} must be a plain name (no folders, not starting with '.', no surrounding "
+            f"spaces), got {name!r}; choose the folder with {folder_option}"
+        )
+    return name
+
+
+def plain_name(what: str, *, folder_option: str) -> Callable[[str], str]:
+    """argparse type: a plain name (:func:`check_plain_name`) of a file or folder in an output folder."""
+
+    def parse(text: str) -> str:
+        try:
+            return check_plain_name(text, what=what, folder_option=folder_option)
+        except InverSynthError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "plain name"
+    return parse
 
 
 def _name(text: str) -> str:

@@ -3,7 +3,9 @@
 Copies the run's best model without its optimizer state (a third of the size)
 and its records (``run.json``, ``state.json``, ``history.csv``) into a new
 folder that ``python -m models.predict --run`` loads like the run itself. The
-folder appears whole or not at all. The library is :mod:`models.common.pretrained`.
+folder appears whole or not at all. ``--overwrite`` replaces an earlier export
+only: never the run, a folder that holds it or lies inside it, nor a folder
+with anything else in it. The library is :mod:`models.common.pretrained`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run", type=Path, help="run folder ({output_dir}/{run_name})")
     parser.add_argument("destination", type=Path, help="the new folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier export there (a folder of run.json, model.keras, state.json, "
+        "history.csv and nothing else); no other folder is ever replaced",
+    )
     return parser
 
 

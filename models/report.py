@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 from generators.cli import make_parser, positive_int, run_cli
-from generators.options import add_seed_argument
+from generators.options import add_seed_argument, output_file
 from models.cli.options import add_evaluated_run_arguments
 from models.matching.report import write_report
 
@@ -33,7 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_examples", type=positive_int, default=8, help="test sounds shown")
     add_seed_argument(parser, env=None, help="which random sample of them (>= 0)")
     parser.add_argument(
-        "--output", type=Path, default=None, help="default {evaluation_dir}/report.html"
+        "--output", type=output_file, default=None, help="default {evaluation_dir}/report.html"
     )
     return parser
 

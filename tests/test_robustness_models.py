@@ -287,12 +287,12 @@ def test_unreadable_or_non_finite_models_are_refused_in_one_line(
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        (["--seed", str(2**40)], "--seed must be an integer in [0, 4294967295]"),  # NumPy, TF
+        (["--seed", str(2**40)], "--seed: expected an integer in [0, 4294967295]"),  # NumPy, TF
         (["--seed", "99999999999999999999"], "--seed"),
         (["--label_sigma", "1e30"], "--label_sigma must be in [0, 4] for this dataset"),
-        (["--learning_rate", "5"], "--learning_rate must be in (0, 1]"),
-        (["--epochs", "10000000"], "--epochs must be an integer in [1, 100000]"),
-        (["--batch_size", "1000000"], "--batch_size must be an integer in [1, 65536]"),
+        (["--learning_rate", "5"], "--learning_rate: must be a number in (0, 1]"),
+        (["--epochs", "10000000"], "--epochs: expected an integer in [1, 100000]"),
+        (["--batch_size", "1000000"], "--batch_size: expected an integer in [1, 65536]"),
     ],
 )
 def test_absurd_training_settings_are_refused_before_anything_is_made(

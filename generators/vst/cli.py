@@ -3,7 +3,7 @@
 Command line::
 
     python -m generators.vst describe --plugin /usr/lib/vst/amsynth_vst.so \\
-        --output plugin_config/my_amsynth.json
+        --output ~/synths/my_amsynth.json
     python -m generators.vst check --config plugin_config/amsynth.json
     python -m generators.vst run --config plugin_config/amsynth.json \\
         --num_examples 20000 --name amsynth --workers 2
@@ -32,9 +32,15 @@ from generators.options import (
     add_seed_argument,
     cap_workers,
     n_samples_from_args,
+    output_file,
 )
 from generators.validate import check_positive_int
-from generators.vst.describe import describe_plugin, format_plugin_table, plugin_config_template
+from generators.vst.describe import (
+    describe_plugin,
+    format_plugin_table,
+    plugin_config_template,
+    write_text_atomic,
+)
 from generators.vst.hosts import default_retries, default_timeout_s, retries_type, timeout_type
 from generators.vst.synth import VSTGenerator
 
@@ -110,7 +116,13 @@ def get_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("--plugin", required=True, help="plugin file (.so, .vst3)")
     describe.add_argument(
-        "--output", type=Path, default=None, help="write a plugin config template here"
+        "--output", type=output_file, default=None, help="write a plugin config template here"
+    )
+    describe.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing file at --output (without it, an existing file is refused: "
+        "it may be a config edited by hand)",
     )
     check = commands.add_parser(
         "check",
@@ -171,16 +183,17 @@ def check_determinism(generator: VSTGenerator, *, seed: int, n_examples: int) ->
 
 
 def _describe(args: argparse.Namespace) -> None:
+    output = args.output
+    if output is not None and (output.exists() or output.is_symlink()) and not args.overwrite:
+        raise InverSynthError(
+            f"{str(output)!r} exists (perhaps a config edited by hand); pass --overwrite to "
+            "replace it, or choose another --output"
+        )
     info = describe_plugin(args.plugin)
     print(format_plugin_table(info))
-    if args.output is not None:
-        template = plugin_config_template(info)
-        try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(template, indent=2) + "\n")
-        except OSError as exc:
-            raise InverSynthError(f"cannot write {str(args.output)!r}: {exc.strerror}") from None
-        print(f"template: {args.output}")
+    if output is not None:
+        write_text_atomic(output, json.dumps(plugin_config_template(info), indent=2) + "\n")
+        print(f"template: {output}")
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -1,18 +1,21 @@
 """What a plugin offers: its parameters (described by a host process) and a config template.
 
 ``python -m generators.vst describe --plugin PATH --output FILE`` prints the
-table and writes the template.
+table and writes the template (never over an existing file without ``--overwrite``).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from generators.errors import InverSynthError
 from generators.vst.config import check_plugin_path
 from generators.vst.hosts import PluginHostPool, default_timeout_s
 
-__all__ = ["describe_plugin", "format_plugin_table", "plugin_config_template"]
+__all__ = ["describe_plugin", "format_plugin_table", "plugin_config_template", "write_text_atomic"]
 
 
 def describe_plugin(
@@ -76,3 +79,30 @@ def format_plugin_table(info: dict[str, Any]) -> str:
         f"{info['n_outputs']} output channel(s), VST2 ID {uid!r}"
     )
     return "\n".join([head, *rows])
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it: the file is whole or absent.
+
+    Raises
+    ------
+    InverSynthError
+        The folder cannot be made or written, naming the reason.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InverSynthError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a config is not
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InverSynthError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise

@@ -34,6 +34,7 @@ import numpy as np
 
 from generators.errors import InverSynthError
 from generators.fm_generator import FMGenerator
+from generators.outputs import mark_demo_folder
 from generators.parameters import ALL_GROUP
 from generators.sine_generator import SineGenerator
 from generators.validate import check_positive_int
@@ -408,6 +409,7 @@ def run_demo(
     _clear_earlier_run(
         out, run_dir, dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}"), overwrite=overwrite
     )
+    mark_demo_folder(out)  # so that clean_outputs can tell the demo's folders from others
 
     with stages.step(f"1/6 dataset: {num_examples} examples of the {synth!r} synth", "dataset"):
         data_path = _make_dataset(out, synth, num_examples, seed=seed, workers=workers)
@@ -482,6 +484,7 @@ def run_pretrained_demo(
     out = Path(output_dir)
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     _clear_outputs(out, [p for p in (sounds_dir, predictions_dir) if p.exists()], [], overwrite)
+    mark_demo_folder(out)
     stages = _Stages()
     with stages.step("1/2 loading the shipped model", "loading"):
         run = load_run(pretrained_run_dir())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,22 +32,25 @@ from pathlib import Path
 from typing import Any, cast
 
 from generators.cli import (
+    bounded_float,
+    bounded_int,
     env_default,
     env_value,
     make_parser,
     non_negative_float,
-    non_negative_int,
+    one_of,
     positive_float,
-    positive_int,
 )
 from generators.errors import InverSynthError
 from generators.options import (
+    MAX_EXAMPLES,
     add_bool_argument,
     add_max_examples_argument,
     add_no_progress_argument,
     add_output_dir_argument,
     add_seed_argument,
     add_workers_argument,
+    plain_name,
 )
 from generators.sampling import read_sampler_spec
 from generators.schema import dataset_path
@@ -61,11 +65,14 @@ def _learning_rate(text: str) -> float | str:
     if text in LEARNING_RATE_RULES:
         return text
     try:
-        return positive_float(text)
+        value = positive_float(text)
     except argparse.ArgumentTypeError:
+        value = math.inf
+    if value > 1.0:  # Adam diverges at once above 1: a typing mistake
         raise argparse.ArgumentTypeError(
-            f"must be a number > 0 or one of {list(LEARNING_RATE_RULES)}, got {text!r}"
-        ) from None
+            f"must be a number in (0, 1] or one of {list(LEARNING_RATE_RULES)}, got {text!r}"
+        )
+    return value
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -73,8 +80,19 @@ def _split(text: str) -> tuple[float, float, float]:
 
     try:
         return parse_split(text)
-    except InverSynthError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except InverSynthError as exc:  # the option or variable is named by whoever reports it
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--split ")) from None
+
+
+# Counts of the training command, bounded so that a typing mistake (1e20
+# examples per epoch) is refused at once rather than after TensorFlow loads.
+_epochs = bounded_int(1, MAX_EPOCHS)
+_batch_size = bounded_int(1, MAX_BATCH_SIZE)
+_patience = bounded_int(0, MAX_EPOCHS)
+_examples_per_epoch = bounded_int(1, MAX_EXAMPLES)
+_time_limit_s = bounded_float(1e-3, 366 * 86400.0, unit="s")  # a year at most
+_run_name = plain_name("a run name", folder_option="--output_dir")
+_dataset_name = plain_name("a dataset name", folder_option="--dataset_dir")
 
 
 class _Renamed(argparse.Action):
@@ -98,7 +116,7 @@ def _add_model_options(
     m.add_argument(
         "--head",
         choices=HEADS,
-        default=env_default("HEAD", "sigmoid"),
+        default=env_default("HEAD", "sigmoid", one_of(HEADS)),
         help="sigmoid: one unit per class, binary cross-entropy (paper); "
         "softmax: one softmax per parameter, summed cross-entropy",
     )
@@ -113,7 +131,7 @@ def _add_model_options(
     m.add_argument(
         "--data_format",
         choices=DATA_FORMATS,
-        default=env_default("DATA_FORMAT", "channels_last"),
+        default=env_default("DATA_FORMAT", "channels_last", one_of(DATA_FORMATS)),
         help="layout of the feature maps (channels_first can be faster on GPUs)",
     )
 
@@ -136,13 +154,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     d.add_argument(
         "--dataset_name",
-        default=env_default("NAME", None),
+        type=_dataset_name,
+        default=env_default("NAME", None, _dataset_name),
         help="dataset name: trains on {dataset_dir}/{dataset_name}_data.hdf5 (or its shards)",
     )
     d.add_argument(
         "--split",
         type=_split,
-        default=env_default("SPLIT", "0.8,0.1,0.1"),
+        default=env_default("SPLIT", (0.8, 0.1, 0.1), _split),
         help="train,validation,test fractions of the examples (contiguous blocks by index)",
     )
     add_max_examples_argument(
@@ -154,14 +173,14 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
     t.add_argument(
         "--epochs",
-        type=positive_int,
-        default=env_default("EPOCHS", 100, positive_int),
+        type=_epochs,
+        default=env_default("EPOCHS", 100, _epochs),
         help=f"epochs to train in all (1 to {MAX_EPOCHS}); with --resume, raise it to train longer",
     )
     t.add_argument(
         "--batch_size",
-        type=positive_int,
-        default=env_default("BATCH_SIZE", 16, positive_int),
+        type=_batch_size,
+        default=env_default("BATCH_SIZE", 16, _batch_size),
         help=f"global batch size (all devices together; 1 to {MAX_BATCH_SIZE})",
     )
     t.add_argument(
@@ -187,9 +206,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--examples_per_epoch",
-        type=positive_int,
-        default=env_default("EXAMPLES_PER_EPOCH", None, positive_int),
-        help="--stream: new examples per epoch, rounded down to whole batches (10000)",
+        type=_examples_per_epoch,
+        default=env_default("EXAMPLES_PER_EPOCH", None, _examples_per_epoch),
+        help="--stream: new examples per epoch, rounded down to whole batches, at most "
+        "1,000,000,000 (10000)",
     )
     t.add_argument(
         "--sampler",
@@ -201,20 +221,23 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--patience",
-        type=non_negative_int,
-        default=env_default("PATIENCE", 10, non_negative_int),
-        help="stop after this many epochs without a better validation loss (0: never stop early)",
+        type=_patience,
+        default=env_default("PATIENCE", 10, _patience),
+        help="stop after this many epochs without a better validation loss (0: never stop "
+        f"early; at most {MAX_EPOCHS})",
     )
     add_seed_argument(
         t,
         env="TRAIN_SEED",
+        high=MAX_TRAIN_SEED,
         help=f"seed of the weights' initialization and of the shuffling (0 to {MAX_TRAIN_SEED})",
     )
     t.add_argument(
         "--time_limit_s",
-        type=positive_float,
-        default=env_default("TIME_LIMIT_S", None, positive_float),
-        help="seconds: stop before an epoch that would end later (continue with --resume)",
+        type=_time_limit_s,
+        default=env_default("TIME_LIMIT_S", None, _time_limit_s),
+        help="seconds, at most a year: stop before an epoch that would end later (continue "
+        "with --resume)",
     )
     # Without this, argparse would take "--time_limit 30" (minutes, before) for
     # "--time_limit_s 30" (seconds) as an abbreviation.
@@ -232,8 +255,10 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     o.add_argument(
         "--run_name",
-        default=env_default("RUN_NAME", None),
-        help="the run folder is {output_dir}/{run_name}; default {model}_{dataset name}",
+        type=_run_name,
+        default=env_default("RUN_NAME", None, _run_name),
+        help="the run folder is {output_dir}/{run_name}: a plain name (no folders, not "
+        "starting with '.'); default {model}_{dataset name}",
     )
     o.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     o.add_argument(

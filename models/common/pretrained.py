@@ -17,13 +17,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from generators.errors import InverSynthError
-from models.common.run import BEST_MODEL, HISTORY_FILE, STATE_FILE, load_run
+from generators.storage import file_in_the_way
+from models.common.run import BEST_MODEL, HISTORY_FILE, RUN_FILE, STATE_FILE, load_run
 
-__all__ = ["PRETRAINED_DIR", "PRETRAINED_FM_RUN", "export_run", "pretrained_run_dir"]
+__all__ = [
+    "EXPORT_FILES",
+    "PRETRAINED_DIR",
+    "PRETRAINED_FM_RUN",
+    "export_run",
+    "pretrained_run_dir",
+]
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 PRETRAINED_FM_RUN = PRETRAINED_DIR / "fm_M1"
@@ -45,6 +53,62 @@ def pretrained_run_dir() -> Path:
     return PRETRAINED_FM_RUN
 
 
+# What an export holds (RUN_FILE and BEST_MODEL always): a folder of these and
+# nothing else is an earlier export, the one kind of folder --overwrite replaces.
+EXPORT_FILES = (RUN_FILE, BEST_MODEL, STATE_FILE, HISTORY_FILE)
+
+
+def _check_destination(run_dir: Path, destination: Path, *, overwrite: bool) -> None:
+    """Refuse a destination whose replacement could lose anything but an earlier export.
+
+    Raises
+    ------
+    InverSynthError
+        ``destination`` is a link or a file, lies under a file, is the run,
+        holds it or lies inside it, is not writable, exists without
+        ``overwrite``, or exists and is not an earlier export.
+    """
+    shown = str(destination)
+    if destination.is_symlink():
+        raise InverSynthError(f"destination {shown!r} is a link; give the folder it points to")
+    if destination.exists() and not destination.is_dir():
+        raise InverSynthError(f"destination {shown!r} is a file, not a folder")
+    blocker = file_in_the_way(destination.parent)
+    if blocker is not None:
+        raise InverSynthError(f"cannot create {shown!r}: {str(blocker)!r} is a file")
+    source, target = run_dir.resolve(), destination.resolve()
+    if target == source:
+        raise InverSynthError(f"cannot export the run {str(run_dir)!r} onto itself")
+    if target in source.parents:
+        raise InverSynthError(f"destination {shown!r} holds the run {str(run_dir)!r}")
+    if source in target.parents:
+        raise InverSynthError(f"destination {shown!r} is inside the run {str(run_dir)!r}")
+    if destination.exists():
+        if not overwrite:
+            raise InverSynthError(
+                f"{shown!r} exists; pass --overwrite to replace an earlier export"
+            )
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in destination.iterdir())
+        others = [name for name in entries if name not in EXPORT_FILES]
+        if others or (entries and not {RUN_FILE, BEST_MODEL} <= set(entries)):
+            raise InverSynthError(
+                f"{shown!r} is not an earlier export (it holds {', '.join(others or entries)}); "
+                "--overwrite replaces only an export: choose a new folder"
+            )
+    existing = next(p for p in [target, *target.parents] if p.exists())
+    if not all(_writable(p) for p in {existing, target.parent if existing == target else existing}):
+        raise InverSynthError(f"destination {shown!r} is not writable")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether entries of ``folder`` may be made and removed.
+
+    A folder whose owner took its write permission away is read-only here even
+    for a superuser, whom the system would let write: someone meant to keep it.
+    """
+    return os.access(folder, os.W_OK | os.X_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+
+
 def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool = False) -> Path:
     """Copy a run's best model (without optimizer state) and its records to ``destination``.
 
@@ -55,7 +119,10 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
     destination : path
         The new folder; ``load_run(destination)`` loads it.
     overwrite : bool
-        Replace an existing ``destination``; without it that is an error.
+        Replace an earlier export (a folder of :data:`EXPORT_FILES` only) or an
+        empty folder at ``destination``; without it an existing one is an error.
+        Nothing else is ever replaced: not the run, a folder that holds it or
+        one inside it, nor a folder with anything else in it.
 
     Returns
     -------
@@ -63,10 +130,7 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
         ``destination``.
     """
     run_dir, destination = Path(run_dir), Path(destination)
-    if destination.exists() and not overwrite:
-        raise InverSynthError(f"{str(destination)!r} exists; pass --overwrite to replace it")
-    if destination.resolve() == run_dir.resolve():
-        raise InverSynthError(f"cannot export the run {str(run_dir)!r} onto itself")
+    _check_destination(run_dir, destination, overwrite=overwrite)
     run = load_run(run_dir)  # compile=False: the optimizer's moments are not loaded
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
@@ -83,10 +147,24 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the export is not
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(staging, destination)
+        _replace_folder(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return destination
+
+
+def _replace_folder(new: Path, destination: Path) -> None:
+    """Put ``new`` at ``destination``; an earlier folder there is set aside until ``new`` is in place."""
+    if not destination.exists():
+        os.replace(new, destination)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
+    os.replace(destination, old / destination.name)
+    try:
+        os.replace(new, destination)
+    except BaseException:
+        os.replace(old / destination.name, destination)  # the earlier export stays as it was
+        old.rmdir()
+        raise
+    shutil.rmtree(old)

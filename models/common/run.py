@@ -246,6 +246,8 @@ class RunInfo:
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
         path = Path(run_dir) / RUN_FILE
+        if Path(run_dir).exists() and not Path(run_dir).is_dir():
+            raise InverSynthError(f"run folder {str(run_dir)!r} is a file, not a folder")
         if not Path(run_dir).is_dir():
             raise InverSynthError(f"run folder {str(run_dir)!r} does not exist")
         if not path.is_file():

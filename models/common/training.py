@@ -32,6 +32,7 @@ from typing import Any
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
+from generators.options import check_plain_name
 from generators.validate import check_float, check_int, check_non_negative_int
 from models.common.checkpoints import (
     TrainState,
@@ -121,6 +122,8 @@ class TrainConfig:
                 self.time_limit_s, "--time_limit_s", low=0.0, low_inclusive=False, unit="s"
             )
         self.seed = check_int(self.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
+        if self.run_name is not None:  # never a folder outside output_dir, nor output_dir itself
+            check_plain_name(self.run_name, what="a run name", folder_option="--output_dir")
         _validate_stream(self)
         self.split = parse_split(self.split)
 

@@ -87,6 +87,8 @@ def load_summary(
     run_dir = Path(run_dir)
     eval_dir = run_dir / evaluation_name
     metrics_path = eval_dir / METRICS_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InverSynthError(f"run folder {str(run_dir)!r} is a file, not a folder")
     if not run_dir.is_dir():
         raise InverSynthError(f"run folder {str(run_dir)!r} does not exist")
     if not metrics_path.is_file():
