@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -242,6 +243,31 @@ class RunInfo:
 
     def save(self, run_dir: Path) -> None:
         write_json_atomic(Path(run_dir) / RUN_FILE, self.to_dict())
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits that identify the run: its model, parameters, dataset, split, settings, creation.
+
+        Records made from a run (an evaluation folder's) carry it, so that they
+        are never taken for another run's. Where the run folder or its dataset
+        lie is not part of it: a moved or exported run keeps its fingerprint.
+        """
+        payload = {
+            "model": self.model_name,
+            "head": self.head,
+            "data_format": self.data_format,
+            "generator": self.generator_name,
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "parameters": self.parameter_set.names,
+            "n_levels": self.parameter_set.n_levels.tolist(),
+            "dataset": self.dataset_identity.get("fingerprint", self.dataset_identity),
+            "split": self.split.to_dict(),
+            "settings": self.settings,
+            "created": self.created,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:

@@ -43,6 +43,7 @@ from models.matching.evaluation_folder import (
     MetricsRecord,
     read_reconstruction,
 )
+from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.metrics import METRICS, MetricSummary, format_metric, metric_heading
 
 __all__ = [
@@ -103,6 +104,7 @@ def load_summary(
     model = metrics.model
     if (run_dir / RUN_FILE).is_file():
         info = RunInfo.load(run_dir)
+        check_evaluation_of_run(eval_dir, info, run_dir=run_dir)  # never another run's figures
         generator, model = info.generator_name, info.model_name
     reconstruction = read_reconstruction(eval_dir)
     return RunSummary(
