@@ -18,7 +18,7 @@ import pytest
 
 from generators.cli import run_cli
 from generators.errors import InverSynthError
-from models.common.run import RunInfo
+from models.common.run import BEST_MODEL, RUN_FILE, RunInfo
 from models.matching.comparison import compare_runs, write_comparison
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
 from models.matching.resynthesis import evaluate_reconstruction
@@ -132,6 +132,23 @@ def test_an_older_evaluation_of_another_synth_is_named(
         assert re.search(expected, _cli_error(reconstruct, argv, capsys))
 
 
+def test_evaluate_does_not_replace_another_runs_evaluation_unasked(
+    two_runs: tuple[Path, Path], tiny_c1_run: Path, tmp_path: Path
+) -> None:
+    from models.matching.evaluation import evaluate_run
+
+    _, ce2e = two_runs
+    folder = tmp_path / "evaluation"
+    shutil.copytree(ce2e / "evaluation", folder)
+    with pytest.raises(InverSynthError, match=r"is of run .*CE2E_sine.*pass --overwrite"):
+        evaluate_run(tiny_c1_run, output_dir=folder, plots=False, progress=False, quiet=True)
+    result = evaluate_run(
+        tiny_c1_run, output_dir=folder, plots=False, progress=False, quiet=True, overwrite=True
+    )
+    assert result.metrics.run_fingerprint == RunInfo.load(tiny_c1_run).fingerprint
+    assert not (folder / RECONSTRUCTION_JSON).exists()  # the other run's figures went with it
+
+
 # --------------------------------------------------------------------------
 # Names escaped
 # --------------------------------------------------------------------------
@@ -171,3 +188,120 @@ def test_a_file_name_with_dollars_draws_as_typed(tmp_path: Path) -> None:
     )
     assert Path(out).read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+# --------------------------------------------------------------------------
+# A model and its run.json agree
+# --------------------------------------------------------------------------
+
+
+def _save_tiny_run(run_dir: Path, *, model_name: str = "C1", record: bool = True) -> Path:
+    """A run folder of the sine synth (8192 Hz, 4096 samples) with an untrained model."""
+    import keras
+
+    from models.common.architectures import build_model
+    from models.common.run import save_model_atomic
+
+    info = RunInfo.load(run_dir)
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        model_name, n_levels=info.parameter_set.n_levels.tolist(), n_samples=info.n_samples,
+        head=info.head, sample_rate=info.sample_rate,
+    )  # fmt: skip
+    if record:
+        save_model_atomic(model, run_dir / BEST_MODEL)
+    else:  # as models were saved before they carried a record
+        model.save(run_dir / BEST_MODEL)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_c1_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("c1")
+    return _save_tiny_run(make_evaluated_run(root, model_name="C1", run_name="C1_sine"))
+
+
+def _edited(run_dir: Path, destination: Path, edit: Any) -> Path:
+    """A copy of the run whose run.json ``edit(data)`` changed."""
+    shutil.copytree(run_dir, destination)
+    data = json.loads((destination / RUN_FILE).read_text())
+    edit(data)
+    (destination / RUN_FILE).write_text(json.dumps(data))
+    return destination
+
+
+def _drop_parameter(data: dict[str, Any]) -> None:
+    data["parameter_set"]["parameters"].pop()
+
+
+def _cut_level(data: dict[str, Any]) -> None:
+    data["parameter_set"]["parameters"][0]["levels"].pop()
+
+
+def _other_levels(data: dict[str, Any]) -> None:
+    levels = data["parameter_set"]["parameters"][1]["levels"]
+    levels[:] = [2 * x for x in levels]  # as many levels, other values
+
+
+EDITS: dict[str, tuple[Any, str]] = {
+    "sample_rate": (lambda d: d.update(sample_rate=44100), r"sample_rate: run\.json says 44100"),
+    "n_samples": (lambda d: d.update(n_samples=2048), r"n_samples: run\.json says 2048"),
+    "parameter": (_drop_parameter, "1 parameters have 8 one-hot outputs, the model gives 16"),
+    "level": (_cut_level, "have 15 one-hot outputs, the model gives 16"),
+    "levels": (_other_levels, "the levels or units of amplitude differ"),
+    "synth": (lambda d: d.update(generator="fm"), r"generator: run\.json says 'fm'"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_edited_run_json_is_refused_naming_what_disagrees(
+    tiny_c1_run: Path, tmp_path: Path, edit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.predict import main
+
+    change, expected = EDITS[edit]
+    run_dir = _edited(tiny_c1_run, tmp_path / "run", change)
+    line = _cli_error(main, ["x.wav", "--run", str(run_dir)], capsys)
+    assert re.search(expected, line) and "does not describe the model" in line
+
+
+def test_an_exported_run_carries_the_record(tiny_c1_run: Path, tmp_path: Path) -> None:
+    from models.common.pretrained import export_run
+    from models.common.run import load_run
+
+    exported = export_run(tiny_c1_run, tmp_path / "shipped")
+    assert load_run(exported).sample_rate == 8192
+    edited = _edited(exported, tmp_path / "edited", EDITS["sample_rate"][0])
+    with pytest.raises(InverSynthError, match=r"sample_rate: run\.json says 44100"):
+        load_run(edited)
+
+
+def test_a_model_saved_without_a_record_is_checked_by_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.common.run import load_run
+
+    m1 = make_evaluated_run(tmp_path / "m1", run_name="M1_sine", model_name="M1")
+    _save_tiny_run(m1, model_name="M1", record=False)
+    assert load_run(m1).model_name == "M1"
+    assert "warning" not in capsys.readouterr().err  # its mel bands record the rate
+    edited = _edited(m1, tmp_path / "edited", EDITS["sample_rate"][0])
+    with pytest.raises(InverSynthError, match="log_mel layer was built for 8192 Hz"):
+        load_run(edited)
+    c1 = make_evaluated_run(tmp_path / "c1", run_name="C1_sine", model_name="C1")
+    _save_tiny_run(c1, record=False)
+    assert load_run(c1).model_name == "C1"
+    assert "cannot be checked against the model" in capsys.readouterr().err
+
+
+def test_the_shipped_model_refuses_an_edited_run_json(tmp_path: Path) -> None:
+    from models.common.pretrained import PRETRAINED_FM_RUN
+    from models.common.run import load_run
+
+    for edit, expected in (
+        ("sample_rate", "says 44100 Hz, the model's log_mel layer was built for 16384 Hz"),
+        ("parameter", "22 parameters have 352 one-hot outputs, the model gives 368"),
+        ("level", "23 parameters have 367 one-hot outputs, the model gives 368"),
+    ):
+        with pytest.raises(InverSynthError, match=expected):
+            load_run(_edited(PRETRAINED_FM_RUN, tmp_path / edit, EDITS[edit][0]))
