@@ -305,3 +305,86 @@ def test_the_shipped_model_refuses_an_edited_run_json(tmp_path: Path) -> None:
     ):
         with pytest.raises(InverSynthError, match=expected):
             load_run(_edited(PRETRAINED_FM_RUN, tmp_path / edit, EDITS[edit][0]))
+
+
+# --------------------------------------------------------------------------
+# A damaged lookup index is rebuilt
+# --------------------------------------------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    """Damage a stored lookup index in one of the ways a disk or a person does."""
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+        return
+    if how == "garbage":
+        path.write_bytes(b"not an index" * 100)
+        return
+    with np.load(path) as stored:
+        key, features, labels = stored["key"], stored["features"], stored["labels"]
+    if how == "narrow features":
+        features = features[:, :-8]
+    elif how == "rows missing":
+        features, labels = features[:-3], labels[:-3]
+    elif how == "labels out of range":
+        labels = labels + 100
+    elif how == "features not finite":
+        features = features.copy()
+        features[2, 5] = np.nan
+    with open(path, "wb") as fh:  # the same key: only the arrays tell
+        np.savez(fh, key=key, features=features, labels=labels)
+
+
+DAMAGE = {
+    "truncated": "BadZipFile|EOFError|ValueError",
+    "garbage": "BadZipFile|ValueError",
+    "narrow features": "features float16",
+    "rows missing": "features float16",
+    "labels out of range": "labels outside their parameters' levels",
+    "features not finite": "features that are not finite",
+}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_a_damaged_lookup_index_is_rebuilt_saying_so(
+    tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from generators.dataset import open_dataset
+    from models.matching.lookup import DatasetLookup
+    from tests.test_matchers import make_dataset, sine
+
+    gen = sine()
+    path = make_dataset(tmp_path / "s_data.hdf5", gen)
+    fresh = DatasetLookup.open(path, generator=gen)
+    _damage(fresh.path, how)
+    capsys.readouterr()
+    again = DatasetLookup.open(path, generator=gen)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.search(f"warning: lookup index .* is damaged .*({DAMAGE[how]}).*rebuilding it", line)
+    assert again.built
+    with open_dataset(path) as dataset:
+        audio, _ = dataset.read(np.arange(5))
+    for sound in audio:
+        np.testing.assert_array_equal(again.query(sound, k=3).rows, fresh.query(sound, k=3).rows)
+    assert not DatasetLookup.open(path, generator=gen).built  # the rebuilt one was stored
+
+
+def test_an_index_that_cannot_be_written_is_used_from_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from generators.dataset import open_dataset
+    from models.matching.lookup import DatasetLookup, index_path
+    from tests.test_matchers import make_dataset, sine
+
+    gen = sine()
+    path = make_dataset(tmp_path / "s_data.hdf5", gen)
+    with open_dataset(path) as dataset:
+        index_path(
+            dataset
+        ).mkdir()  # a folder where the index goes: it can be neither read nor written
+        audio, labels = dataset.read(np.arange(3))
+    lookup = DatasetLookup.open(path, generator=gen)
+    err = capsys.readouterr().err
+    assert "is damaged (IsADirectoryError" in err and "using the index built in memory" in err
+    np.testing.assert_array_equal(lookup.query(audio[1], k=1).labels[0], labels[1])
