@@ -8,6 +8,7 @@ as typed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -388,3 +389,53 @@ def test_an_index_that_cannot_be_written_is_used_from_memory(
     err = capsys.readouterr().err
     assert "is damaged (IsADirectoryError" in err and "using the index built in memory" in err
     np.testing.assert_array_equal(lookup.query(audio[1], k=1).labels[0], labels[1])
+
+
+# --------------------------------------------------------------------------
+# Counts of the synth commands are bounded
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["check", "--examples", "100000000000"],
+            r"--examples: expected an integer in \[1, 100000\]",
+        ),
+        (
+            ["check", "--seed", "9" * 23],
+            r"--seed: expected an integer in \[0, 9223372036854775807\]",
+        ),
+        (["check", "--sample_rate", "1000000000"], r"--sample_rate: expected an integer in \[1000"),
+        (["check", "--length", "1e9"], r"--length: expected a number in \[0.001, 60\] s"),
+        (["bank", "--bank", "x.syx", "--length", "1e9"], r"--length: expected a number in"),
+    ],
+)
+def test_the_dexed_commands_bound_their_counts(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from generators.dexed.commands import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert re.search(expected, capsys.readouterr().err)
+
+
+def test_a_check_renders_at_most_a_gibibyte(capsys: pytest.CaptureFixture[str]) -> None:
+    if not os.environ.get("CI"):  # CI installs the extra: a skip there would hide its absence
+        pytest.importorskip("dexed")
+    from generators.dexed.commands import main
+
+    line = _cli_error(main, ["check", "--examples", "100000", "--length", "10"], capsys)
+    assert "61.0 GiB of audio; at most 1 GiB is rendered at once" in line
+
+
+def test_the_plugin_check_bounds_its_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    from generators.vst.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "--config", "plugin_config/amsynth.json", "--examples", "99999999999"])
+    assert exit_info.value.code == 2
+    assert "--examples: expected an integer in [1, 100000]" in capsys.readouterr().err
