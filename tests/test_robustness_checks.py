@@ -111,26 +111,33 @@ def test_an_older_evaluation_without_its_run_is_used_with_a_warning(
     assert "does not record which run it is of" in capsys.readouterr().err
 
 
-def test_an_older_evaluation_of_another_synth_is_named(
+def test_an_evaluation_of_another_synth_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without a fingerprint, a provable mismatch is still refused, saying what differs."""
+    """What differs is said; without a fingerprint, a provable mismatch is still refused."""
     from models.reconstruct import main as reconstruct
 
     ours = make_evaluated_run(tmp_path / "a", run_name="C6_sine")
-    for name, n_levels, sample_rate, expected in (
-        ("C6_4levels", 4, 8192, r"predictions of 2 parameters \(8 outputs\)"),
-        ("C6_4096hz", 8, 4096, "sample_rate 4096, the run's 8192"),
-    ):
+    cases = (  # folder, levels, sample rate, what its records keep, the message
+        ("C6_4levels", 4, 8192, "all", r"run fingerprint \w+, the run's \w+; levels \[4, 4\]"),
+        ("C6_4levels_old", 4, 8192, "no fingerprint", r"has levels \[4, 4\], the run's \[8, 8\]"),
+        ("C6_4096hz_old", 8, 4096, "no fingerprint", "has sample_rate 4096, the run's 8192"),
+        ("C6_4levels_bare", 4, 8192, "no metrics", r"predictions of 2 parameters \(8 outputs\)"),
+    )
+    for name, n_levels, sample_rate, kept, expected in cases:
         theirs = make_evaluated_run(
             tmp_path / name, run_name=name, n_levels=n_levels, sample_rate=sample_rate
         )
         metrics = theirs / "evaluation" / METRICS_FILE
         data = json.loads(metrics.read_text())
         del data["run_fingerprint"]
-        metrics.write_text(json.dumps(data))
+        if kept == "no fingerprint":
+            metrics.write_text(json.dumps(data))
+        elif kept == "no metrics":
+            metrics.unlink()
         argv = [str(ours), "--evaluation_dir", str(theirs / "evaluation"), "--no_chance"]
-        assert re.search(expected, _cli_error(reconstruct, argv, capsys))
+        line = _cli_error(reconstruct, argv, capsys)
+        assert re.search(expected, line), (name, line)
 
 
 def test_evaluate_does_not_replace_another_runs_evaluation_unasked(

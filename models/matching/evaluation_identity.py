@@ -47,6 +47,7 @@ class RecordedRun:
     fingerprint: str | None  # None: a record written before fingerprints were kept
     generator: str | None = None
     parameters: list[str] | None = None
+    n_levels: list[int] | None = None
     sample_rate: int | None = None
     n_samples: int | None = None
 
@@ -63,6 +64,8 @@ class RecordedRun:
                 if len(self.parameters) != info.parameter_set.n_parameters
                 else "other parameter names than the run's"
             )
+        elif self.n_levels is not None and self.n_levels != info.parameter_set.n_levels.tolist():
+            out.append(f"levels {self.n_levels}, the run's {info.parameter_set.n_levels.tolist()}")
         for key, mine in (("sample_rate", info.sample_rate), ("n_samples", info.n_samples)):
             theirs = getattr(self, key)
             if theirs is not None and theirs != mine:
@@ -83,6 +86,7 @@ def _from_metrics(path: Path, record: MetricsRecord) -> RecordedRun:
         fingerprint=record.run_fingerprint,
         generator=str(identity["generator"]) if identity.get("generator") else None,
         parameters=[p.name for p in record.evaluation.parameters],
+        n_levels=[p.n_levels for p in record.evaluation.parameters],
         sample_rate=_int_or_none(identity.get("sample_rate")),
         n_samples=_int_or_none(identity.get("n_samples")),
     )
