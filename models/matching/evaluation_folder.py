@@ -24,7 +24,8 @@ Every file is written to a temporary name and renamed. A folder's results
 are not replaced by results of other or fewer examples unless asked
 (:func:`check_replaceable`), so that figures of different example sets
 never stand side by side unnoticed; every record says how many examples it
-is of.
+is of, and which run (``run_fingerprint``, checked by
+:mod:`models.matching.evaluation_identity`).
 """
 
 from __future__ import annotations
