@@ -35,7 +35,7 @@ from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
     INIT_VOICE,
     Engine,
-    read_bank,
+    read_syx_voices,
     read_voice_syx,
     render_voices,
     require_dexed,
@@ -400,13 +400,14 @@ def write_bank_dataset(
       themselves, names included, to render or write them back as ``.syx``.
 
     The attribute ``bank_files`` lists the banks (JSON); examples follow their
-    order, 32 per bank.
+    order, 32 per bank (every bank of a file that holds several).
 
     Parameters
     ----------
     generator : DexedGenerator
     banks : sequence of path-like
-        DX7 32-voice bank files (``.syx``).
+        DX7 sysex files (``.syx``) of 32-voice banks or single voices
+        (:func:`~generators.dexed.engine.read_syx_voices`).
     path : path-like
         The dataset file. Written under a temporary name, renamed when complete.
     chunk_size : int
@@ -419,7 +420,7 @@ def write_bank_dataset(
     final = Path(path)
     if final.exists() and not overwrite:
         raise InverSynthError(f"{str(final)!r} already exists; pass --overwrite to replace it")
-    voices = np.concatenate([read_bank(b) for b in banks])  # [32 * n_banks, 155]
+    voices = np.concatenate([read_syx_voices(b) for b in banks])  # every voice of every bank
     source = _BankVoices(voices=voices, **generator.config())
     exact = source.values_of_voices(voices).astype(np.float32)  # [N, P]
     staging = final.with_name(final.name + ".bank.partial")
