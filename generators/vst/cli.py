@@ -34,7 +34,7 @@ from generators.options import (
     n_samples_from_args,
     output_file,
 )
-from generators.validate import MAX_CHECK_EXAMPLES, check_positive_int, check_render_size
+from generators.validate import MAX_CHECK_EXAMPLES, check_render_size
 from generators.vst.describe import (
     describe_plugin,
     format_plugin_table,
