@@ -499,7 +499,9 @@ class ParameterSet:
         indices : np.ndarray [batch, n_parameters], int64
         """
         out = self.decode(scores)
-        for j, (p, block) in enumerate(zip(self.parameters, self.split_scores(scores), strict=True)):
+        for j, (p, block) in enumerate(
+            zip(self.parameters, self.split_scores(scores), strict=True)
+        ):
             if p.ordered:
                 b = np.clip(np.nan_to_num(np.asarray(block, dtype=np.float64)), 0.0, None)
                 total = b.sum(axis=1, keepdims=True)

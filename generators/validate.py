@@ -18,12 +18,20 @@ import numpy as np
 from generators.errors import InverSynthError
 
 __all__ = [
+    "MAX_CHECK_EXAMPLES",
+    "MAX_RENDER_BYTES",
     "check_audio",
     "check_float",
     "check_int",
     "check_non_negative_int",
     "check_positive_int",
+    "check_render_size",
 ]
+
+# What a synth's ``check`` command renders at once, in memory: beyond these a
+# count is a typing mistake that would end in a memory error, not a check.
+MAX_CHECK_EXAMPLES = 100_000
+MAX_RENDER_BYTES = 2**30  # float32 audio
 
 
 def _real(value: object) -> float | None:
@@ -69,6 +77,20 @@ def check_int(value: object, name: str, *, low: int | None = None, high: int | N
 def _within(number: float, low: float | None, high: float | None, *, low_inclusive: bool) -> bool:
     above = low is None or (number >= low if low_inclusive else number > low)
     return above and (high is None or number <= high)
+
+
+def check_render_size(n_examples: object, n_samples: int, *, name: str) -> int:
+    """``n_examples`` (1 to :data:`MAX_CHECK_EXAMPLES`) whose float32 audio of
+    ``n_samples`` samples each fits :data:`MAX_RENDER_BYTES` (1 GiB)."""
+    n = check_int(n_examples, name, low=1, high=MAX_CHECK_EXAMPLES)
+    n_bytes = 4 * n * int(n_samples)
+    if n_bytes > MAX_RENDER_BYTES:
+        raise InverSynthError(
+            f"{name} {n} of {int(n_samples):,} samples each is {n_bytes / 2**30:.1f} GiB of audio; "
+            f"at most {MAX_RENDER_BYTES // 2**30} GiB is rendered at once: give fewer "
+            f"(at most {MAX_RENDER_BYTES // (4 * int(n_samples)):,}) or shorter examples"
+        )
+    return n
 
 
 def check_positive_int(value: object, name: str) -> int:

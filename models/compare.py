@@ -12,7 +12,9 @@ present) and writes into ``--output_dir`` (default ``comparison``):
 * ``comparison.csv``: one row per run with every figure;
 * ``comparison.png``: MPR per group and rho_STFT per run, as bars.
 
-The library is :mod:`models.matching.comparison`.
+Each evaluation folder must be its run's (its records carry the run's
+fingerprint): one of another run is refused, naming both. Names are escaped in
+the Markdown. The library is :mod:`models.matching.comparison`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--evaluation_name",
         default=EVALUATION_DIR,
-        help="evaluation folder inside each run (evaluation_NAME for another dataset)",
+        help="evaluation folder inside each run (evaluation_NAME for another dataset); "
+        "a folder of another run is refused",
     )
     parser.add_argument("--no_paper", action="store_true", help="leave out the paper's figures")
     parser.add_argument("--no_plot", action="store_true", help="skip the PNG")

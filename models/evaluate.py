@@ -13,6 +13,9 @@ unless ``--no_reconstruction``, it resynthesizes the predictions
 (``reconstruction.json``, as ``python -m models.reconstruct``) and writes the
 listening report (``report.html``, as ``python -m models.report``).
 
+The records name the run they are of (its fingerprint); results of another run
+in the output folder are replaced only with ``--overwrite``.
+
 The libraries are :mod:`models.matching.evaluation`,
 :mod:`models.matching.resynthesis` and :mod:`models.matching.report`.
 """

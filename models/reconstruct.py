@@ -14,7 +14,9 @@ convergence, log-spectral distance, MFCC L1). It writes, next to
   same test sounds), so that a value can be read against chance;
 * ``reconstruction.csv``: one row per test example;
 
-and prints the summary table. The library is :mod:`models.matching.resynthesis`.
+and prints the summary table. An evaluation folder of another run
+(``--evaluation_dir``) is refused, naming both runs. The library is
+:mod:`models.matching.resynthesis`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ for a sample of test sounds, the sound and its resynthesis (the run's synth
 playing the predicted parameters) as audio players, their spectrograms, the
 reconstruction metrics, and the predicted against the true value of every
 parameter; above them the run's summary when the evaluation files exist.
-One self-contained file that opens in any browser, offline. The library is
-:mod:`models.matching.report`.
+One self-contained file that opens in any browser, offline. An evaluation
+folder of another run (``--evaluation_dir``) is refused, naming both runs. The
+library is :mod:`models.matching.report`.
 """
 
 from __future__ import annotations

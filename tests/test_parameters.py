@@ -223,4 +223,4 @@ def test_median_decoding_takes_the_middle_of_an_ordered_parameter_and_the_top_of
     assert ps.decode(scores).tolist() == [[0, 0]]
     assert ps.decode_median(scores).tolist() == [[2, 0]]
     # Unnormalised sigmoid scores are normalised per parameter first.
-    assert ps.decode_median(np.array([[0, 0, 0, 0.9, 0.9] + block])).tolist() == [[3, 0]]
+    assert ps.decode_median(np.array([[0, 0, 0, 0.9, 0.9, *block]])).tolist() == [[3, 0]]

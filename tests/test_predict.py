@@ -200,7 +200,7 @@ def tiny_run(tmp_path_factory) -> Path:
     import keras
 
     from models.common.architectures import build_model
-    from models.common.run import BEST_MODEL, RunInfo
+    from models.common.run import BEST_MODEL, RunInfo, save_model_atomic
 
     generator = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=8)
     run_dir = tmp_path_factory.mktemp("runs") / "C1_sine"
@@ -226,7 +226,7 @@ def tiny_run(tmp_path_factory) -> Path:
         n_samples=N_SAMPLES,
         head="softmax",
     )
-    model.save(run_dir / BEST_MODEL)
+    save_model_atomic(model, run_dir / BEST_MODEL)  # as training saves it, with its record
     return run_dir
 
 
@@ -358,7 +358,7 @@ def run_with_dataset(tmp_path_factory) -> Path:
     import keras
 
     from models.common.architectures import build_model
-    from models.common.run import BEST_MODEL, RunInfo
+    from models.common.run import BEST_MODEL, RunInfo, save_model_atomic
     from tests.test_reconstruction import make_evaluated_run
 
     run_dir = make_evaluated_run(tmp_path_factory.mktemp("example"), model_name="C1")
@@ -368,7 +368,7 @@ def run_with_dataset(tmp_path_factory) -> Path:
         "C1", n_levels=info.parameter_set.n_levels.tolist(), n_samples=info.n_samples,
         head=info.head,
     )  # fmt: skip
-    model.save(run_dir / BEST_MODEL)
+    save_model_atomic(model, run_dir / BEST_MODEL)  # as training saves it, with its record
     return run_dir
 
 

@@ -192,13 +192,14 @@ def make_evaluated_run(
     seed: int = 0,
     sample_rate: int = 8192,
     n_samples: int = 4096,
+    n_levels: int = 8,
 ) -> Path:
     """A run folder with run.json and evaluation/{predictions.npz, metrics.json}.
 
     The "model" predicts the true class except for about ``wrong_fraction``
     of the (example, parameter) pairs, which are off by one class.
     """
-    generator = SineGenerator(sample_rate=sample_rate, n_samples=n_samples, n_levels=8)
+    generator = SineGenerator(sample_rate=sample_rate, n_samples=n_samples, n_levels=n_levels)
     data_path = root / "data" / f"sine{seed}_data.hdf5"
     if not data_path.exists():
         DatasetCreator(
@@ -248,6 +249,7 @@ def make_evaluated_run(
             "dataset": {"paths": [str(data_path.resolve())], "identity": identity},
             "split": "test",
             **evaluation.to_dict(),
+            "run_fingerprint": info.fingerprint,
         },
     )
     return run_dir

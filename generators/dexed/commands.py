@@ -24,16 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import (
-    HelpFormatter,
-    bounded_int,
-    env_default,
-    make_parser,
-    positive_float,
-    positive_int,
-)
+from generators.cli import HelpFormatter, bounded_int, env_default, make_parser
 from generators.dexed.config import load_dexed_config
-from generators.dexed.engine import describe_rows, engine_parameter, read_bank
+from generators.dexed.engine import describe_rows, engine_parameter, read_syx_voices
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
 from generators.dexed.voices import (
     DEFAULT_NEAR_PARAMETERS,
@@ -43,8 +36,16 @@ from generators.dexed.voices import (
 )
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
-from generators.options import add_dataset_arguments, add_note_arguments, n_samples_from_args
+from generators.options import (
+    add_dataset_arguments,
+    add_length_argument,
+    add_note_arguments,
+    add_sample_rate_argument,
+    add_seed_argument,
+    n_samples_from_args,
+)
 from generators.schema import SILENCE_PEAK, dataset_path
+from generators.validate import MAX_CHECK_EXAMPLES, check_render_size
 
 DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
 ROLES = ("training", "validation")  # a collection's roles, in the order of their codes
@@ -60,18 +61,8 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, *, with_audio: bool) -
     )
     add_note_arguments(g, default_length="3/4 of the example")
     if with_audio:  # "run" has these among its dataset options
-        g.add_argument(
-            "--length",
-            type=positive_float,
-            default=env_default("LENGTH", 1.0, positive_float),
-            help="seconds per example",
-        )
-        g.add_argument(
-            "--sample_rate",
-            type=positive_int,
-            default=env_default("SAMPLE_RATE", 16384, positive_int),
-            help="Hz",
-        )
+        add_length_argument(g)
+        add_sample_rate_argument(g)
 
 
 def _generator_from_args(args: argparse.Namespace, *, workers: int = 1) -> DexedGenerator:
@@ -104,8 +95,13 @@ def get_parser() -> argparse.ArgumentParser:
         "check", help="render random examples: silence, levels, speed", formatter_class=fmt
     )
     _add_synth_arguments(check, with_audio=True)
-    check.add_argument("--examples", type=positive_int, default=256, help="examples to render")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--examples",
+        type=bounded_int(1, MAX_CHECK_EXAMPLES),
+        default=256,
+        help=f"examples to render, at most {MAX_CHECK_EXAMPLES:,} and 1 GiB of audio",
+    )
+    add_seed_argument(check, env=None, help="seed of the examples rendered (>= 0)")
     run = commands.add_parser("run", help="make a dataset of random patches", formatter_class=fmt)
     _add_synth_arguments(run, with_audio=False)
     add_dataset_arguments(run, default_name="dexed")
@@ -196,7 +192,12 @@ def _describe_config(path: Path) -> list[str]:
 
 
 def check_config(generator: DexedGenerator, *, seed: int, n_examples: int) -> dict[str, float]:
-    """Render ``n_examples`` random examples: the silent fraction, levels and speed."""
+    """Render ``n_examples`` random examples: the silent fraction, levels and speed.
+
+    ``n_examples`` is at most :data:`~generators.validate.MAX_CHECK_EXAMPLES` and
+    1 GiB of audio (:func:`~generators.validate.check_render_size`).
+    """
+    n_examples = check_render_size(n_examples, generator.n_samples, name="--examples")
     t0 = time.perf_counter()
     audio = generator.render_examples(seed=seed, start=0, n_examples=n_examples).audio
     elapsed = time.perf_counter() - t0
@@ -217,8 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = describe_rows() if args.config is None else _describe_config(args.config)
         print("\n".join(rows))
         return 0
-    if getattr(args, "seed", 0) < 0:
-        raise InverSynthError(f"--seed must be >= 0, got {args.seed}")
     if args.command == "run":
         # One writer process whose generator renders with --workers engine threads
         # (no GIL while rendering), the next chunk while this one is written: that
@@ -239,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         voices = VoiceCollection.load(args.collection).part(ROLES.index(args.role))
         label = f"{args.collection} ({args.role})"
     else:
-        voices, label = np.concatenate([read_bank(b) for b in args.bank]), ""
+        voices, label = np.concatenate([read_syx_voices(b) for b in args.bank]), ""
     out = write_bank_dataset(
         generator,
         voices,

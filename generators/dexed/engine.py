@@ -24,6 +24,9 @@ Files
 * a 32-voice bank (cartridge), ``F0 43 0n 09 20 00 <32 x 128 packed bytes> checksum
   F7`` (4104 bytes), is what Dexed's cartridge manager opens from disk;
   :func:`read_bank`, :func:`write_bank` (through dexed-py).
+
+:func:`read_syx_voices` gives every voice of a file of any number of such messages,
+read strictly and without dexed-py (:mod:`generators.dexed.sysex`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ from typing import Any
 
 import numpy as np
 
+from generators.dexed.sysex import (
+    BANK_SIZE,
+    SINGLE_VOICE_HEADER,
+    SINGLE_VOICE_SIZE,
+    VOICE_BYTES,
+    checksum,
+    read_syx_bytes,
+    split_messages,
+    unpack_bank,
+)
 from generators.errors import InverSynthError
 
 __all__ = [
@@ -48,6 +61,7 @@ __all__ = [
     "EngineParameter",
     "engine_parameter",
     "read_bank",
+    "read_syx_voices",
     "read_voice_syx",
     "render_voices",
     "require_dexed",
@@ -59,12 +73,9 @@ __all__ = [
 ]
 
 INSTALL_HINT = "uv sync --extra dexed"
-VOICE_BYTES = 155  # a voice without the operator on/off byte Dexed keeps after it
 N_ENGINE_PARAMETERS = 145  # the voice without its name
 NAME_BYTES = slice(145, 155)
-SINGLE_VOICE_HEADER = bytes([0xF0, 0x43, 0x00, 0x00, 0x01, 0x1B])
-SINGLE_VOICE_SIZE = 6 + VOICE_BYTES + 2
-BANK_SIZE = 4104
+assert (VOICE_BYTES, SINGLE_VOICE_SIZE, BANK_SIZE) == (155, 163, 4104)  # the DX7's formats
 ALL_OPERATORS_ON = b"\x3f"
 
 
@@ -252,6 +263,9 @@ _MAX = np.array([p.max_value for p in ENGINE_PARAMETERS], dtype=np.float64)  # [
 _DISCRETE = np.array([p.discrete for p in ENGINE_PARAMETERS], dtype=bool)  # [145]
 assert len(ENGINE_PARAMETERS) == N_ENGINE_PARAMETERS == len(set(_BYTE.tolist()))
 assert set(_BYTE.tolist()) == set(range(N_ENGINE_PARAMETERS))
+# The largest value of every byte of a voice (its name's bytes are 7-bit ASCII).
+_MAX_BY_BYTE = np.full(VOICE_BYTES, 0x7F, dtype=np.uint8)
+_MAX_BY_BYTE[_BYTE] = _MAX.astype(np.uint8)
 
 # Dexed's INIT VOICE: a plain sine on OP1 (algorithm 1, every other operator at level 0).
 INIT_VOICE: np.ndarray = np.array(
@@ -354,11 +368,6 @@ def voice_name(voice: np.ndarray) -> str:
 # --------------------------------------------------------------------------
 
 
-def _checksum(payload: bytes) -> int:
-    """DX7 sysex checksum: the low 7 bits of minus the sum of the data bytes."""
-    return -sum(payload) & 0x7F
-
-
 def _write_atomically(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temporary name in the same folder, then rename it to ``path``."""
     try:
@@ -372,16 +381,6 @@ def _write_atomically(path: Path, data: bytes) -> Path:
     return path
 
 
-def _read_bytes(path: str | Path) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise InverSynthError(f"sysex file {str(path)!r} does not exist")
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise InverSynthError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-
-
 def write_voice_syx(path: str | Path, voice: np.ndarray) -> Path:
     """Write one voice [155] uint8 as a DX7 single-voice dump (163 bytes, MIDI channel 1)."""
     data = bytes(np.asarray(voice, dtype=np.uint8).ravel().tolist())
@@ -389,62 +388,67 @@ def write_voice_syx(path: str | Path, voice: np.ndarray) -> Path:
         raise InverSynthError(
             f"a DX7 voice is {VOICE_BYTES} bytes of 0..127, got {len(data)} bytes"
         )
-    dump = SINGLE_VOICE_HEADER + data + bytes([_checksum(data), 0xF7])
+    dump = SINGLE_VOICE_HEADER + data + bytes([checksum(data), 0xF7])
     return _write_atomically(Path(path), dump)
 
 
+def read_syx_voices(path: str | Path) -> np.ndarray:
+    """Every voice of a DX7 sysex file: its 32-voice banks and single voices, in file order.
+
+    The file is read strictly (:mod:`generators.dexed.sysex`): nothing but DX7
+    voice and bank messages, each with its checksum right, at most 1 MiB; anything
+    else is refused in one line saying what was found. A bank's voices are read
+    as Dexed reads them (fields out of their DX7 range brought into it); a
+    single voice must be in range.
+
+    Returns
+    -------
+    voices : np.ndarray [n_voices, 155], uint8
+    """
+    source = repr(str(path))
+    rows = []
+    for message in split_messages(read_syx_bytes(path), source=source):
+        if message.kind == "bank":
+            rows.append(np.minimum(unpack_bank(message.payload), _MAX_BY_BYTE[None, :]))
+        else:
+            voice = np.frombuffer(message.payload, dtype=np.uint8)[None, :]
+            where = f"{source} (the voice at byte {message.offset:,})"
+            values_from_voices(voice, source=where)  # every field in range
+            rows.append(voice)
+    return np.concatenate(rows).astype(np.uint8)
+
+
 def read_voice_syx(path: str | Path, *, voice: int = 1) -> np.ndarray:
-    """Read a voice from a single-voice dump, or voice ``voice`` (1..32) of a 32-voice bank.
+    """Voice ``voice`` (from 1) of a DX7 sysex file: a single-voice dump, a bank, or several.
 
     Returns
     -------
     voice : np.ndarray [155], uint8
     """
-    data = _read_bytes(path)
-    single = (
-        len(data) == SINGLE_VOICE_SIZE
-        and data[0] == 0xF0
-        and data[1] == 0x43
-        and data[2] >> 4 == 0
-        and data[3:6] == SINGLE_VOICE_HEADER[3:6]
-        and data[-1] == 0xF7
-    )
-    if single:
-        payload = data[6 : 6 + VOICE_BYTES]
-        if data[6 + VOICE_BYTES] != _checksum(payload):
-            raise InverSynthError(
-                f"{str(path)!r}: checksum {data[6 + VOICE_BYTES]:#04x} does not match its voice "
-                f"({_checksum(payload):#04x}): the file is damaged"
-            )
-        out = np.frombuffer(payload, dtype=np.uint8).copy()
-        values_from_voices(out[None, :], source=str(path))  # every field in range
-        return out
-    if len(data) >= BANK_SIZE:
-        if not 1 <= voice <= 32:
-            raise InverSynthError(f"a bank has voices 1..32, got voice {voice}")
-        return read_bank(path)[voice - 1]
-    raise InverSynthError(
-        f"{str(path)!r} ({len(data)} bytes) is neither a DX7 single-voice dump "
-        f"({SINGLE_VOICE_SIZE} bytes, F0 43 0n 00 01 1B ... F7) nor a 32-voice bank ({BANK_SIZE} bytes)"
-    )
+    voices = read_syx_voices(path)
+    if int(voice) != voice or not 1 <= voice <= len(voices):
+        raise InverSynthError(f"{str(path)!r} holds voices 1..{len(voices)}, got voice {voice!r}")
+    return voices[int(voice) - 1]
 
 
 def read_bank(path: str | Path) -> np.ndarray:
     """The 32 voices of a DX7 bank file, as Dexed reads them (corrupt bytes brought into range).
 
+    The file must hold exactly one 32-voice bank; :func:`read_syx_voices` reads
+    files of several banks or single voices.
+
     Returns
     -------
     voices : np.ndarray [32, 155], uint8
     """
-    dexed = require_dexed()
-    _read_bytes(path)  # a clear error for a missing file
-    try:
-        patches = dexed.Patch.load_bank(str(path))
-    except (ValueError, IndexError) as exc:
-        raise InverSynthError(f"{str(path)!r} is not a DX7 32-voice bank: {exc}") from None
-    return np.array(
-        [np.frombuffer(p.to_sysex()[:VOICE_BYTES], dtype=np.uint8) for p in patches], dtype=np.uint8
-    )
+    messages = split_messages(read_syx_bytes(path), source=repr(str(path)))
+    kinds = [m.kind for m in messages]
+    if kinds != ["bank"]:
+        found = ", ".join(f"{kinds.count(k)} {k}(s)" for k in ("bank", "voice") if k in kinds)
+        raise InverSynthError(
+            f"{str(path)!r} holds {found}, not one 32-voice bank; read_syx_voices reads them all"
+        )
+    return np.minimum(unpack_bank(messages[0].payload), _MAX_BY_BYTE[None, :]).astype(np.uint8)
 
 
 def write_bank(path: str | Path, voices: np.ndarray) -> Path:

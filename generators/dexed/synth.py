@@ -432,8 +432,8 @@ def write_bank_dataset(
     ----------
     generator : DexedGenerator
     voices : np.ndarray [n, 155], uint8
-        DX7 voices (:func:`~generators.dexed.engine.read_bank` of bank files,
-        or a voice collection's).
+        DX7 voices (:func:`~generators.dexed.engine.read_syx_voices` of sysex
+        files: every voice of every bank, or a voice collection's).
     sources : sequence of str
         Where they came from (bank files), recorded in the file.
     path : path-like

@@ -32,7 +32,7 @@ import numpy as np
 from generators.dexed.engine import (
     N_ENGINE_PARAMETERS,
     VOICE_BYTES,
-    read_bank,
+    read_syx_voices,
     values_from_voices,
 )
 from generators.errors import InverSynthError
@@ -181,7 +181,7 @@ def _read_files(
 ) -> tuple[np.ndarray, list[str]]:
     voices, sources = [], []
     for k, path in enumerate(files):
-        v = read_bank(path)  # [32, 155]
+        v = read_syx_voices(path)  # [32 per bank, 155]
         voices.append(v)
         sources += [Path(path).name] * len(v)
         if progress is not None:
@@ -203,7 +203,7 @@ def gather_voices(
     Parameters
     ----------
     files : sequence of path-like
-        DX7 32-voice banks.
+        DX7 sysex files: 32-voice banks (any number in a file) or single voices.
     held_out_files : sequence of path-like
         Banks of :data:`HELD_OUT_SET` (or any voices to keep out): their voices
         and every voice within ``near_parameters`` differing parameters of one

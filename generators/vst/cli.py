@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import HelpFormatter, env_default, make_parser, positive_int
+from generators.cli import HelpFormatter, bounded_int, env_default, make_parser
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
 from generators.options import (
@@ -34,7 +34,7 @@ from generators.options import (
     n_samples_from_args,
     output_file,
 )
-from generators.validate import check_positive_int
+from generators.validate import MAX_CHECK_EXAMPLES, check_render_size
 from generators.vst.describe import (
     describe_plugin,
     format_plugin_table,
@@ -130,7 +130,12 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     _add_synth_arguments(check, with_dataset=False)
-    check.add_argument("--examples", type=positive_int, default=32, help="examples to render")
+    check.add_argument(
+        "--examples",
+        type=bounded_int(1, MAX_CHECK_EXAMPLES),
+        default=32,
+        help=f"examples to render, at most {MAX_CHECK_EXAMPLES:,} and 1 GiB of audio",
+    )
     add_seed_argument(check, env=None, help="seed of the examples rendered")
     run = commands.add_parser(
         "run",
@@ -162,7 +167,8 @@ def check_determinism(generator: VSTGenerator, *, seed: int, n_examples: int) ->
     A plugin config whose renders depend on what was rendered before (a noise
     oscillator, a free-running LFO) shows up as a large ``max_difference``.
     """
-    n_examples = check_positive_int(n_examples, "n_examples")
+    # Rendered twice, both kept: half the budget of audio each.
+    n_examples = check_render_size(n_examples, 2 * generator.n_samples, name="--examples")
     ps = generator.parameter_set
     indices = ps.sample_indices(seed=seed, start=0, n_examples=n_examples)
     values = ps.to_values(indices)

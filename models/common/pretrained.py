@@ -23,7 +23,14 @@ from pathlib import Path
 
 from generators.errors import InverSynthError
 from generators.storage import file_in_the_way
-from models.common.run import BEST_MODEL, HISTORY_FILE, RUN_FILE, STATE_FILE, load_run
+from models.common.run import (
+    BEST_MODEL,
+    HISTORY_FILE,
+    RUN_FILE,
+    STATE_FILE,
+    load_run,
+    save_model_atomic,
+)
 
 __all__ = [
     "EXPORT_FILES",
@@ -142,7 +149,7 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
         # nothing elsewhere (without the file, matching goes without a lookup).
         names = [Path(p).name for p in run.info.dataset_paths]
         dataclasses.replace(run.info, dataset_paths=names).save(staging)
-        run.model.save(staging / BEST_MODEL)
+        save_model_atomic(run.model, staging / BEST_MODEL)  # with the record of its run.json
         load_run(staging)  # what was written loads
         umask = os.umask(0)
         os.umask(umask)

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import platform
 import socket
+import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,17 @@ from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.validate import check_audio, check_positive_int
 from models.common.data import Split
+from models.common.model_file import (
+    check_model_matches,
+    load_keras_model,
+    model_description,
+    non_finite_weights,
+    read_model_record,
+    records_sample_rate,
+    register_custom_objects,
+    write_model_record,
+)
 from models.common.records import write_json_atomic
-from models.common.tensorflow_env import import_tensorflow
 
 __all__ = [
     "BEST_MODEL",
@@ -108,17 +118,12 @@ def lock_run_folder(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def non_finite_weights(model: Any) -> list[str]:
-    """Names of the model's weights that hold a NaN or an infinity (none: [])."""
-    return [
-        str(getattr(weight, "path", getattr(weight, "name", "?")))
-        for weight in model.weights
-        if not np.all(np.isfinite(np.asarray(weight)))
-    ]
-
-
-def save_model_atomic(model: Any, path: Path) -> None:
+def save_model_atomic(model: Any, path: Path, *, info: RunInfo | None = None) -> None:
     """``model.save(path)`` through a temporary file, so an interrupted save leaves the old file.
+
+    The file carries the model record of ``info``, by default of the
+    ``run.json`` beside ``path`` (a model saved into its run folder), so that
+    loading it checks ``run.json`` against it (:mod:`models.common.model_file`).
 
     Raises
     ------
@@ -131,20 +136,17 @@ def save_model_atomic(model: Any, path: Path) -> None:
         raise InverSynthError(
             f"not saving {str(path)!r}: weights {', '.join(bad[:3])} are not finite (NaN or inf)"
         )
+    if info is None and (path.parent / RUN_FILE).is_file():
+        info = RunInfo.load(path.parent)
     tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the suffix
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def register_custom_objects() -> None:
-    """Import everything a saved model refers to (kapre's layers first, then ours)."""
-    import_tensorflow()  # first, so that TensorFlow starts without its log noise
-    import kapre  # noqa: F401 - registers kapre's layers
-
-    import models.common.architectures  # noqa: F401 - registers GroupedSoftmax and the loss
-    from models.common.metrics import register_keras_metrics
-
-    register_keras_metrics()
+    try:
+        model.save(tmp)
+        if info is not None:
+            write_model_record(tmp, info.model_description())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,43 @@ class RunInfo:
 
     def save(self, run_dir: Path) -> None:
         write_json_atomic(Path(run_dir) / RUN_FILE, self.to_dict())
+
+    def model_description(self) -> dict[str, Any]:
+        """What defines the model's input and output (:func:`~models.common.model_record.model_description`)."""
+        return model_description(
+            model_name=self.model_name,
+            head=self.head,
+            data_format=self.data_format,
+            sample_rate=self.sample_rate,
+            n_samples=self.n_samples,
+            generator_name=self.generator_name,
+            parameter_set=self.parameter_set,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits that identify the run: its model, parameters, dataset, split, settings, creation.
+
+        Records made from a run (an evaluation folder's) carry it, so that they
+        are never taken for another run's. Where the run folder or its dataset
+        lie is not part of it: a moved or exported run keeps its fingerprint.
+        """
+        payload = {
+            "model": self.model_name,
+            "head": self.head,
+            "data_format": self.data_format,
+            "generator": self.generator_name,
+            "sample_rate": self.sample_rate,
+            "n_samples": self.n_samples,
+            "parameters": self.parameter_set.names,
+            "n_levels": self.parameter_set.n_levels.tolist(),
+            "dataset": self.dataset_identity.get("fingerprint", self.dataset_identity),
+            "split": self.split.to_dict(),
+            "settings": self.settings,
+            "created": self.created,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -348,37 +387,6 @@ def runnable_model(model: Any, info: RunInfo) -> Any:
     )
     copy.set_weights(model.get_weights())
     return copy
-
-
-def load_keras_model(path: Path, *, compile: bool = True) -> Any:
-    """Load a ``.keras`` file saved by this toolkit.
-
-    Raises
-    ------
-    InverSynthError
-        The file is missing, is not a Keras model this toolkit can read, or
-        holds weights that are not finite (a training that diverged).
-    """
-    if not Path(path).is_file():
-        raise InverSynthError(f"model file {str(path)!r} does not exist")
-    register_custom_objects()
-    import keras
-
-    unreadable = f"{str(path)!r} is not a readable Keras model"
-    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
-        raise InverSynthError(f"{unreadable} (not a zip archive, as every .keras file is)")
-    try:
-        model = keras.models.load_model(path, compile=compile)
-    except Exception as exc:  # Keras raises many kinds for a damaged file; all mean the same here
-        detail = " ".join(str(exc).split())[:200]
-        raise InverSynthError(f"{unreadable} ({type(exc).__name__}: {detail})") from None
-    bad = non_finite_weights(model)
-    if bad:
-        raise InverSynthError(
-            f"{str(path)!r} holds weights that are not finite (NaN or inf: {', '.join(bad[:3])}); "
-            "the training that saved it diverged: train again with a lower --learning_rate"
-        )
-    return model
 
 
 class Run:
@@ -530,6 +538,12 @@ def load_run(run_dir: str | Path, *, checkpoint: str = "best") -> Run:
     Returns
     -------
     Run
+
+    Raises
+    ------
+    InverSynthError
+        ``run.json`` does not describe the model (an edited file: another
+        synth, parameter set, length or sample rate), naming what disagrees.
     """
     run_dir = Path(run_dir)
     info = RunInfo.load(run_dir)
@@ -542,4 +556,13 @@ def load_run(run_dir: str | Path, *, checkpoint: str = "best") -> Run:
             f"run {str(run_dir)!r} has no {names[checkpoint]} yet (no epoch has finished)"
         )
     model = load_keras_model(path, compile=False)
+    record = read_model_record(path)
+    check_model_matches(model, info.model_description(), record=record, model_path=path)
+    if record is None and not records_sample_rate(model):
+        print(
+            f"warning: {str(path)!r} was saved without a record of its run, and its "
+            f"front end does not depend on the sample rate: run.json's {info.sample_rate} Hz "
+            "cannot be checked against the model",
+            file=sys.stderr,
+        )
     return Run(run_dir, info, model)

@@ -18,6 +18,8 @@ compare directly.
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 
 from generators.errors import InverSynthError
 from generators.parameters import ALL_GROUP
+from models.common.markup import markdown_text, plot_text
 from models.common.paper import (
     PAPER_GROUPS,
     PAPER_MPR,
@@ -40,6 +43,7 @@ from models.matching.evaluation_folder import (
     MetricsRecord,
     read_reconstruction,
 )
+from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.metrics import METRICS, MetricSummary, format_metric, metric_heading
 
 __all__ = [
@@ -102,6 +106,7 @@ def load_summary(
     model = metrics.model
     if (run_dir / RUN_FILE).is_file():
         info = RunInfo.load(run_dir)
+        check_evaluation_of_run(eval_dir, info, run_dir=run_dir)  # never another run's figures
         generator, model = info.generator_name, info.model_name
     reconstruction = read_reconstruction(eval_dir)
     return RunSummary(
@@ -148,6 +153,11 @@ def _groups(summaries: Sequence[RunSummary]) -> list[str]:
     return ordered + sorted(present - set(ordered))
 
 
+def _group_heading(group: str) -> str:
+    """A group's column heading: the paper's short name, or the group's own (escaped)."""
+    return markdown_text(SHORT_GROUP_NAMES.get(group, group))
+
+
 def _stat(block: dict[str, MetricSummary] | None, key: str, field: str) -> float | None:
     """A statistic of a metric, None when not measured."""
     if block is None or key not in block:
@@ -156,6 +166,7 @@ def _stat(block: dict[str, MetricSummary] | None, key: str, field: str) -> float
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; the cells are Markdown already (names escaped by :func:`markdown_text`)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return "\n".join(lines)
@@ -172,11 +183,11 @@ def _paper_models(summaries: Sequence[RunSummary]) -> list[str]:
 
 def _mpr_section(summaries: Sequence[RunSummary], paper_models: list[str]) -> list[str]:
     groups = _groups(summaries)
-    header = ["run", "model", "test examples", *(SHORT_GROUP_NAMES.get(g, g) for g in groups)]
+    header = ["run", "model", "test examples", *(_group_heading(g) for g in groups)]
     rows = [
         [
-            s.label,
-            s.model,
+            markdown_text(s.label),
+            markdown_text(s.model),
             str(s.n_examples),
             *(f"{s.mpr[g]:.2f}" if g in s.mpr else "-" for g in groups),
         ]
@@ -204,9 +215,10 @@ def _reconstruction_section(summaries: Sequence[RunSummary], paper_models: list[
     for s in summaries:
         if not s.reconstruction:
             continue
-        rows.append([s.label, s.model, *_reconstruction_cells(s.reconstruction)])
+        label, model = markdown_text(s.label), markdown_text(s.model)
+        rows.append([label, model, *_reconstruction_cells(s.reconstruction)])
         if s.chance:
-            rows.append([f"{s.label} (random patch)", "chance", *_reconstruction_cells(s.chance)])
+            rows.append([f"{label} (random patch)", "chance", *_reconstruction_cells(s.chance)])
     for model in paper_models:
         figures = PAPER_RECONSTRUCTION.get(model)
         if figures is not None:
@@ -241,13 +253,13 @@ def _notes(summaries: Sequence[RunSummary]) -> list[str]:
     if missing and len(missing) < len(summaries):
         notes.append(
             "No reconstruction figures for "
-            + ", ".join(missing)
+            + ", ".join(markdown_text(label) for label in missing)
             + " (run python -m models.reconstruct on them)."
         )
     if len({s.test_set for s in summaries}) > 1:
         notes.append(
             "The runs were evaluated on different test sets ("
-            + "; ".join(f"{s.label}: {s.test_set}" for s in summaries)
+            + "; ".join(f"{markdown_text(s.label)}: {markdown_text(s.test_set)}" for s in summaries)
             + "): their figures do not compare directly."
         )
     return ["", *(f"Note: {n}" for n in notes)] if notes else []
@@ -313,12 +325,12 @@ def _plot_mpr(
             x + (i - (len(summaries) - 1) / 2) * width,
             [s.mpr.get(g, np.nan) for g in groups],
             width,
-            label=s.label,
+            label=plot_text(s.label),
             color=colours[s.label],
         )
     ax.axhline(50, color="k", ls="--", lw=1, label="chance")
     ax.set_xticks(x)
-    ax.set_xticklabels([SHORT_GROUP_NAMES.get(g, g) for g in groups], fontsize=8)
+    ax.set_xticklabels([plot_text(SHORT_GROUP_NAMES.get(g, g)) for g in groups], fontsize=8)
     ax.set_ylabel("mean percentile rank")
     ax.set_ylim(0, 100)
     ax.set_title("parameter accuracy (100 = perfect)", fontsize=10)
@@ -336,7 +348,7 @@ def _plot_rho_stft(ax: Any, summaries: Sequence[RunSummary], colours: dict[str, 
     ax.barh(y - 0.2, model, 0.4, color=[colours[label] for label in labels])
     ax.barh(y + 0.2, chance, 0.4, **_CHANCE_STYLE)
     ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_yticklabels([plot_text(label) for label in labels], fontsize=8)
     ax.invert_yaxis()  # first run on top, as in the tables
     ax.set_xlim(0, 100)  # from 0: bar lengths compare
     ax.set_xlabel("rho_STFT mean (%)")
@@ -348,10 +360,15 @@ def plot_comparison(summaries: Sequence[RunSummary], out: Path) -> Path:
     """MPR per group for every run (grouped bars) and rho_STFT mean per run, as PNG."""
     import matplotlib.pyplot as plt
 
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
     fig = comparison_figure(summaries)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+    os.replace(tmp, out)  # never a half-drawn file under the final name
+    return out
 
 
 def comparison_figure(summaries: Sequence[RunSummary]) -> Any:
@@ -378,7 +395,9 @@ def comparison_figure(summaries: Sequence[RunSummary]) -> Any:
     if with_reconstruction:
         _plot_rho_stft(axes[0][1], with_reconstruction, colours)
     # One legend for both panels, below them: it covers no bar.
-    handles: list[Any] = [Patch(color=colours[s.label], label=s.label) for s in summaries]
+    handles: list[Any] = [
+        Patch(color=colours[s.label], label=plot_text(s.label)) for s in summaries
+    ]
     handles.append(Line2D([], [], color="k", ls="--", lw=1, label="chance (MPR 50)"))
     if with_reconstruction:
         handles.append(Patch(label="random patch (rho_STFT)", **_CHANCE_STYLE))
@@ -405,10 +424,11 @@ def write_comparison(
     files = {"markdown": out / "comparison.md", "csv": out / "comparison.csv"}
     write_text_atomic(files["markdown"], format_markdown(summaries, paper=paper))
     fields, rows = _csv_rows(summaries)
-    with open(files["csv"], "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(files["csv"], text.getvalue())  # never a half-written table
     if plot:
         files["plot"] = plot_comparison(summaries, out / "comparison.png")
     return files

@@ -34,9 +34,12 @@ from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes
 from models.common.run import HISTORY_FILE, Run, RunInfo, load_run
 from models.matching.evaluation_folder import (
+    MATCHES_FILE,
     METRICS_FILE,
     PLOT_FILES,
+    RECONSTRUCTION_CSV,
     RECONSTRUCTION_JSON,
+    REPORT_FILE,
     MetricsRecord,
     Predictions,
     check_output_folder,
@@ -47,6 +50,7 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_per_parameter_csv,
 )
+from models.matching.evaluation_identity import foreign_records
 
 __all__ = [
     "SPLITS",
@@ -224,13 +228,31 @@ def _example_indices(
 
 
 def _check_replaceable(
-    out: Path, *, test_set: str, n: int, what: str, reconstruction: bool, overwrite: bool
+    out: Path,
+    *,
+    run: Run,
+    test_set: str,
+    n: int,
+    what: str,
+    reconstruction: bool,
+    overwrite: bool,
 ) -> None:
-    """Refuse, before any work, to replace results of other or more examples in ``out``.
+    """Refuse, before any work, to replace results of another run, or of other or more examples.
 
     ``test_set`` is :attr:`MetricsRecord.test_set` of the new evaluation, ``n``
     its examples, ``what`` their description.
     """
+    foreign = foreign_records(out, run.info)
+    if foreign and not overwrite:
+        recorded, reasons = foreign[0]
+        raise InverSynthError(
+            f"{str(recorded.file)!r} is of run {recorded.run_dir!r} ({recorded.model}; "
+            f"{'; '.join(reasons)}); this would replace it with run {str(run.run_dir)!r}'s: "
+            "pass --overwrite to replace it, or --output_dir DIR to write elsewhere"
+        )
+    if foreign:  # replaced: nothing of the other run stays beside this run's results
+        for name in (RECONSTRUCTION_JSON, RECONSTRUCTION_CSV, MATCHES_FILE, REPORT_FILE):
+            (out / name).unlink(missing_ok=True)
     old = _read_or_none(read_metrics, out) if (out / METRICS_FILE).is_file() else None
     if old is not None:
         check_replaceable(
@@ -355,6 +377,7 @@ def evaluate_run(
         what = f"{indices.size} {split} examples of {', '.join(dataset_paths)}"
         _check_replaceable(
             out,
+            run=run,
             test_set=f"{identity.get('fingerprint', '?')}/{split}",
             n=int(indices.size),
             what=what,
@@ -381,6 +404,7 @@ def evaluate_run(
         split=split,
         evaluation=evaluation,
         left_out=left_out,
+        run_fingerprint=run.info.fingerprint,
     )
     predictions = Predictions(indices, true, scores)
     files = {

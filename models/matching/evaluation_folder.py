@@ -24,7 +24,8 @@ Every file is written to a temporary name and renamed. A folder's results
 are not replaced by results of other or fewer examples unless asked
 (:func:`check_replaceable`), so that figures of different example sets
 never stand side by side unnoticed; every record says how many examples it
-is of.
+is of, and which run (``run_fingerprint``, checked by
+:mod:`models.matching.evaluation_identity`).
 """
 
 from __future__ import annotations
@@ -290,6 +291,10 @@ class Predictions:
 # --------------------------------------------------------------------------
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class MetricsRecord(JsonRecord):
     """``metrics.json``: the paper's metrics of a run on some examples of a dataset."""
@@ -302,6 +307,8 @@ class MetricsRecord(JsonRecord):
     evaluation: Evaluation
     # Examples of another dataset left out because the run trained on them.
     left_out: int = 0
+    # RunInfo.fingerprint of the run evaluated (None in folders written before it was kept).
+    run_fingerprint: str | None = None
 
     @property
     def test_set(self) -> str:
@@ -316,6 +323,7 @@ class MetricsRecord(JsonRecord):
             "split": self.split,
             **self.evaluation.to_dict(),
             **({"training_examples_left_out": self.left_out} if self.left_out else {}),
+            **({"run_fingerprint": self.run_fingerprint} if self.run_fingerprint else {}),
         }
 
     @classmethod
@@ -329,6 +337,7 @@ class MetricsRecord(JsonRecord):
             split=str(data.get("split", "?")),
             evaluation=Evaluation.from_dict(data),
             left_out=int(data.get("training_examples_left_out", 0)),
+            run_fingerprint=_optional_str(data.get("run_fingerprint")),
         )
 
 
@@ -483,6 +492,7 @@ class ReconstructionRecord(JsonRecord):
     chance_seed: int | None = None
     split: str | None = None  # of the evaluation it resynthesized, when known
     matching: MatchingRecord | None = None  # the matching methods (``--methods``)
+    run_fingerprint: str | None = None  # as MetricsRecord's
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -509,6 +519,8 @@ class ReconstructionRecord(JsonRecord):
             out["chance_seed"] = self.chance_seed
         if self.matching is not None:
             out["matching"] = self.matching.to_dict()
+        if self.run_fingerprint:
+            out["run_fingerprint"] = self.run_fingerprint
         return out
 
     @classmethod
@@ -527,6 +539,7 @@ class ReconstructionRecord(JsonRecord):
             matching=(
                 None if data.get("matching") is None else MatchingRecord.from_dict(data["matching"])
             ),
+            run_fingerprint=_optional_str(data.get("run_fingerprint")),
         )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.common.markup import plot_text
 from models.matching.metrics import FLOOR_DB, log_magnitude_stft
 
 __all__ = ["plot_spectrograms", "spectrograms_png"]
@@ -32,7 +35,8 @@ def plot_spectrograms(
     out : path or binary file object
         Where the PNG goes.
     title : str
-        Figure title (e.g. :func:`~models.matching.metrics.format_metrics`).
+        Figure title (e.g. :func:`~models.matching.metrics.format_metrics`), shown
+        as typed: a ``$`` in it is a dollar sign.
     """
     import matplotlib
 
@@ -60,15 +64,23 @@ def plot_spectrograms(
             interpolation="nearest",
         )
         images.append(image)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(plot_text(label), fontsize=10)
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("frequency (kHz)")
     axes[1].tick_params(labelleft=False)
     fig.colorbar(images[-1], cax=colorbar_axes, label="dB re full scale")
     if title:
-        fig.suptitle(title, fontsize=9, y=0.98)
-    fig.savefig(out, dpi=dpi, format="png")
-    plt.close(fig)
+        fig.suptitle(plot_text(title), fontsize=9, y=0.98)  # a file name is no formula
+    try:
+        if isinstance(out, str | os.PathLike):
+            path = Path(out)
+            tmp = path.with_name(f".{path.name}.tmp")
+            fig.savefig(tmp, dpi=dpi, format="png")
+            os.replace(tmp, path)  # never a half-drawn file under the final name
+        else:
+            fig.savefig(out, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -5,8 +5,11 @@ frequency (:data:`INDEX_FEATURES`: 32 mel bands x 32 frames, float16, 2 KB per
 example), computed once in chunks and stored beside the dataset as
 ``{first file}.index.npz``. It is keyed to the dataset's fingerprint and to the
 feature settings, so a stale index (another dataset under the same name, other
-settings) is rebuilt rather than used. A query is one matrix product over the
-index: about 10 ms for 20,000 examples.
+settings) is rebuilt rather than used, and so is a damaged one (truncated,
+arrays of the wrong shape or type, labels out of range, features not finite),
+each saying so in one line. Where the index cannot be written, the lookup goes
+on with the one built in memory, saying so. A query is one matrix product over
+the index: about 10 ms for 20,000 examples.
 
 >>> lookup = DatasetLookup.open("data/fm_data.hdf5", generator=synth)
 >>> nearest = lookup.query(audio, k=8)  # rows, labels, values, distances
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,13 +197,19 @@ class DatasetLookup:
             _check_synth(dataset, generator)
             path = index_path(dataset)
             key = _index_key(dataset)
-            stored = None if rebuild else _read_index(path, key)
+            stored, unusable = (None, None) if rebuild else _read_index(path, key, dataset)
             if stored is not None:
                 features, labels = stored
                 built = False
             else:
+                if unusable is not None:
+                    message = f"warning: lookup index {str(path)!r} {unusable}; rebuilding it"
+                    print(message, file=sys.stderr)
                 features, labels = _build_index(dataset, progress=progress)
-                _write_index(path, key=key, features=features, labels=labels)
+                try:
+                    _write_index(path, key=key, features=features, labels=labels)
+                except InverSynthError as exc:
+                    print(f"warning: {exc}; using the index built in memory", file=sys.stderr)
                 built = True
             return cls(
                 parameter_set=dataset.parameter_set,
@@ -293,17 +303,42 @@ def _build_index(dataset: SynthDataset, *, progress: bool) -> tuple[np.ndarray, 
     return features, labels
 
 
-def _read_index(path: Path, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A stored index with this key, or None (missing, unreadable or stale)."""
-    if not path.is_file():
-        return None
+def _read_index(
+    path: Path, key: str, dataset: SynthDataset
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+    """The stored index of ``dataset`` (features, labels), or None and why it cannot be used.
+
+    No file: (None, None). A file of another dataset or other settings, or one
+    that is damaged: (None, what is wrong with it).
+    """
+    if not path.exists():
+        return None, None
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["key"]) != key:
-                return None
-            return data["features"], data["labels"]
-    except (OSError, KeyError, ValueError):
-        return None
+            stored_key = data["key"]
+            if stored_key.shape != () or str(stored_key) != key:
+                return None, "is of another dataset or other index settings"
+            features, labels = data["features"], data["labels"]
+    except Exception as exc:  # any failure to read a cache means the same: build it again
+        return None, f"is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    wrong = _index_problem(features, labels, dataset)
+    return (None, f"is damaged ({wrong})") if wrong else ((features, labels), None)
+
+
+def _index_problem(features: np.ndarray, labels: np.ndarray, dataset: SynthDataset) -> str | None:
+    """What is wrong with a stored index of ``dataset``, or None."""
+    n, ps = dataset.n_examples, dataset.parameter_set
+    probe = np.zeros((1, dataset.n_samples), dtype=np.float32)
+    n_features = index_features(probe, sample_rate=dataset.sample_rate).shape[1]
+    if features.dtype != np.float16 or features.shape != (n, n_features):
+        return f"features {features.dtype} {features.shape}, expected float16 {(n, n_features)}"
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (n, ps.n_parameters):
+        return f"labels {labels.dtype} {labels.shape}, expected int16 {(n, ps.n_parameters)}"
+    if labels.size and ((labels < 0).any() or (labels >= ps.n_levels[None, :]).any()):
+        return "labels outside their parameters' levels"
+    if not np.isfinite(features).all():
+        return "features that are not finite"
+    return None
 
 
 def _write_index(path: Path, *, key: str, features: np.ndarray, labels: np.ndarray) -> None:

@@ -60,6 +60,7 @@ def step_options(
     steps : sequence of int
         Distances in classes an ordered parameter moves, both ways.
     """
+    options: np.ndarray
     if not ordered or n_levels <= _SMALL:
         options = np.arange(n_levels)
     else:
@@ -134,7 +135,9 @@ def stepped_descent(
         for first in range(0, n, block_size):
             if objective.exhausted or current_d <= SAME_SOUND_DB:
                 return current, current_d
-            trial, owner = _block_trials(objective, current, order[first : first + block_size], extra)
+            trial, owner = _block_trials(
+                objective, current, order[first : first + block_size], extra
+            )
             d = objective.indices(trial)
             best_of: dict[int, int] = {}  # parameter -> its best improving trial, best first
             for i in np.argsort(d, kind="stable"):

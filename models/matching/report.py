@@ -46,6 +46,7 @@ from models.matching.evaluation_folder import (
     read_metrics,
     read_reconstruction,
 )
+from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.figures import spectrograms_png
 from models.matching.metrics import (
     METRICS,
@@ -460,6 +461,7 @@ def write_report(
         Path(evaluation_dir) if evaluation_dir is not None else default_evaluation_dir(run_dir)
     )
     predictions = Predictions.load(eval_dir)
+    check_evaluation_of_run(eval_dir, info, run_dir=run_dir, predictions=predictions)
     info.parameter_set.check_indices(predictions.true_indices)
     n_total = len(predictions)
     if n_total == 0:

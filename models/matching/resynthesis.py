@@ -41,6 +41,7 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_reconstruction_csv,
 )
+from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.metrics import (
     METRICS,
     MetricSummary,
@@ -336,6 +337,9 @@ def evaluate_reconstruction(
         Path(evaluation_dir) if evaluation_dir is not None else default_evaluation_dir(run_dir)
     )
     predictions = Predictions.load(out_dir, run_dir=run_dir)
+    check_evaluation_of_run(
+        out_dir, info, run_dir=run_dir, predictions=predictions, replacing=overwrite
+    )
     info.parameter_set.check_indices(predictions.true_indices)
     if max_examples is not None:
         predictions = predictions.take(slice(0, max_examples))
@@ -373,6 +377,7 @@ def evaluate_reconstruction(
         chance_seed=None if chance_values is None else CHANCE_SEED,
         split=split,
         matching=matching,
+        run_fingerprint=info.fingerprint,
         per_example={"example_indices": predictions.example_indices, **per_example},
     )
     make_output_folder(out_dir)
