@@ -54,7 +54,7 @@ from generators.options import (
 )
 from generators.sampling import read_sampler_spec
 from generators.schema import dataset_path
-from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
+from models.common.training import DECODINGS, MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
 
@@ -127,6 +127,14 @@ def _add_model_options(
         help="0: one-hot targets (the paper); > 0: targets spread over neighbouring classes "
         "by a Gaussian this many classes wide, which rewards near misses (better MPR and MAE); "
         "at most the largest parameter's number of levels",
+    )
+    m.add_argument(
+        "--decode",
+        choices=DECODINGS,
+        default="argmax",
+        help="how predict and the matchers read the network's guess: the most likely class "
+        "of every parameter, or the median class of every ordered parameter (closer for "
+        "parameters of many levels, such as a DX7 voice's)",
     )
     m.add_argument(
         "--data_format",
@@ -380,6 +388,7 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
         learning_rate=resolve_learning_rate(args.learning_rate, batch_size=args.batch_size),
         head=args.head,
         label_sigma=args.label_sigma,
+        decode=args.decode,
         data_format=args.data_format,
         seed=args.seed,
         patience=args.patience,

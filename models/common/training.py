@@ -68,6 +68,9 @@ MAX_BATCH_SIZE = 65_536
 __all__ = ["TrainConfig", "get_strategy", "is_chief", "train"]
 
 
+DECODINGS = ("argmax", "median")  # how the network's guess is read from its scores
+
+
 @dataclass
 class TrainConfig:
     """Everything :func:`train` needs. See ``python -m models.spectrogram_cnn --help``."""
@@ -81,6 +84,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     head: str = "sigmoid"
     label_sigma: float = 0.0  # 0: the paper's one-hot targets; > 0: ordinal targets
+    decode: str = "argmax"  # the network's guess: argmax, or median of ordered parameters
     data_format: str = "channels_last"
     seed: int = 0
     patience: int = 10
@@ -115,6 +119,8 @@ class TrainConfig:
         )
         # The upper bound depends on the dataset: see check_label_sigma.
         self.label_sigma = check_float(self.label_sigma, "--label_sigma", low=0.0)
+        if self.decode not in DECODINGS:
+            raise InverSynthError(f"--decode must be one of {DECODINGS}, got {self.decode!r}")
         if self.max_examples is not None:
             self.max_examples = check_int(self.max_examples, "--max_examples", low=1)
         if self.time_limit_s is not None:
@@ -205,6 +211,7 @@ FIXED_ON_RESUME = (
     "stream",
     "examples_per_epoch",
     "sampler",
+    "decode",
 )
 
 
@@ -222,6 +229,7 @@ def _resume_config(config: TrainConfig, info: RunInfo) -> TrainConfig:
         head=info.head,
         # Runs from before ordinal targets existed trained on one-hot targets.
         label_sigma=float(stored.get("label_sigma", 0.0)),
+        decode=str(stored.get("decode", "argmax")),
         data_format=info.data_format,
         seed=int(stored["seed"]),
         patience=config.patience,
