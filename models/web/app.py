@@ -58,7 +58,13 @@ from models.web.matching import (
     match_sound,
 )
 from models.web.results import FILE_KINDS, MEDIA_TYPES, result_view
-from models.web.uploads import PARTIAL_SUFFIX, check_name, size_text, store_upload
+from models.web.uploads import (
+    PARTIAL_SUFFIX,
+    UploadTooLargeError,
+    check_name,
+    size_text,
+    store_upload,
+)
 
 __all__ = ["BUDGETS_S", "MAX_BUDGET_RENDERS", "MAX_BUDGET_S", "ServeSettings", "create_app"]
 

@@ -18,7 +18,14 @@ from typing import Protocol
 from generators.errors import InverSynthError
 from models.web.matching import AUDIO_EXTENSIONS
 
-__all__ = ["MAX_NAME_CHARACTERS", "PARTIAL_SUFFIX", "check_name", "size_text", "store_upload"]
+__all__ = [
+    "MAX_NAME_CHARACTERS",
+    "PARTIAL_SUFFIX",
+    "UploadTooLargeError",
+    "check_name",
+    "size_text",
+    "store_upload",
+]
 
 MAX_NAME_CHARACTERS = 120
 PARTIAL_SUFFIX = ".partial"
@@ -26,6 +33,12 @@ _CHUNK_BYTES = 1 << 20
 # Letters, digits and a few marks; anything else (a slash, a backslash, a colon,
 # quotes, control characters) is a path or shell character and refused.
 _NAME = re.compile(r"^[\w][\w .,()+\-]*$")
+
+
+class UploadTooLargeError(InverSynthError):
+    """A file over the upload limit (HTTP 413)."""
+
+    status = 413
 
 
 class _Readable(Protocol):
@@ -93,8 +106,10 @@ async def store_upload(source: _Readable, destination: Path, *, max_bytes: int) 
 
     Raises
     ------
+    UploadTooLargeError
+        Larger than ``max_bytes`` (nothing is left on disk).
     InverSynthError
-        Empty, or larger than ``max_bytes`` (nothing is left on disk).
+        Empty.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + PARTIAL_SUFFIX)
@@ -104,7 +119,7 @@ async def store_upload(source: _Readable, destination: Path, *, max_bytes: int) 
             while chunk := await source.read(_CHUNK_BYTES):
                 written += len(chunk)
                 if written > max_bytes:
-                    raise InverSynthError(
+                    raise UploadTooLargeError(
                         f"the file is larger than the upload limit of {size_text(max_bytes)}"
                     )
                 out.write(chunk)
