@@ -261,8 +261,8 @@ def _check_length(request: Request, max_bytes: int) -> None:
     if not length.isdigit():
         raise _RequestError("the upload must state its length (Content-Length)", 411)
     if int(length) > max_bytes + _FORM_OVERHEAD_BYTES:
-        raise _RequestError(
-            f"the file is larger than the upload limit of {size_text(max_bytes)}", 413
+        raise UploadTooLargeError(
+            f"the file is larger than the upload limit of {size_text(max_bytes)}"
         )
 
 
