@@ -317,7 +317,7 @@ def test_a_dx7_match_gives_a_syx_preset_that_reads_back(served, tmp_path):
     path = tmp_path / "tone.syx"
     path.write_bytes(preset.content)
     record = client.get(f"/files/{job['id']}/json").json()
-    generator = load_generator("dexed", record["generator_config"])  # the run's own synth
+    generator: Any = load_generator("dexed", record["generator_config"])  # the run's own synth
     np.testing.assert_allclose(generator.read_syx(path), record["match"]["values"], atol=1e-9)
 
 
@@ -347,7 +347,7 @@ def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
          "--serve_directory", str(tmp_path / "serve"), "--output_dir", str(tmp_path), *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert process.stdout is not None
+    assert process.stdout is not None and process.stderr is not None
     line = process.stdout.readline()
     assert "the matching page is at http://127.0.0.1:" in line, process.stderr.read()
     return process, line.split(" is at ")[1].split()[0]
