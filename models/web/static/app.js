@@ -248,6 +248,7 @@ async function drawSpectrogram(canvas) {
     }
   }
   ctx.putImageData(image, 0, 0);
+  canvas.dataset.drawn = "yes";
 }
 
 // ---- recording: the browser's own format is decoded and sent as a 16-bit WAV ----
