@@ -127,12 +127,33 @@ async function cancel() {
   try { update(await post("/api/jobs/" + current + "/cancel")); } catch (error) { showMessage(error.message); }
 }
 
+let playing = []; // object URLs of the players shown, released when the result is replaced
+
 async function showResult(id) {
   const response = await fetch("/jobs/" + id + "/result");
   if (!response.ok) { showMessage("That result is gone."); return; }
+  playing.forEach((url) => URL.revokeObjectURL(url));
+  playing = [];
   $("result").innerHTML = await response.text();
-  for (const canvas of $("result").querySelectorAll("canvas.spectrogram")) {
-    drawSpectrogram(canvas).catch(() => canvas.remove());
+  for (const figure of $("result").querySelectorAll("figure.player")) {
+    const audio = figure.querySelector("audio");
+    if (audio) loadPlayer(audio, figure.querySelector("canvas"));
+  }
+}
+
+// Each WAV is fetched once: the player plays it and the spectrogram is drawn from it.
+async function loadPlayer(audio, canvas) {
+  try {
+    const response = await fetch(audio.dataset.src);
+    if (!response.ok) throw new Error(response.statusText);
+    const buffer = await response.arrayBuffer();
+    const url = URL.createObjectURL(new Blob([buffer], { type: "audio/wav" }));
+    playing.push(url);
+    audio.src = url;
+    drawSpectrogram(canvas, buffer);
+  } catch (error) {
+    audio.src = audio.dataset.src;
+    canvas.remove();
   }
 }
 
@@ -219,9 +240,8 @@ function color(t) { // dark blue -> purple -> orange -> pale yellow
   return stops[i].map((v, c) => Math.round(v + f * (stops[i + 1][c] - v)));
 }
 
-async function drawSpectrogram(canvas) {
-  const response = await fetch(canvas.dataset.src);
-  const { samples, rate } = readWav(await response.arrayBuffer());
+function drawSpectrogram(canvas, buffer) {
+  const { samples, rate } = readWav(buffer);
   const size = 512, hop = 128, bins = size / 2;
   const frames = Math.max(1, Math.floor((samples.length - size) / hop) + 1);
   const window = Float64Array.from({ length: size }, (_, i) => 0.5 - 0.5 * Math.cos(2 * Math.PI * i / size));
