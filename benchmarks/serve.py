@@ -25,6 +25,7 @@ change every time here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -117,10 +118,8 @@ def page_weight(context: Any, url: str, sound: Path) -> dict[str, int]:
     page = context.new_page()
 
     def count(response: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a redirect or an aborted body has none
             received.append((response.url, len(response.body())))
-        except Exception:  # a redirect or an aborted body has none
-            pass
 
     page.on("response", count)
     page.goto(url)
@@ -128,9 +127,7 @@ def page_weight(context: Any, url: str, sound: Path) -> dict[str, int]:
     static = sum(n for u, n in received if u.endswith(("/", ".css", ".js")))
     before = len(received)
     time_to_sound(page, sound)
-    page.wait_for_function(
-        "document.querySelectorAll('#result canvas[data-drawn]').length === 3"
-    )
+    page.wait_for_function("document.querySelectorAll('#result canvas[data-drawn]').length === 3")
     page.wait_for_load_state("networkidle")
     added = received[before:]
     audio = sum(n for u, n in added if "/files/" in u)
