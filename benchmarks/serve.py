@@ -69,7 +69,11 @@ async () => {
   window.__lastJob = result.dataset.job;
   const shown = performance.now() - t0;
   const audio = result.querySelector('audio[data-kind="match"]');
-  await new Promise((resolve) => { audio.addEventListener("playing", resolve, { once: true }); audio.play(); });
+  // The page fetches the WAV, then hands it to the player: wait for that, then play.
+  await new Promise((resolve) => { const wait = () => (audio.src ? resolve() : setTimeout(wait, 5)); wait(); });
+  const playing = new Promise((resolve) => audio.addEventListener("playing", resolve, { once: true }));
+  await audio.play();
+  await playing;
   const played = performance.now() - t0;
   audio.pause();
   return { shown_ms: shown, played_ms: played, job: result.dataset.job };

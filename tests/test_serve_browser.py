@@ -155,13 +155,15 @@ def download(page: Any, selector: str, folder: Path) -> Path:
     return path
 
 
-def test_drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(url, browser, sounds, tmp_path):
+def drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(
+    url: str, browser: Any, sounds: dict[str, Path], folder: Path
+) -> None:
     page = browser.new_page()
     page.goto(url)
     match(page, sounds["tone"])
     durations = wait_for_result(page)
     assert len(durations) == 3 and all(abs(d - 1.0) < 0.01 for d in durations), durations
-    record = json.loads(download(page, "#download-json", tmp_path).read_text())
+    record = json.loads(download(page, "#download-json", folder).read_text())
     run = json.loads((PRETRAINED_FM_RUN / "run.json").read_text())
     names = [p["name"] for p in run["parameter_set"]["parameters"]]
     assert [p["name"] for p in record["parameters"]] == names
@@ -176,7 +178,9 @@ def test_drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(url, browser,
     page.close()
 
 
-def test_a_second_tab_waits_its_turn_and_both_hear_their_match(url, browser, sounds):
+def a_second_tab_waits_its_turn_and_both_hear_their_match(
+    url: str, browser: Any, sounds: dict[str, Path]
+) -> None:
     first, second = browser.new_page(), browser.new_page()
     first.goto(url)
     second.goto(url)
@@ -193,20 +197,29 @@ def test_a_second_tab_waits_its_turn_and_both_hear_their_match(url, browser, sou
     second.close()
 
 
-def test_a_dx7_match_gives_a_syx_that_reads_back(url, browser, sounds, tmp_path):
-    if not dexed_installed():
-        if os.environ.get("CI"):
-            pytest.fail("dexed-py is missing; CI installs the dexed extra")
-        pytest.skip("dexed-py is missing (uv sync --extra dexed)")
+def a_dx7_match_gives_a_syx_that_reads_back(
+    url: str, browser: Any, sounds: dict[str, Path], folder: Path
+) -> None:
     from generators.synth import load_generator
 
     page = browser.new_page()
     page.goto(url)
     match(page, sounds["short"], model="runs/C1_dx7")
     wait_for_result(page)
-    syx = download(page, "#download-preset", tmp_path)
-    record = json.loads(download(page, "#download-json", tmp_path).read_text())
+    syx = download(page, "#download-preset", folder)
+    record = json.loads(download(page, "#download-json", folder).read_text())
     assert syx.name == "short.syx" and record["generator"] == "dexed"
     generator: Any = load_generator("dexed", record["generator_config"])
     np.testing.assert_allclose(generator.read_syx(syx), record["match"]["values"], atol=1e-9)
     page.close()
+
+
+def test_the_page_as_a_person_uses_it(url, browser, sounds, tmp_path):
+    # One test, so that one server and one browser serve all of it, whatever the
+    # test workers: starting them (and TensorFlow in the server) is most of its time.
+    drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(url, browser, sounds, tmp_path)
+    a_second_tab_waits_its_turn_and_both_hear_their_match(url, browser, sounds)
+    if dexed_installed():
+        a_dx7_match_gives_a_syx_that_reads_back(url, browser, sounds, tmp_path)
+    elif os.environ.get("CI"):
+        pytest.fail("dexed-py is missing; CI installs the dexed extra")
