@@ -119,6 +119,7 @@ def time_to_sound(page: Any, sound: Path) -> dict[str, float]:
 def page_weight(context: Any, url: str, sound: Path) -> dict[str, int]:
     """Bytes the browser receives: the page alone, then everything one match adds."""
     received: list[tuple[str, int]] = []
+    context.clear_cookies()  # a new session, as a first visit
     page = context.new_page()
 
     def count(response: Any) -> None:
@@ -134,9 +135,15 @@ def page_weight(context: Any, url: str, sound: Path) -> dict[str, int]:
     page.wait_for_function("document.querySelectorAll('#result canvas[data-drawn]').length === 3")
     page.wait_for_load_state("networkidle")
     added = received[before:]
-    audio = sum(n for u, n in added if "/files/" in u)
     page.close()
-    return {"static": static, "match_total": sum(n for _, n in added), "match_files": audio}
+    return {
+        "static": static,
+        "match_total": sum(n for _, n in added),
+        "match_files": sum(n for u, n in added if "/files/" in u),
+        "result": sum(n for u, n in added if u.endswith("/result")),
+        "api": sum(n for u, n in added if "/api/" in u),
+        "api_calls": sum(1 for u, _ in added if "/api/" in u),
+    }
 
 
 def two_tabs(context: Any, url: str, sound: Path) -> list[tuple[str, float]]:
@@ -226,7 +233,9 @@ def report(context: Any, url: str, sound: Path, args: argparse.Namespace, t_star
     weight = page_weight(context, url, sound)
     print(
         f"page weight: {weight['static']:,} bytes of HTML+CSS+JS; one match adds "
-        f"{weight['match_total']:,} bytes ({weight['match_files']:,} of them the WAV files)"
+        f"{weight['match_total']:,} bytes: the WAV files {weight['match_files']:,}, the result "
+        f"{weight['result']:,}, {weight['api_calls']} calls of the JSON API (the upload's answer, "
+        f"the polls, the list of matches) {weight['api']:,}"
     )
     finished = two_tabs(context, url, sound)
     order = ", ".join(f"{name} at {s:.2f} s" for name, s in finished)

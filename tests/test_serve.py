@@ -374,3 +374,36 @@ def test_the_command_serves_the_page_and_stops_on_a_signal(tmp_path, sent, code)
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --------------------------------------------------------------------------
+# The queue alone: a match that reports progress stops at its next report
+# --------------------------------------------------------------------------
+
+
+def test_a_match_reporting_progress_shows_it_and_stops_at_the_next_report_after_cancel():
+    from models.web.jobs import Job, JobQueue
+    from models.web.matching import MatchProgress
+
+    ended: list[tuple[str, str]] = []
+
+    def search(job: Job) -> None:  # renders until cancelled, reporting as a matcher does
+        start = time.monotonic()
+        for renders in range(1, 100_000):
+            time.sleep(0.005)
+            job.set_progress(MatchProgress(renders, 10.0 / renders, time.monotonic() - start))
+
+    queue = JobQueue(search, on_finish=lambda job: ended.append((job.id, job.status)))
+    try:
+        job = queue.submit(Job("a" * 32, "session", {}))
+        while job.progress is None or job.progress.renders < 5:
+            time.sleep(0.01)
+        assert job.status == "running" and job.progress.best_distance_db <= 2.0
+        asked = time.monotonic()
+        queue.cancel(job)
+        while job.status == "running":
+            time.sleep(0.005)
+        assert job.status == "cancelled" and time.monotonic() - asked < 1.0
+        assert ended == [("a" * 32, "cancelled")] and job.result is None
+    finally:
+        queue.close()

@@ -23,11 +23,11 @@ POSTs need the header ``X-InverSynth: 1``: a browser sends it only from the page
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import secrets
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields be
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ServeSettings:
     """What a server is set up with.
 
@@ -201,10 +201,19 @@ class _Server:
             "position": ahead + 1 if job.status == QUEUED else 0,
             "warming_up": self.queue.warming_up,
             "elapsed_s": round(job.elapsed_s(), 2),
-            "progress": None if job.progress is None else vars(job.progress),
+            "progress": _progress(job.progress),
             "error": job.error,
             "result": f"/jobs/{job.id}/result" if job.status == "done" else None,
         }
+
+
+def _progress(progress: Any) -> dict[str, Any] | None:
+    """A progress report (``MatchProgress``) as JSON: renders, best distance (dB), seconds."""
+    if progress is None:
+        return None
+    if dataclasses.is_dataclass(progress) and not isinstance(progress, type):
+        return dataclasses.asdict(progress)
+    return dict(progress)
 
 
 def _session(request: Request) -> tuple[str, bool]:
