@@ -123,6 +123,8 @@ def page_weight(context: Any, url: str, sound: Path) -> dict[str, int]:
     page = context.new_page()
 
     def count(response: Any) -> None:
+        if response.url.startswith(("blob:", "data:")):
+            return  # the page's own memory (the players' WAVs), not the network
         with contextlib.suppress(Exception):  # a redirect or an aborted body has none
             received.append((response.url, len(response.body())))
 
