@@ -7,7 +7,7 @@ the budget, and hear the sound, the network's guess and the match side by
 side, with their spectrograms, the metrics and the parameter table; take the
 preset (``.fxp`` for a plugin run, ``.syx`` for a DX7 run), the JSON and the
 WAVs. The page runs ``python -m models.predict``'s pipeline
-(:mod:`models.web.matching`), one match at a time; other tabs wait their turn
+(:mod:`models.web.library`), one match at a time; other tabs wait their turn
 and see their place in the queue.
 
 It listens on 127.0.0.1 unless ``--host`` says otherwise: the page has no
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     import uvicorn
 
-    from models.web.app import ServeSettings, create_app
+    from models.web.server import ServeSettings, create_app
 
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]

@@ -29,7 +29,7 @@ from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
 from models.common.data import Split
 from models.common.pretrained import PRETRAINED_FM_RUN
-from models.web.app import ServeSettings, create_app
+from models.web.server import ServeSettings, create_app
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16384
@@ -383,7 +383,7 @@ def test_the_command_serves_the_page_and_stops_on_a_signal(tmp_path, sent, code)
 
 def test_a_match_reporting_progress_shows_it_and_stops_at_the_next_report_after_cancel():
     from models.web.jobs import Job, JobQueue
-    from models.web.matching import MatchProgress
+    from models.web.library import MatchProgress
 
     ended: list[tuple[str, str]] = []
 

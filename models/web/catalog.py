@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generators.errors import InverSynthError
-from models.web.matching import RunSummary, describe_run, synth_missing
+from models.web.library import RunSummary, describe_run, synth_missing
 
 __all__ = ["ModelChoice", "find_model", "list_models"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.web.matching import METRIC_INFO, MatchedSound, format_value
+from models.web.library import METRIC_INFO, MatchedSound, format_value
 
 __all__ = ["FILE_KINDS", "MEDIA_TYPES", "ResultView", "result_view"]
 

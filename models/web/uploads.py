@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from generators.errors import InverSynthError
-from models.web.matching import AUDIO_EXTENSIONS
+from models.web.library import AUDIO_EXTENSIONS
 
 __all__ = [
     "MAX_NAME_CHARACTERS",

@@ -3,8 +3,8 @@
 Starts ``python -m models.serve`` (the shipped FM model, preloaded) on a free
 port and drives the system Chromium (Playwright) through the page. Run by hand::
 
-    uv run python -m benchmarks.serve                     # 3 warm rounds
-    uv run python -m benchmarks.serve --screenshots docs  # also the README's screenshots
+    uv run python -m benchmarks.serve_speed                     # 3 warm rounds
+    uv run python -m benchmarks.serve_speed --screenshots docs  # also the README's screenshots
 
 Prints:
 
@@ -185,7 +185,7 @@ def screenshots(context: Any, url: str, sound: Path, folder: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_speed", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="warm matches timed")
     parser.add_argument("--screenshots", type=Path, default=None, help="write PNGs here")
     args = parser.parse_args(argv)

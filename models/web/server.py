@@ -45,7 +45,7 @@ from starlette.templating import Jinja2Templates
 from generators.errors import InverSynthError
 from models.web.catalog import ModelChoice, find_model, list_models
 from models.web.jobs import FINISHED, QUEUED, Job, JobQueue
-from models.web.matching import (
+from models.web.library import (
     AUDIO_EXTENSIONS,
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
