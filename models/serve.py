@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     import uvicorn
 
-    from models.web.server import ServeSettings, create_app
+    from models.web.server import ServeSettings, create_app, open_serve_folder
 
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
@@ -140,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_hosts=_allowed_hosts(args.host),
         preload=args.preload,
     )
+    try:
+        open_serve_folder(settings)  # refused here in one line, before the server starts
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"the matching page is at http://{shown}:{port}/ (Ctrl-C stops it); uploads and results "

@@ -24,12 +24,13 @@ import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
+from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
 from models.common.data import Split
 from models.common.pretrained import PRETRAINED_FM_RUN
-from models.web.server import ServeSettings, create_app
+from models.web.server import MARKER, ServeSettings, create_app, open_serve_folder
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16384
@@ -328,17 +329,40 @@ def test_a_dx7_match_gives_a_syx_preset_that_reads_back(served, tmp_path):
 
 def test_startup_removes_what_a_killed_server_left_unfinished(tmp_path):
     serve = tmp_path / "serve"
+    settings = ServeSettings(serve_dir=serve, runs_dir=tmp_path, allowed_hosts=("testserver",))
+    open_serve_folder(settings)  # a new folder: made, and marked as the page's
     (serve / "uploads" / "a").mkdir(parents=True)
     (serve / "uploads" / "a" / "tone.wav.partial").write_bytes(b"half")
     (serve / "results" / "unfinished").mkdir(parents=True)
     (serve / "results" / "unfinished" / "tone_input.wav").write_bytes(b"half")
     (serve / "results" / "finished").mkdir()
     (serve / "results" / "finished" / "tone.json").write_text("{}")
-    settings = ServeSettings(serve_dir=serve, runs_dir=tmp_path, allowed_hosts=("testserver",))
     with TestClient(create_app(settings)):
         pass
     assert sorted(p.name for p in (serve / "results").iterdir()) == ["finished"]
-    assert not (serve / "uploads").exists() or uploads_left(settings) == []
+    assert uploads_left(settings) == []
+
+
+def test_a_folder_of_other_files_is_never_taken_for_a_serve_folder(tmp_path):
+    home = tmp_path / "home"
+    (home / "uploads").mkdir(parents=True)
+    (home / "uploads" / "mine.wav").write_bytes(b"keep me")
+    (home / "results" / "draft").mkdir(parents=True)
+    settings = ServeSettings(serve_dir=home, runs_dir=tmp_path)
+    with pytest.raises(InverSynthError, match=f"is not a serve folder \\(no {MARKER}\\)"):
+        open_serve_folder(settings)
+    refused = subprocess.run(
+        [sys.executable, "-m", "models.serve", "--port", "0", "--no_preload",
+         "--serve_directory", str(home)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {str(home)!r} holds other files and is not a serve folder (no {MARKER}); "
+        "give --serve_directory a new or empty folder"
+    ]
+    assert (home / "uploads" / "mine.wav").read_bytes() == b"keep me"
+    assert (home / "results" / "draft").is_dir() and not (home / MARKER).exists()
 
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:

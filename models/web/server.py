@@ -59,14 +59,21 @@ from models.web.library import (
 )
 from models.web.results import FILE_KINDS, MEDIA_TYPES, result_view
 from models.web.uploads import (
-    PARTIAL_SUFFIX,
     UploadTooLargeError,
     check_name,
     size_text,
     store_upload,
 )
 
-__all__ = ["BUDGETS_S", "MAX_BUDGET_RENDERS", "MAX_BUDGET_S", "ServeSettings", "create_app"]
+__all__ = [
+    "BUDGETS_S",
+    "MARKER",
+    "MAX_BUDGET_RENDERS",
+    "MAX_BUDGET_S",
+    "ServeSettings",
+    "create_app",
+    "open_serve_folder",
+]
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "inversynth_session"
@@ -76,6 +83,7 @@ MAX_BUDGET_RENDERS = 1_000_000
 BUDGETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # the page's choices; the API takes any in range
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields beside the file
 _ID = re.compile(r"^[0-9a-f]{32}$")
+MARKER = ".inversynth-serve"  # in a serve folder: the page may clean it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,20 +134,40 @@ class _RequestError(Exception):
         self.status = status
 
 
-def remove_unfinished(settings: ServeSettings) -> None:
-    """Delete what a server that was killed left half-done: partial uploads, results without JSON.
+def open_serve_folder(settings: ServeSettings) -> None:
+    """Make the serve folder ours, and remove what a killed server left half-done there.
 
-    The matching library writes a result's JSON last (atomically), so a
-    results folder without one is a match that never finished.
+    The folder is created with a marker file (:data:`MARKER`); an existing folder
+    that holds anything else and has no marker is refused, since cleaning it
+    would delete files the page never wrote. Half-done is every upload (no job
+    outlives its server) and every results folder without its JSON: the matching
+    library writes the JSON last (atomically), so a folder without one is a
+    match that never finished.
+
+    Raises
+    ------
+    InverSynthError
+        The folder cannot be created, or is not a serve folder.
     """
-    if settings.uploads_dir.is_dir():
-        shutil.rmtree(settings.uploads_dir, ignore_errors=True)
+    folder = settings.serve_dir
+    marker = folder / MARKER
+    try:
+        if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
+            raise InverSynthError(
+                f"{str(folder)!r} holds other files and is not a serve folder (no {MARKER}); "
+                "give --serve_directory a new or empty folder"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as exc:
+        raise InverSynthError(
+            f"cannot use {str(folder)!r} as the serve folder: {exc.strerror}"
+        ) from None
+    shutil.rmtree(settings.uploads_dir, ignore_errors=True)
     if settings.results_dir.is_dir():
-        for folder in settings.results_dir.iterdir():
-            if folder.is_dir() and not any(folder.glob("*.json")):
-                shutil.rmtree(folder, ignore_errors=True)
-            elif folder.name.endswith(PARTIAL_SUFFIX):
-                folder.unlink(missing_ok=True)
+        for result in settings.results_dir.iterdir():
+            if result.is_dir() and not any(result.glob("*.json")):
+                shutil.rmtree(result, ignore_errors=True)
 
 
 class _Server:
@@ -434,8 +462,7 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        settings.serve_dir.mkdir(parents=True, exist_ok=True)
-        remove_unfinished(settings)
+        open_serve_folder(settings)
         server.queue.start()
         try:
             yield
