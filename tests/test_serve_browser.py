@@ -194,6 +194,13 @@ def a_second_tab_waits_its_turn_and_both_hear_their_match(
     assert len(wait_for_result(first)) == 3
     assert len(wait_for_result(second)) == 3
     first.close()
+    # Cancel while it matches: the page says so and keeps the earlier result.
+    match(second, sounds["tone"], budget_s="2.0")
+    second.wait_for_function("document.getElementById('status-text').textContent.includes('...')")
+    second.click("#cancel")
+    second.wait_for_selector("#message:not([hidden])")
+    assert "The match of tone.wav was cancelled." in second.inner_text("#message")
+    assert second.query_selector("article.result") is not None
     second.close()
 
 
