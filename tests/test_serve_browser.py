@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# A microphone that plays a test tone, allowed without asking.
+FAKE_MICROPHONE = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 TIMEOUT_MS = 120_000
 
 # Resolves when every player of the result has loaded its sound: their durations (s), or -1.
@@ -105,8 +107,9 @@ def browser(tmp_path_factory) -> Iterator[Any]:
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium(),
-            args=CHROMIUM_ARGS, headless=True, accept_downloads=True,
+            args=CHROMIUM_ARGS + FAKE_MICROPHONE, headless=True, accept_downloads=True,
         )  # fmt: skip
+        context.grant_permissions(["microphone"])
         context.set_default_timeout(TIMEOUT_MS)
         try:
             yield context
@@ -204,6 +207,20 @@ def a_second_tab_waits_its_turn_and_both_hear_their_match(
     second.close()
 
 
+def record_from_the_microphone_and_match_it(url: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(url)
+    page.click("#record")
+    page.wait_for_timeout(1000)
+    page.click("#record")  # stop: the page decodes the recording and makes it a WAV
+    page.wait_for_function("document.getElementById('record-status').textContent === 'recorded'")
+    page.select_option("#budget_s", "0.5")
+    page.click("#go")
+    assert len(wait_for_result(page)) == 3
+    assert page.inner_text("article.result h2").startswith("recording.wav")
+    page.close()
+
+
 def a_dx7_match_gives_a_syx_that_reads_back(
     url: str, browser: Any, sounds: dict[str, Path], folder: Path
 ) -> None:
@@ -226,6 +243,7 @@ def test_the_page_as_a_person_uses_it(url, browser, sounds, tmp_path):
     # test workers: starting them (and TensorFlow in the server) is most of its time.
     drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(url, browser, sounds, tmp_path)
     a_second_tab_waits_its_turn_and_both_hear_their_match(url, browser, sounds)
+    record_from_the_microphone_and_match_it(url, browser)
     if dexed_installed():
         a_dx7_match_gives_a_syx_that_reads_back(url, browser, sounds, tmp_path)
     elif os.environ.get("CI"):
