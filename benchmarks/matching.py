@@ -211,7 +211,6 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"machine load at start: {os.getloadavg()}", flush=True)
     from models.common.run import RunInfo  # TensorFlow only once the datasets exist
 
