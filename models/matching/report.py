@@ -327,8 +327,12 @@ def _parameter_table(
     )
 
 
-def _legend(parameter_set: ParameterSet) -> str:
-    """What each parameter is: name, group, unit, description."""
+def _legend(info: RunInfo) -> str:
+    """What each parameter is: name, group, unit, description (the synth's, for older runs)."""
+    parameter_set = with_descriptions(
+        info.parameter_set, generator_name=info.generator_name,
+        generator_config=info.generator_config,
+    )  # fmt: skip
     rows = "".join(
         f"<tr><td class='name'><code>{_e(p.name)}</code></td><td class='name'>{_e(p.group)}</td>"
         f"<td class='name'>{_e(describe_unit(p))}</td><td class='name'>{_e(p.description)}</td>"
@@ -473,6 +477,16 @@ def _refined_matches(eval_dir: Path, predictions: Predictions) -> tuple[str, np.
     return "", None
 
 
+def _render(info: RunInfo, indices: np.ndarray) -> np.ndarray:
+    """The run's synth playing class indices [n, P]: audio [n, n_samples]."""
+    (result,) = resynthesize(
+        info.generator_name, info.generator_config, [(indices, None, None)], workers=1,
+        keep_audio=True,
+    )  # fmt: skip
+    assert result.audio is not None  # keep_audio=True
+    return result.audio
+
+
 def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
     """The synth's name for people: a plugin's file name (``amsynth``), else ``the fm synth``."""
     plugin = generator_config.get("plugin")
@@ -554,13 +568,7 @@ def write_report(
     dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
     reference, resynthesized = _read_sample(info, dataset_paths, sample)
     predicted = info.parameter_set.decode(sample.scores)
-    refined_audio = None
-    if matched is not None:
-        (result,) = resynthesize(
-            info.generator_name, info.generator_config, [(matched[rows], None, None)],
-            workers=1, keep_audio=True,
-        )  # fmt: skip
-        refined_audio = result.audio
+    refined_audio = None if matched is None else _render(info, matched[rows])
     cards = [
         _example_card(
             int(example), reference[i], resynthesized[i], sample.true_indices[i], predicted[i],
@@ -577,15 +585,8 @@ def write_report(
         "How close each sounds: rho_STFT (the correlation of the spectrograms) as a "
         "similarity, and the log-spectral distance (LSD) in dB. "
         f"Spectrograms: log-magnitude STFT (window {N_FFT}, hop {HOP_LENGTH}), dB re full "
-        "scale.</p>"
-        + _legend(
-            with_descriptions(
-                info.parameter_set, generator_name=info.generator_name,
-                generator_config=info.generator_config,
-            )
-        )
-        + "".join(cards)
-    )  # fmt: skip
+        "scale.</p>" + _legend(info) + "".join(cards)
+    )
     page = _page(info, run_dir=run_dir, dataset_paths=dataset_paths, body=body)
     out = Path(output) if output is not None else eval_dir / REPORT_FILE
     try:
