@@ -20,7 +20,9 @@ The synth's WAVs are for listening: each is brought to the input's loudness
 the model's sample rate, the input file's (``output_sample_rate="input"``) or
 any other. The metrics are of the synth's own output, before any gain. Every
 file is written under a temporary name and renamed once all are written:
-an error or an interrupt leaves none of them half-written.
+an error or an interrupt leaves none of them half-written. Files of the same
+name that an earlier match wrote and this one does not (a network WAV, a PNG,
+a preset) are removed, so that the folder never holds a file of another match.
 """
 
 from __future__ import annotations
