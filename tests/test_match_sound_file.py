@@ -122,3 +122,17 @@ def test_predict_refuses_a_bad_output_rate_in_one_line(tmp_path, tiny_run, capsy
     assert sf.info(str(out / "tone_resynthesis.wav")).samplerate == 22050
     assert N_SAMPLES == 4096  # the model's 0.5 s, written at 22050 Hz:
     assert sf.info(str(out / "tone_input.wav")).frames == 22050 // 2
+
+
+def test_a_second_match_of_the_same_name_leaves_no_file_of_the_first(tmp_path, loaded_run):  # noqa: F811
+    from models.matching.match_sounds import match_sound_file
+
+    matcher, generator = _matcher(loaded_run)
+    sound, out = _quiet_stereo_file(tmp_path / "in.wav"), tmp_path / "out"
+    options = {"matcher": matcher, "generator": generator, "output_dir": out, "stem": "tone"}
+    first = match_sound_file(loaded_run, sound, budget_renders=8, **options)
+    assert "plot" in first.files
+    again = match_sound_file(loaded_run, sound, budget_renders=8, plot=False, **options)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again.files.values())
+    assert not (out / "tone.png").exists()
+    generator.close()
