@@ -88,6 +88,7 @@ def plot_spectrograms(
         Stack the panels (a phone's screen) instead of side by side.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if len(sounds) != len(labels) or not sounds:
         raise ValueError(f"one label per sound: {len(sounds)} sounds, {len(labels)} labels")
@@ -105,6 +106,8 @@ def plot_spectrograms(
             ax.set_title(label)
         for i, ax in enumerate(axes):
             bottom_row = portrait and i == len(axes) - 1
+            if not portrait and i < len(axes) - 1:  # its last tick would meet the next's first
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=5, prune="upper"))
             if not portrait or bottom_row:
                 ax.set_xlabel("time (s)")
             else:
