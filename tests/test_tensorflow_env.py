@@ -24,16 +24,16 @@ def test_a_process_started_by_a_toolkit_process_filters_the_noise_too() -> None:
         "tf.config.list_logical_devices('GPU')\n"  # as training asks, later: CUDA starts here
         "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], os.environ['" + OWN_LEVEL_MARK + "'])\n"
     )
-    parent = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=300,
+    inherited = {**env, "TF_CPP_MIN_LOG_LEVEL": "2", OWN_LEVEL_MARK: "2"}  # as the parent sets
+    parent, child = (
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, env=e, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        for e in (env, inherited)
     )  # fmt: skip
-    assert parent.returncode == 0, parent.stderr[-2000:]
-    level, mark = parent.stdout.split()
-    child = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": level, OWN_LEVEL_MARK: mark},
-    )  # fmt: skip
-    assert child.returncode == 0, child.stderr[-2000:]
-    noise = [line for line in (parent.stderr + child.stderr).splitlines() if NOISE.search(line)]
+    (parent_out, parent_err), (_, child_err) = (p.communicate(timeout=300) for p in (parent, child))
+    assert parent.returncode == 0 and child.returncode == 0, parent_err[-2000:] + child_err[-2000:]
+    assert parent_out.split() == ["2", "2"]  # what the child was given: the level, marked
+    noise = [line for line in (parent_err + child_err).splitlines() if NOISE.search(line)]
     assert not noise, noise
