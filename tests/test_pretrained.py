@@ -73,8 +73,13 @@ def test_predict_without_run_uses_it_and_writes_into_the_working_folder(
     sf.write(tmp_path / "fm.wav", audio, synth.sample_rate)
     argv = ["fm.wav", "--method", "hybrid", "--budget_renders", "50", "--no_plot"]
     assert main(argv) == 0
-    assert str(PRETRAINED_FM_RUN) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(PRETRAINED_FM_RUN) in printed
+    # The legend says what each parameter is, though the run predates descriptions.
+    assert "B_sine     Amplitude LFO, Hz: depth of the sine oscillator's pitch LFO" in printed
     record = json.loads((tmp_path / "predictions" / "fm.json").read_text())
+    described = {p["name"]: p["description"] for p in record["candidates"][0]["parameters"]}
+    assert described["cutoff_hz"] == "cutoff frequency of the resonant low-pass filter"
     assert record["run"]["model"] == "M1" and record["run"]["generator"] == "fm"
     match, network = record["candidates"]
     assert match["distance_db"] <= network["distance_db"]

@@ -318,6 +318,7 @@ def test_the_report_plays_the_network_and_the_hybrid_match_side_by_side(tmp_path
     assert page.count("<p class='listen'><strong>hybrid match: ") == 3
     assert page.count("% similar (rho_STFT)") == 6 and page.count("<summary>details</summary>") == 3
     assert "parameters at their true class: many settings" in page
+    assert page.count("<summary>What the parameters are</summary>") == 1  # the legend
     # The spectrograms and the parameters are the match's, the network's beside them.
     assert page.count("<th>hybrid match</th><th></th><th>network&#x27;s guess</th>") == 3
     matches = Matches.load(run_dir / "evaluation")
