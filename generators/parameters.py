@@ -98,6 +98,14 @@ def _check_group(name: str, group: Any) -> str:
     return group
 
 
+def _check_description(name: str, description: Any) -> str:
+    if not isinstance(description, str) or "\n" in description:
+        raise InverSynthError(
+            f"parameter {name!r}: description must be one line of text, got {description!r}"
+        )
+    return description.strip()
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One quantized parameter.
@@ -118,6 +126,11 @@ class Parameter:
         parameter counts only in the summary over every parameter). Default
         :func:`default_group` of the name. For reports only: two parameters
         that differ in nothing but their group are equal.
+    description : str, optional
+        What the parameter does, in a line for people (``"cutoff of the
+        resonant low-pass filter"``); ``""`` when the synth says nothing.
+        For display only, like ``group``: not part of equality. Files written
+        before parameters carried one read as ``""``.
     """
 
     name: str
@@ -125,6 +138,7 @@ class Parameter:
     unit: str = ""
     spacing: str = "custom"
     group: str = field(default="", compare=False)
+    description: str = field(default="", compare=False)
 
     def __init__(
         self,
@@ -133,6 +147,7 @@ class Parameter:
         unit: str = "",
         spacing: str = "custom",
         group: str | None = None,
+        description: str = "",
     ) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "levels", levels)
@@ -141,6 +156,7 @@ class Parameter:
         self._validate()
         chosen = default_group(self.name) if group is None else _check_group(self.name, group)
         object.__setattr__(self, "group", chosen)
+        object.__setattr__(self, "description", _check_description(self.name, description))
 
     def _validate(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -172,12 +188,13 @@ class Parameter:
         n_levels: int = 16,
         unit: str = "",
         group: str | None = None,
+        description: str = "",
     ) -> Parameter:
         """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = np.linspace(low, high, n_levels, dtype=np.float64)
-        return cls(name, tuple(levels.tolist()), unit, "linear", group)
+        return cls(name, tuple(levels.tolist()), unit, "linear", group, description)
 
     @classmethod
     def notes(
@@ -188,6 +205,7 @@ class Parameter:
         n_levels: int = 16,
         unit: str = "Hz",
         group: str | None = None,
+        description: str = "",
     ) -> Parameter:
         """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
         if n_levels < 2:
@@ -195,7 +213,7 @@ class Parameter:
         # Scalar powers, not NumPy's vectorised ones: those differ in the last digit
         # between CPUs with and without AVX-512, and the levels are stored in every file.
         levels = tuple(float(base_hz) * 2.0 ** (k / 12.0) for k in range(n_levels))
-        return cls(name, levels, unit, "note", group)
+        return cls(name, levels, unit, "note", group, description)
 
     @property
     def n_levels(self) -> int:
@@ -212,17 +230,22 @@ class Parameter:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-able; ``"description"`` only when there is one (files stay as they were)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "levels": list(self.levels),
             "unit": self.unit,
             "spacing": self.spacing,
             "group": self.group,
         }
+        if self.description:
+            out["description"] = self.description
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Parameter:
-        """The inverse of :meth:`to_dict`; without ``"group"`` (older files), the default group."""
+        """The inverse of :meth:`to_dict`; older files without a group or description read
+        as the default group and no description."""
         try:
             return cls(
                 name=data["name"],
@@ -230,6 +253,7 @@ class Parameter:
                 unit=data.get("unit", ""),
                 spacing=data.get("spacing", "custom"),
                 group=data.get("group"),
+                description=data.get("description", ""),
             )
         except (KeyError, TypeError) as exc:
             raise InverSynthError(f"malformed parameter description {data!r}: {exc}") from None

@@ -33,6 +33,7 @@ import numpy as np
 
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
+    ENGINE_PARAMETERS,
     INIT_VOICE,
     Engine,
     read_syx_voices,
@@ -149,7 +150,12 @@ class DexedGenerator(SoundGenerator):
         varied = self.dexed_config.varied
         self._parameters = ParameterSet(
             Parameter(
-                name=v.name, levels=v.levels, unit="", spacing=v.spacing, group=v.group or None
+                name=v.name,
+                levels=v.levels,
+                unit="",
+                spacing=v.spacing,
+                group=v.group or None,
+                description=ENGINE_PARAMETERS[v.column].meaning,
             )
             for v in varied
         )

@@ -13,16 +13,13 @@ pipeline's API is one edit here:
   ``models.predict`` does for each file it is given.
 
 Progress: :func:`match_sound` takes ``on_stage`` (called between the steps)
-and ``on_progress`` (:class:`MatchProgress`, during the search); either may
-raise to cancel. Today's ``Matcher.match`` reports nothing while it searches,
-so ``on_progress`` is not called yet and a cancel takes effect at the next
-step. ``models.matching.match_sounds.match_sound_file`` will take
-``on_progress`` itself: :func:`match_sound` then becomes a call of it.
+and ``on_progress`` (:class:`MatchProgress`, after every batch of renders of
+the search); either may raise to cancel, and a match cancelled at a progress
+report writes no file (``models.matching.match_sounds.match_sound_file``).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,12 +36,14 @@ from models.matching.audio_io import AUDIO_EXTENSIONS, read_audio
 from models.matching.match_sounds import (
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
-    match_prediction,
+    MatchProgress,
+    ProgressCallback,
+    match_sound_file,
     run_matcher,
 )
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.metrics import METRICS
-from models.matching.prediction import format_value, predict_file, write_prediction
+from models.matching.prediction import format_value
 from models.matching.report import synth_label
 
 if TYPE_CHECKING:
@@ -80,16 +79,6 @@ METRIC_INFO: dict[str, tuple[str, str, bool]] = {
 }
 
 
-@dataclass(frozen=True)
-class MatchProgress:
-    """How far a match has got: renders so far, the best distance (dB) and the seconds spent."""
-
-    renders: int
-    best_distance_db: float
-    seconds: float
-
-
-ProgressCallback = Callable[[MatchProgress], None]  # may raise to cancel the match
 StageCallback = Callable[[str], None]  # "loading the model", "predicting", ...; may raise
 
 
@@ -316,7 +305,7 @@ def match_sound(
     output_dir: Path,
     stem: str,
     seed: int = 0,
-    budget_renders: int = DEFAULT_BUDGET_RENDERS,
+    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
     budget_s: float | None = DEFAULT_BUDGET_S,
     top_k: int = 3,
     on_stage: StageCallback | None = None,
@@ -343,7 +332,7 @@ def match_sound(
     on_stage : callable, optional
         Told each step's name before it starts; may raise to cancel.
     on_progress : callable, optional
-        :class:`MatchProgress` during the search, once the library reports it.
+        Called with a :class:`MatchProgress` after every batch of renders; may raise to cancel.
 
     Raises
     ------
@@ -355,15 +344,10 @@ def match_sound(
         stage("loading the model")
     loaded = runs.get(run_dir)
     matcher = loaded.matcher(method)
-    stage("predicting")
-    prediction = predict_file(loaded.run, path, top_k=top_k, generator=loaded.generator)
     stage("matching")
-    match_prediction(
-        prediction, matcher, max_renders=budget_renders, time_limit_s=budget_s, seed=seed
-    )
-    stage("writing")
-    files = write_prediction(
-        prediction, output_dir, stem=stem, run=loaded.run, generator=loaded.generator
-    )
-    record = json.loads(files["json"].read_text(encoding="utf-8"))
-    return MatchedSound(record=record, files=dict(files))
+    outcome = match_sound_file(
+        loaded.run, path, matcher=matcher, generator=loaded.generator, output_dir=output_dir,
+        stem=stem, seed=seed, budget_renders=budget_renders, budget_s=budget_s, top_k=top_k,
+        on_progress=on_progress,
+    )  # fmt: skip
+    return MatchedSound(record=outcome.record, files=dict(outcome.files))
