@@ -8,7 +8,7 @@ show whether it beats each of its parts; the hybrid at ``--time_limit_s``
 is the one the targets are about.
 
     OPENBLAS_NUM_THREADS=1 python -m benchmarks.matching --run demo/runs/C6_fm_demo
-    ... --n_sounds 200 --time_limit_s 2 --renders 2000     # the full measure
+    ... --n_sounds 200 --time_limit_s 2                  # the full measure
     ... --run runs/C6_amsynth --data_dir data --n_sounds 100  # a plugin's run
 
 The target sounds come from a fresh dataset of the run's synth (``--targets_seed``,
@@ -37,7 +37,7 @@ from models.cli.demo import HELD_OUT_SEED, plucked_string
 from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
-from models.matching.matchers import make_matcher
+from models.matching.matchers import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS, make_matcher
 from models.matching.metrics import reconstruction_metrics
 
 
@@ -174,8 +174,18 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets_seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--lookup_examples", type=int, default=20000)
     parser.add_argument("--lookup_seed", type=int, default=1)
-    parser.add_argument("--renders", type=int, default=2000, help="the same-renders budget")
-    parser.add_argument("--time_limit_s", type=float, default=2.0, help="the hybrid's time budget")
+    parser.add_argument(
+        "--renders",
+        type=int,
+        default=DEFAULT_BUDGET_RENDERS,
+        help="the same-renders budget (default: a match's default budget)",
+    )
+    parser.add_argument(
+        "--time_limit_s",
+        type=float,
+        default=BUDGET_REFERENCE_S,
+        help="the timed rows' budget (default: the time the default renders take on 2 cores)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes making the datasets")
     parser.add_argument("--skip_foreign", action="store_true")
@@ -201,7 +211,6 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"machine load at start: {os.getloadavg()}", flush=True)
     from models.common.run import RunInfo  # TensorFlow only once the datasets exist
 
@@ -268,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     r = args.renders
 
     def with_budget(name: str, **budget: Any) -> Callable[[np.ndarray], Any]:
+        budget = {"max_renders": None, **budget}  # a timed row has no render budget
         return lambda target: matchers[name].match(target, seed=seed, **budget)
 
     rng = np.random.default_rng(seed)

@@ -208,6 +208,17 @@ def _missing_shards_message(parts: list[_Part], n_shards: int, missing: list[int
     return message + "; give every shard"
 
 
+_NOT_IDENTITY = ("description", "ordered")  # how parameters are shown and trained, not the data
+
+
+def _without_descriptions(parameter_set: dict[str, Any]) -> dict[str, Any]:
+    """A parameter set's JSON without what does not make the data (descriptions, ``ordered``)."""
+    parameters = [
+        {k: v for k, v in p.items() if k not in _NOT_IDENTITY} for p in parameter_set["parameters"]
+    ]
+    return {**parameter_set, "parameters": parameters}
+
+
 def _same_attr(key: str, a: Any, b: Any) -> bool:
     """Shards agree on an attribute; parameter levels made on two machines within LEVEL_RTOL."""
     if key == "parameter_set" and a != b and a is not None and b is not None:
@@ -333,7 +344,9 @@ class SynthDataset:
         ident: dict[str, Any] = {
             "generator": self.generator_name,
             "generator_config": self.generator_config,
-            "parameter_set": json.loads(self.attrs["parameter_set"]),
+            # Descriptions are for people: a dataset made before parameters carried them is
+            # the same dataset.
+            "parameter_set": _without_descriptions(json.loads(self.attrs["parameter_set"])),
             "sample_rate": self.sample_rate,
             "n_samples": self.n_samples,
             "seed": self.seed,

@@ -49,35 +49,74 @@ __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 
 N_LEVELS = 16
 
+_OSCILLATOR = {"sine": "sine", "saw": "sawtooth", "tri": "triangle", "sqr": "square"}
+# What each parameter does (SPEC section 1), shown beside its name in predict's table,
+# the listening report and README. The paper's group names are kept for its tables;
+# where a name misleads, the description says what the parameter really is.
+_DESCRIPTIONS: dict[str, str] = {
+    **{
+        f"f_{w}": f"note of the {o} oscillator: its carrier frequency"
+        for w, o in _OSCILLATOR.items()
+    },
+    **{
+        f"A_{w}": f"level of the {o} oscillator in the mix (linear, 0.001 to 1)"
+        for w, o in _OSCILLATOR.items()
+    },
+    **{
+        f"B_{w}": f"depth of the {o} oscillator's pitch LFO: Hz its pitch swings either side "
+        "(the paper's 'Amplitude LFO' is the LFO's amplitude, not the sound's)"
+        for w, o in _OSCILLATOR.items()
+    },
+    **{
+        f"v_{w}": f"rate of the {o} oscillator's pitch LFO: swings per second "
+        "(the paper's 'Frequency LFO' is the LFO's frequency)"
+        for w, o in _OSCILLATOR.items()
+    },
+    "attack_s": "envelope attack: time from silence to full level",
+    "decay_s": "envelope decay: time from full level down to the sustain level",
+    "sustain": "envelope sustain: the level held until the note-off (linear, of full level)",
+    "release_s": "envelope release: time from the note-off to silence",
+    "cutoff_hz": "cutoff frequency of the resonant low-pass filter",
+    "q": "resonance (Q) of the low-pass filter: higher rings at the cutoff",
+    "gate_hz": "gater rate: the sound opens and closes this many times a second",
+}
+
 # The 23 parameters, declared once, in the paper's reporting groups. Their order is
 # the column order of values, labels and of fm_dsp's controls.
 FM_PARAMETERS = ParameterSet(
     [
         *(
-            Parameter.notes(f"f_{w}", base_hz=440.0, n_levels=N_LEVELS, group="Notes")
-            for w in fm_dsp.WAVEFORMS
-        ),
-        *(
-            Parameter.linear(
-                f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS, group="Oscillator amplitude"
+            Parameter.notes(
+                f"f_{w}", base_hz=440.0, n_levels=N_LEVELS, group="Notes",
+                description=_DESCRIPTIONS[f"f_{w}"],
             )
             for w in fm_dsp.WAVEFORMS
         ),
         *(
             Parameter.linear(
-                f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz", group="Amplitude LFO"
+                f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS, group="Oscillator amplitude",
+                description=_DESCRIPTIONS[f"A_{w}"],
             )
             for w in fm_dsp.WAVEFORMS
         ),
         *(
             Parameter.linear(
-                f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Frequency LFO"
+                f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz",
+                group="Amplitude LFO", description=_DESCRIPTIONS[f"B_{w}"],
             )
             for w in fm_dsp.WAVEFORMS
         ),
         *(
             Parameter.linear(
-                name, low=0.001, high=1.0, n_levels=N_LEVELS, unit=unit, group="Amplitude ADSR"
+                f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz",
+                group="Frequency LFO", description=_DESCRIPTIONS[f"v_{w}"],
+            )
+            for w in fm_dsp.WAVEFORMS
+        ),
+        *(
+            Parameter.linear(
+                name, low=0.001, high=1.0, n_levels=N_LEVELS, unit=unit, group="Amplitude ADSR",
+                description=_DESCRIPTIONS[name],
             )
             for name, unit in (
                 ("attack_s", "s"),
@@ -87,12 +126,19 @@ FM_PARAMETERS = ParameterSet(
             )
         ),
         Parameter.linear(
-            "cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz", group="Filter"
+            "cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz", group="Filter",
+            description=_DESCRIPTIONS["cutoff_hz"],
         ),
-        Parameter.linear("q", low=0.01, high=10.0, n_levels=N_LEVELS, group="Filter"),
-        Parameter.linear("gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Gate"),
+        Parameter.linear(
+            "q", low=0.01, high=10.0, n_levels=N_LEVELS, group="Filter",
+            description=_DESCRIPTIONS["q"],
+        ),
+        Parameter.linear(
+            "gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Gate",
+            description=_DESCRIPTIONS["gate_hz"],
+        ),
     ]
-)
+)  # fmt: skip
 # fm_dsp's kernel reads controls by column; the table above must keep its layout.
 assert tuple(FM_PARAMETERS.names) == fm_dsp.CONTROL_NAMES
 

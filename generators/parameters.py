@@ -110,6 +110,14 @@ def _check_group(name: str, group: Any) -> str:
     return group
 
 
+def _check_description(name: str, description: Any) -> str:
+    if not isinstance(description, str) or "\n" in description:
+        raise InverSynthError(
+            f"parameter {name!r}: description must be one line of text, got {description!r}"
+        )
+    return description.strip()
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One quantized parameter.
@@ -136,6 +144,11 @@ class Parameter:
         DX7's algorithm: a class is right or wrong). Ordinal training targets,
         the search's steps, predict and the report follow it. Default
         :func:`default_ordered` of the name. Not part of equality.
+    description : str, optional
+        What the parameter does, in a line for people (``"cutoff of the
+        resonant low-pass filter"``); ``""`` when the synth says nothing.
+        For display only, like ``group``: not part of equality. Files written
+        before parameters carried one read as ``""``.
     """
 
     name: str
@@ -143,6 +156,7 @@ class Parameter:
     unit: str = ""
     spacing: str = "custom"
     group: str = field(default="", compare=False)
+    description: str = field(default="", compare=False)
     ordered: bool = field(default=True, compare=False)
 
     def __init__(
@@ -152,6 +166,7 @@ class Parameter:
         unit: str = "",
         spacing: str = "custom",
         group: str | None = None,
+        description: str = "",
         *,
         ordered: bool | None = None,
     ) -> None:
@@ -167,6 +182,7 @@ class Parameter:
         self._validate()
         chosen = default_group(self.name) if group is None else _check_group(self.name, group)
         object.__setattr__(self, "group", chosen)
+        object.__setattr__(self, "description", _check_description(self.name, description))
 
     def _validate(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -198,12 +214,13 @@ class Parameter:
         n_levels: int = 16,
         unit: str = "",
         group: str | None = None,
+        description: str = "",
     ) -> Parameter:
         """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = np.linspace(low, high, n_levels, dtype=np.float64)
-        return cls(name, tuple(levels.tolist()), unit, "linear", group)
+        return cls(name, tuple(levels.tolist()), unit, "linear", group, description)
 
     @classmethod
     def notes(
@@ -214,6 +231,7 @@ class Parameter:
         n_levels: int = 16,
         unit: str = "Hz",
         group: str | None = None,
+        description: str = "",
     ) -> Parameter:
         """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
         if n_levels < 2:
@@ -221,7 +239,7 @@ class Parameter:
         # Scalar powers, not NumPy's vectorised ones: those differ in the last digit
         # between CPUs with and without AVX-512, and the levels are stored in every file.
         levels = tuple(float(base_hz) * 2.0 ** (k / 12.0) for k in range(n_levels))
-        return cls(name, levels, unit, "note", group)
+        return cls(name, levels, unit, "note", group, description)
 
     @property
     def n_levels(self) -> int:
@@ -238,7 +256,8 @@ class Parameter:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-able; ``"description"`` only when there is one (files stay as they were)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "levels": list(self.levels),
             "unit": self.unit,
@@ -246,10 +265,14 @@ class Parameter:
             "group": self.group,
             "ordered": self.ordered,
         }
+        if self.description:
+            out["description"] = self.description
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Parameter:
-        """The inverse of :meth:`to_dict`; older files without ``"group"`` or ``"ordered"`` get the defaults."""
+        """The inverse of :meth:`to_dict`; older files without a group, description or
+        ``ordered`` read as the default group, no description and :func:`default_ordered`."""
         try:
             return cls(
                 name=data["name"],
@@ -257,6 +280,7 @@ class Parameter:
                 unit=data.get("unit", ""),
                 spacing=data.get("spacing", "custom"),
                 group=data.get("group"),
+                description=data.get("description", ""),
                 ordered=data.get("ordered"),
             )
         except (KeyError, TypeError) as exc:

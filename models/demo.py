@@ -10,8 +10,10 @@
 6. writes the listening report (``.../evaluation/report.html``);
 
 and prints where everything is. ``--pretrained`` skips 1-4 and 6: the FM model shipped
-in ``models/pretrained/fm_M1`` matches new FM sounds and the plucked string at once. An earlier demo in the same folder is kept: the
-demo refuses to replace it, naming what it would delete, unless ``--overwrite``.
+in ``models/pretrained/fm_M1`` matches new FM sounds and the plucked string at once, in
+a folder of its own (``{output_dir}/pretrained``), so the two demos run one after the
+other in either order. An earlier demo in the same folder is kept: the demo refuses to
+replace it, naming what it would delete, unless ``--overwrite``.
 The library is :mod:`models.cli.demo`.
 """
 
@@ -24,7 +26,7 @@ from pathlib import Path
 from generators.cli import make_parser, positive_int, run_cli
 from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.validate import check_int
-from models.cli.demo import DEMO_SYNTHS, run_demo, run_pretrained_demo
+from models.cli.demo import DEMO_BUDGET_RENDERS, DEMO_SYNTHS, run_demo, run_pretrained_demo
 from models.common.model_table import MODELS
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
@@ -55,12 +57,26 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n_report", type=positive_int, default=6, help="test sounds in the listening report"
     )
+    parser.add_argument(
+        "--n_matches",
+        type=positive_int,
+        default=None,
+        help="sounds matched as files, besides the plucked string (3 held-out test sounds; "
+        "5 new FM sounds with --pretrained)",
+    )
+    parser.add_argument(
+        "--budget_renders",
+        type=positive_int,
+        default=DEMO_BUDGET_RENDERS,
+        help="renders of hybrid matching per sound (about 1 s on 2 cores)",
+    )
     add_seed_argument(parser, env=None, help=f"dataset and training seed (0 to {MAX_TRAIN_SEED})")
     parser.add_argument(
         "--pretrained",
         action="store_true",
         help="no dataset or training: match new FM sounds and the plucked string at once with "
-        "the model shipped in models/pretrained/fm_M1 (about 15 s on 2 cores)",
+        "the model shipped in models/pretrained/fm_M1, into {output_dir}/pretrained (about 15 s "
+        "on 2 cores, and once about 15 s more to render the model's lookup)",
     )
     parser.add_argument(
         "--overwrite",
@@ -74,7 +90,10 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     if args.pretrained:
-        run_pretrained_demo(output_dir=args.output_dir, overwrite=args.overwrite)
+        run_pretrained_demo(
+            output_dir=args.output_dir, overwrite=args.overwrite,
+            n_matches=args.n_matches or 5, budget_renders=args.budget_renders,
+        )  # fmt: skip
         return 0
     # Training would refuse these after the dataset is made; refuse them first.
     check_int(args.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
@@ -91,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_report=args.n_report,
         seed=args.seed,
         overwrite=args.overwrite,
+        n_matches=args.n_matches or 3,
+        budget_renders=args.budget_renders,
     )
     return 0
 

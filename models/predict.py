@@ -6,30 +6,28 @@
 length, and says which part), predicts every parameter, plays the run's synth
 with the prediction and measures how close the resynthesis sounds. Then a
 matcher refines the guess by listening (``--method``, default ``hybrid``: the
-network's guess and the nearest examples of ``--lookup_dataset`` start a search
-over the synth's settings, at most ``--budget_renders`` renders and
-``--budget_s`` seconds per sound; ``network``, ``lookup`` and ``search`` alone
-are the other methods).
+network's guess and the nearest examples of the lookup start a search over
+the synth's settings, ``--budget_renders`` renders per sound, and at most
+``--budget_s`` seconds if given; ``network``, ``lookup`` and ``search`` alone
+are the other methods). The same sound, seed and renders give the same match
+on any machine.
 Without ``--run`` it uses the FM model shipped in ``models/pretrained/fm_M1``
-(:mod:`models.common.pretrained`) and writes into ``predictions/``.
+(:mod:`models.common.pretrained`) and writes into ``predictions/``; its lookup
+is rendered from the FM synth on first use and kept in the data folder.
 ``--segments N`` matches N parts of a long sound, ``--hop_s`` apart.
 ``--example N`` matches test example N of the run's own dataset and shows the
 true value of every parameter beside the predicted one. For each sound it
-prints a table (parameter, predicted value with its unit, the three most
-likely classes) and writes, into ``--output_dir`` (default ``{run}/predictions``):
-
-* ``{name}.json``: the predicted parameters (values and class indices), the
-  top classes, which part was matched and what was done to the input, the
-  reconstruction metrics;
-* ``{name}_input.wav``: the sound as the model heard it;
-* ``{name}_resynthesis.wav``: the synth playing the final match;
-* ``{name}_network.wav``: the network's guess (``--method hybrid``);
-* ``{name}.png``: both spectrograms, the metrics in the title;
-* ``{name}.fxp`` (a plugin run) or ``{name}.syx`` (a Dexed run): the match as a
-  preset the synth loads.
-
-The JSON holds the method, its renders and seconds, and the reconstruction
-metrics of the network's guess and of the final match.
+prints how close the match sounds, a table (parameter, matched value with its
+unit, the network's guess, its three most likely classes) and the details,
+once a legend of the parameters, and writes, into ``--output_dir`` (default
+``{run}/predictions``), the files of :mod:`models.matching.match_output`:
+``{name}.json`` (the record: input, method, seed, budgets, lookup, and the
+match and the network's guess, each with its named parameters and how close
+it sounds), ``{name}_input.wav``, ``{name}_resynthesis.wav`` (the match),
+``{name}_network.wav`` (the network's guess, when the match differs from it),
+``{name}.png`` and, for a plugin or Dexed run, ``{name}.fxp`` / ``{name}.syx``.
+The synth's WAVs are brought to the input's loudness, never clipped, at the
+model's rate or ``--output_sample_rate``.
 
 ``{name}`` is the file's name without its extension (``kick``), with the
 part's start for several segments (``kick_at_1.000s``), or ``test_{N:06d}``
@@ -38,7 +36,7 @@ for ``--example N``.
 A bad file (missing, unreadable, empty, silent, NaN) gets one ``error:`` line
 and the others still run; the exit code is 2 if any file failed.
 
-The library is :mod:`models.matching.prediction`.
+The library is :func:`models.matching.match_sounds.match_sound_file`.
 """
 
 from __future__ import annotations
@@ -60,21 +58,19 @@ from generators.cli import (
 )
 from generators.errors import InverSynthError
 from generators.options import add_output_dir_argument, add_seed_argument
+from models.cli.options import add_budget_arguments
+from models.matching.legend import legend_lines, with_descriptions
+from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
 from models.matching.match_sounds import (
-    DEFAULT_BUDGET_RENDERS,
-    DEFAULT_BUDGET_S,
-    match_prediction,
+    MatchOutcome,
+    match_and_write,
+    match_sound_file,
+    run_label,
     run_matcher,
 )
-from models.matching.matchers import DEFAULT_METHOD, MATCHERS
-from models.matching.prediction import (
-    Prediction,
-    format_prediction,
-    predict_example,
-    predict_segments,
-    unique_stem,
-    write_prediction,
-)
+from models.matching.match_text import format_prediction
+from models.matching.matchers import DEFAULT_METHOD, MATCHERS, Matcher
+from models.matching.prediction import predict_example, predict_segments
 
 if TYPE_CHECKING:
     from models.common.run import Run
@@ -87,13 +83,14 @@ SHIPPED_PREDICTIONS_DIR = Path("predictions")
 def get_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         prog="python -m models.predict",
-        description="Predict a trained model's synth parameters for sound files, play them back "
-        "on the synth, and compare. For each sound it writes {name}.json (the prediction), "
-        "{name}_input.wav (the sound as the model heard it: mono, at the model's rate, the part "
-        "matched), {name}_resynthesis.wav (the final match), {name}_network.wav (the network's "
-        "guess, for --method hybrid), {name}.png (both spectrograms) and for a plugin or Dexed "
-        "run {name}.fxp or {name}.syx (the match as a preset) into --output_dir, by default "
-        "{run}/predictions.",
+        description="Predict a trained model's synth parameters for sound files, refine them by "
+        "listening, and play them back. For each sound it writes {name}.json (the record: the "
+        "match and the network's guess, each with its named parameters and how close it "
+        "sounds), {name}_input.wav (the sound as the model heard it: mono, at the model's rate, "
+        "the part matched), {name}_resynthesis.wav (the match), {name}_network.wav (the "
+        "network's guess, when the match differs from it), {name}.png (the spectrograms) and "
+        "for a plugin or Dexed run {name}.fxp or {name}.syx (the match as a preset) into "
+        "--output_dir, by default {run}/predictions.",
     )
     parser.add_argument(
         "sounds", nargs="*", type=Path, help="WAV, FLAC, OGG or MP3 files (or use --example)"
@@ -141,6 +138,14 @@ def get_parser() -> argparse.ArgumentParser:
         f"{SHIPPED_PREDICTIONS_DIR}/ for the shipped model)",
     )
     parser.add_argument(
+        "--output_sample_rate",
+        type=_output_rate,
+        default=None,
+        metavar="RATE",
+        help="sample rate of the WAVs written: 'model' (the default: the model's), 'input' (each "
+        f"input file's own) or a rate in Hz ({OUTPUT_RATES_HZ[0]} to {OUTPUT_RATES_HZ[1]})",
+    )
+    parser.add_argument(
         "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"
     )
     parser.add_argument("--no_plot", action="store_true", help="skip the PNG spectrograms")
@@ -152,6 +157,22 @@ def get_parser() -> argparse.ArgumentParser:
     )
     add_matching_arguments(parser)
     return parser
+
+
+def _output_rate(text: str) -> int | str | None:
+    """``--output_sample_rate``: ``model``, ``input`` or a rate in Hz."""
+    value: int | str = text
+    if text not in ("input", "model"):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'input', 'model' or a rate in Hz, got {text!r}"
+            ) from None
+    try:
+        return check_output_rate(value)
+    except InverSynthError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(" must be ", 1)[-1]) from None
 
 
 def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,24 +187,14 @@ def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
         "the network's guess and the lookup's neighbours start the search, never worse than "
         "the network (env INVERSYNTH_MATCH_METHOD)",
     )
-    group.add_argument(
-        "--budget_renders",
-        type=positive_int,
-        default=DEFAULT_BUDGET_RENDERS,
-        help="at most this many sounds rendered per sound matched",
-    )
-    group.add_argument(
-        "--budget_s",
-        type=positive_float,
-        default=DEFAULT_BUDGET_S,
-        help="seconds per sound matched (whichever budget ends first)",
-    )
+    add_budget_arguments(group)
     group.add_argument(
         "--lookup_dataset",
         type=Path,
         default=None,
         help="dataset of the run's synth for lookup and hybrid (default: the run's own dataset "
-        "if it still exists); its index is built once and stored beside it",
+        "if it is here, else, for the FM synth, its examples rendered once and kept in the data "
+        "folder); its index is built once and stored beside it",
     )
     group.add_argument(
         "--continuous", action="store_true", help="let the search end between the levels"
@@ -191,13 +202,74 @@ def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(group, env=None, help="the matcher's seed")
 
 
-def _predictions(
-    run: Run, path: Path, args: argparse.Namespace, generator: Any
-) -> list[Prediction]:
-    return predict_segments(
-        run, path, offset_s=args.offset_s, n_segments=args.segments, hop_s=args.hop_s,
+def _matcher(run: Run, args: argparse.Namespace, generator: Any) -> Matcher:
+    """The run's matcher, and what it uses or goes without, said once."""
+    matcher = run_matcher(
+        run,
+        method=args.method,
+        generator=generator,
+        lookup_dataset=args.lookup_dataset,
+        continuous=args.continuous,
+        # The run's own dataset without its held-out sounds: --example N is not looked up.
+        exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
+    )
+    budget = f"{args.budget_renders} renders per sound"
+    if args.budget_s is not None:
+        budget += f" (at most {args.budget_s:g} s)"
+    print(f"matching with {args.method!r}: {budget}, seed {args.seed}")
+    if matcher.lookup_record is not None:
+        print(f"  lookup: {matcher.lookup_record.dataset}")
+    for note in matcher.notes:
+        print(f"note: {note}")
+    return matcher
+
+
+def _loudness_lines(record: dict[str, Any]) -> list[str]:
+    """How the synth's WAVs were brought to the input's loudness."""
+    lines = []
+    for candidate in record["candidates"]:
+        loudness = candidate.get("wav_loudness")
+        if not loudness or candidate.get("wav") is None:
+            continue
+        text = f"  {candidate['wav']}: {loudness['gain_db']:+.1f} dB to the input's loudness"
+        if loudness["limited"]:
+            text += (
+                f" (the same loudness needs {loudness['wanted_gain_db']:+.1f} dB; limited so it "
+                "never clips)"
+            )
+        if text not in lines:
+            lines.append(text)
+    return lines
+
+
+def _match_item(
+    run: Run, item: Path | int, args: argparse.Namespace, *, matcher: Matcher, generator: Any,
+    output_dir: Path, taken: set[str],
+) -> list[MatchOutcome]:  # fmt: skip
+    """Match one file (each of its parts) or one test example; write and return what was found."""
+    common: dict[str, Any] = {
+        "matcher": matcher, "generator": generator, "output_dir": output_dir, "seed": args.seed,
+        "budget_renders": args.budget_renders, "budget_s": args.budget_s,
+        "output_sample_rate": args.output_sample_rate, "plot": not args.no_plot,
+    }  # fmt: skip
+    if isinstance(item, int):
+        prediction = predict_example(run, item, top_k=args.top_k, generator=generator)
+        stem = unique_stem(Path(f"test_{item:06d}"), taken)
+        return [match_and_write(run, prediction, stem=stem, **common)]
+    stem = unique_stem(item, taken)
+    if args.segments == 1:
+        return [
+            match_sound_file(run, item, stem=stem, top_k=args.top_k, offset_s=args.offset_s,
+                             **common)
+        ]  # fmt: skip
+    predictions = predict_segments(
+        run, item, offset_s=args.offset_s, n_segments=args.segments, hop_s=args.hop_s,
         top_k=args.top_k, generator=generator,
     )  # fmt: skip
+    return [
+        match_and_write(run, p, stem=f"{stem}_at_{p.input.offset_s:.3f}s", **common)
+        for p in predictions
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,59 +289,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         SHIPPED_PREDICTIONS_DIR if shipped else run.run_dir / "predictions"
     )
     print(
-        f"model {run.model_name} from {run.run_dir}: {run.parameter_set.n_parameters} parameters "
-        f"of the {run.generator_name!r} synth, {run.n_samples / run.sample_rate:g} s at "
-        f"{run.sample_rate} Hz"
+        f"model {run.model_name} from {run.run_dir} ({run_label(run)}): "
+        f"{run.parameter_set.n_parameters} parameters of the {run.generator_name!r} synth, "
+        f"{run.n_samples / run.sample_rate:g} s at {run.sample_rate} Hz"
     )
     generator = run.make_generator()
-    try:
-        matcher = run_matcher(
-            run,
-            method=args.method,
-            generator=generator,
-            lookup_dataset=args.lookup_dataset,
-            continuous=args.continuous,
-            # The run's own dataset without its held-out sounds: --example N is not looked up.
-            exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
-        )
-    except BaseException:
-        generator.close()
-        raise
-    print(
-        f"matching with {args.method!r}: at most {args.budget_renders} renders and "
-        f"{args.budget_s:g} s per sound"
-    )
     failed = 0
     taken: set[str] = set()
     inputs: list[Path | int] = [*args.sounds, *args.example]
+    legend_shown = False
     try:
+        matcher = _matcher(run, args, generator)
         for item in inputs:
             try:
-                if isinstance(item, int):
-                    predictions = [
-                        predict_example(run, item, top_k=args.top_k, generator=generator)
-                    ]
-                    stems = [unique_stem(Path(f"test_{item:06d}"), taken)]
-                else:
-                    predictions = _predictions(run, item, args, generator)
-                    stem = unique_stem(item, taken)
-                    stems = (
-                        [f"{stem}_at_{p.input.offset_s:.3f}s" for p in predictions]
-                        if args.segments > 1
-                        else [stem]
-                    )
-                for prediction, stem in zip(predictions, stems, strict=True):
-                    match_prediction(
-                        prediction, matcher, max_renders=args.budget_renders,
-                        time_limit_s=args.budget_s, seed=args.seed,
-                    )  # fmt: skip
-                    files = write_prediction(
-                        prediction, output_dir, stem=stem, run=run, plot=not args.no_plot,
-                        generator=generator,
-                    )  # fmt: skip
-                    print()
-                    print(format_prediction(prediction, parameter_set=run.parameter_set))
-                    print(f"  wrote {', '.join(p.name for p in files.values())} in {output_dir}")
+                outcomes = _match_item(
+                    run, item, args, matcher=matcher, generator=generator, output_dir=output_dir,
+                    taken=taken,
+                )  # fmt: skip
             except (InverSynthError, OSError) as exc:
                 failed += 1
                 message = str(exc) if isinstance(exc, InverSynthError) else exc.strerror or exc
@@ -277,6 +313,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.flush()  # keep the error next to its file when both go to one log
                 print(f"error: {where}{message}", file=sys.stderr, flush=True)
                 continue
+            for outcome in outcomes:
+                print()
+                if not legend_shown:
+                    _print_legend(run, generator)
+                    legend_shown = True
+                print(format_prediction(outcome.prediction, parameter_set=run.parameter_set))
+                for line in _loudness_lines(outcome.record):
+                    print(line)
+                names = ", ".join(p.name for p in outcome.files.values())
+                print(f"  wrote {names} in {output_dir}")
     finally:
         generator.close()
     n = len(inputs)
@@ -284,6 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{n - failed} of {n} sounds matched; {failed} failed", file=sys.stderr)
         return 2
     return 0
+
+
+def _print_legend(run: Run, generator: Any) -> None:
+    """What each parameter is (name, group, unit: what it does), printed once."""
+    described = with_descriptions(run.parameter_set, generator=generator)
+    print(f"The parameters of the {run.generator_name!r} synth (group, unit: what each does):")
+    for line in legend_lines(described):
+        print(f"  {line}")
+    print()
 
 
 if __name__ == "__main__":

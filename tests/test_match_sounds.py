@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generators.sine_generator import SineGenerator
-from models.matching.prediction import write_patch
+from models.matching.match_output import write_patch
 
 REPO = Path(__file__).resolve().parents[1]
 NEKOBI = "/usr/lib/vst/Nekobi-vst.so"

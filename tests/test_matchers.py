@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -316,7 +317,7 @@ def test_bad_matcher_requests_are_refused_in_one_line(kwargs: dict, match: str) 
         ({"max_renders": 0}, "max_renders must be a positive integer, got 0"),
         ({"max_renders": -3}, "got -3"),
         ({"time_limit_s": 0.0}, "time_limit_s must be > 0"),
-        ({}, "give a budget"),
+        ({"max_renders": None}, "give a budget"),  # neither: the default is renders
     ],
 )
 def test_bad_budgets_are_refused_in_one_line(budget: dict, match: str) -> None:
@@ -331,3 +332,71 @@ def test_a_sound_of_the_wrong_length_is_refused() -> None:
     matcher = make_matcher("search", generator=sine())
     with pytest.raises(InverSynthError, match=r"shape \[2048\]"):
         matcher.match(np.zeros(100), max_renders=5)
+
+
+# --------------------------------------------------------------------------
+# Progress and cancelling
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", sorted(MATCHERS))
+def test_progress_is_reported_after_every_batch_and_can_cancel(method: str) -> None:
+    from models.matching.objective import MatchProgress
+
+    gen = fm()
+    target = gen.render_indices(fm_patch(5)[None, :])[0]
+    lookup_audio = gen.render_indices(gen.parameter_set.sample_indices(seed=1, n_examples=4))
+    kwargs = {
+        "generator": gen,
+        "scores": one_hot_scores(gen.parameter_set, fm_patch(6)),
+        "batch_size": 16,
+    }
+    if MATCHERS[method].needs_lookup:
+        kwargs["lookup"] = _in_memory_lookup(gen, lookup_audio)
+    matcher = make_matcher(method, **kwargs)
+    seen: list[MatchProgress] = []
+    result = matcher.match(target, max_renders=50, seed=2, on_progress=seen.append)
+    assert seen and seen[-1].renders == result.renders
+    assert [p.renders for p in seen] == sorted(p.renders for p in seen)
+    assert all(b.renders - a.renders <= 16 for a, b in itertools.pairwise(seen))
+    assert seen[-1].best_distance_db == pytest.approx(result.distance)
+    assert all(0 <= p.seconds <= result.seconds for p in seen)
+
+    class CancelledError(Exception):
+        pass
+
+    calls: list[int] = []
+
+    def cancel(progress: MatchProgress) -> None:
+        calls.append(progress.renders)
+        raise CancelledError
+
+    with pytest.raises(CancelledError):
+        matcher.match(target, max_renders=50, seed=2, on_progress=cancel)
+    assert len(calls) == 1  # nothing rendered after the callback said stop
+
+
+def _in_memory_lookup(gen, audio: np.ndarray) -> DatasetLookup:
+    from models.matching.lookup import index_features
+
+    labels = gen.parameter_set.sample_indices(seed=1, n_examples=audio.shape[0])
+    return DatasetLookup(
+        parameter_set=gen.parameter_set,
+        sample_rate=gen.sample_rate,
+        features=index_features(audio, sample_rate=gen.sample_rate).astype(np.float16),
+        labels=labels.astype(np.int16),
+        path=Path("in-memory.index.npz"),
+        built=True,
+    )
+
+
+def test_the_default_budget_is_renders_so_a_match_does_not_depend_on_the_clock() -> None:
+    from models.matching.matchers import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+
+    assert DEFAULT_BUDGET_S is None and DEFAULT_BUDGET_RENDERS > 0
+    gen = sine()
+    matcher = make_matcher("search", generator=gen)
+    target = gen.render_indices(np.array([[3, 5]]))[0]
+    result = matcher.match(target, seed=4)
+    assert result.budget_renders == DEFAULT_BUDGET_RENDERS and result.budget_s is None
+    assert result.seed == 4 and result.to_dict()["budget_s"] is None

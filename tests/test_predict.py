@@ -238,7 +238,8 @@ def loaded_run(tiny_run):
 
 
 def test_predict_file_predicts_resynthesizes_and_measures(tmp_path, loaded_run):
-    from models.matching.prediction import format_prediction, predict_file
+    from models.matching.match_text import format_prediction
+    from models.matching.prediction import predict_file
 
     path = tmp_path / "in.wav"
     sf.write(path, _tone(22050, 0.5, 330.0), 22050)
@@ -296,21 +297,24 @@ def test_cli_matches_good_files_and_reports_bad_ones(tmp_path, tiny_run, capsys)
     assert captured.out.count("mixed 2 channels to mono") == 2
     assert "kept the first 0.500 s of 1.000 s" in captured.out
     # Two sounds called "kick" get distinct files.
+    expected = []
     for stem in ("kick", "kick-2"):
         record = json.loads((out / f"{stem}.json").read_text())
-        assert record["model"] == "C1" and record["generator"] == "sine"
-        assert [p["index"] for p in record["parameters"]] == record["indices"]
-        assert set(record["reconstruction"]) == set(METRICS)
-        for kind in ("input", "resynthesis", "network"):
+        assert record["run"]["model"] == "C1" and record["run"]["generator"] == "sine"
+        match, network = record["candidates"]
+        assert match["candidate"] == "match" and network["candidate"] == "network"
+        assert [p["name"] for p in network["parameters"]] == ["frequency_hz", "amplitude"]
+        assert set(match["metrics"]) == set(network["metrics"]) == set(METRICS)
+        kinds = ["input", "resynthesis"]
+        if match["wav"] != network["wav"]:  # the network's guess has a WAV of its own
+            kinds.append("network")
+        for kind in kinds:
             audio, rate = sf.read(out / f"{stem}_{kind}.wav")
             assert rate == RATE and audio.shape == (N_SAMPLES,)
         png = (out / f"{stem}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{s}{suffix}"
-        for s in ("kick", "kick-2")
-        for suffix in (".json", ".png", "_input.wav", "_resynthesis.wav", "_network.wav")
-    )
+        expected += [f"{stem}.json", f"{stem}.png", *(f"{stem}_{k}.wav" for k in kinds)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
 
 
 def test_cli_all_good_exits_0_and_defaults_to_the_run_folder(tmp_path, tiny_run, capsys):
@@ -336,7 +340,7 @@ def test_cli_matches_segments_and_names_their_files(tmp_path, tiny_run, capsys):
     assert "matched 1.000 s to 1.500 s of 1.500 s" in printed
     for start, end, pitch_hz in ((0.5, 1.0, 660.0), (1.0, 1.5, 990.0)):
         record = json.loads((out / f"tones_at_{start:.3f}s.json").read_text())
-        assert record["input"]["segment_s"] == [start, end]
+        assert record["input"]["part_s"] == [start, end]
         heard, _ = sf.read(out / f"tones_at_{start:.3f}s_input.wav")
         assert abs(_pitch_hz(heard) - pitch_hz) < 5
 
@@ -386,18 +390,22 @@ def test_example_shows_the_true_values_beside_the_predicted(run_with_dataset, tm
         audio, labels = dataset.read(np.array([31]))
     true_values = info.parameter_set.to_values(labels)[0]
     record = json.loads((out / "test_000031.json").read_text())
-    assert record["true_indices"] == labels[0].tolist()
-    assert record["true_values"] == pytest.approx(true_values.tolist())
+    truth = record["true_parameters"]
+    assert [p["index"] for p in truth] == labels[0].tolist()
+    assert [p["value"] for p in truth] == pytest.approx(true_values.tolist())
     heard, _ = sf.read(out / "test_000031_input.wav")
     np.testing.assert_allclose(heard, audio[0], atol=1e-4)  # 16-bit WAV
     lines = printed.splitlines()
     header = next(line for line in lines if line.strip().startswith("parameter"))
     assert header.split()[:4] == ["parameter", "matched", "network", "true"]
-    assert record["match"]["indices"] == record["indices"]  # one render: the network's guess
-    row = next(line for line in lines if line.strip().startswith("frequency_hz"))
+    match, network = record["candidates"]
+    indices = [p["index"] for p in match["parameters"]]
+    assert indices == [p["index"] for p in network["parameters"]]  # one render: the guess
+    table = lines[lines.index(header) :]  # the legend above names the parameters too
+    row = next(line for line in table if line.strip().startswith("frequency_hz"))
     assert f"{true_values[0]:.4g} Hz" in row
-    right = int(np.sum(np.array(record["indices"]) == labels[0]))
-    assert f"{right} of 2 parameters right" in printed
+    right = int(np.sum(np.array(indices) == labels[0]))
+    assert f"{right} of 2 parameters at their true class" in printed
     # A training example is refused, naming the test examples.
     assert main([*argv, "--example", "3"]) == 2
     assert "test examples are 30 to 39" in capsys.readouterr().err
@@ -417,40 +425,6 @@ def test_demo_refuses_to_replace_an_earlier_demo(tmp_path):
     assert "runs/C6_sine_demo/" in message and "predictions/" in message
     assert "the run folder also holds predictions/" in message
     assert (run_dir / "predictions" / "kick.json").exists()
-
-
-@pytest.mark.slow
-def test_demo_runs_the_whole_path(tmp_path, capsys):
-    from models.demo import main
-
-    out = tmp_path / "demo"
-    run_dir = out / "runs" / "C1_sine_demo"
-    # A run left by an earlier demo is replaced with --overwrite, and the demo says so.
-    run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text("{}")
-    (run_dir / "stale.txt").write_text("from an earlier demo")
-    argv = ["--output_dir", str(out), "--synth", "sine", "--model", "C1", "--workers", "1"]
-    argv += ["--num_examples", "60", "--epochs", "1", "--batch_size", "8", "--n_report", "2"]
-    assert main([*argv, "--overwrite"]) == 0
-    printed = capsys.readouterr().out
-    assert "Demo finished in" in printed
-    assert "replacing the earlier demo" in printed and "stale.txt" in printed
-    assert not (run_dir / "stale.txt").exists()
-    evaluation = run_dir / "evaluation"
-    for name in ("metrics.json", "predictions.npz", "reconstruction.json", "report.html"):
-        assert (evaluation / name).is_file(), name
-    assert str(evaluation / "report.html") in printed
-    matched = sorted(p.name for p in (out / "predictions").glob("*.json"))
-    assert len(matched) == 4 and "plucked_string_44k_stereo.json" in matched
-    assert "resampled from 44100 Hz to 16384 Hz" in printed
-    # Held-out sounds and the plucked string are matched with hybrid, beside the network.
-    assert printed.count("  hybrid:  ") == printed.count("  network: ") == 2
-    assert printed.count("  match (hybrid, ") == printed.count("  network's guess: ") == 2
-    assert "hybrid mean" in printed and "network mean" in printed
-    plucked = json.loads((out / "predictions" / "plucked_string_44k_stereo.json").read_text())
-    assert plucked["method"] == "hybrid" and plucked["match"]["seconds"] < 5
-    assert plucked["match"]["distance_db"] <= plucked["match"]["start_distance_db"]
-    assert (out / "predictions" / "plucked_string_44k_stereo_network.wav").is_file()
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
@@ -483,33 +457,39 @@ def test_hybrid_records_its_budget_and_is_never_farther_than_the_network(
     assert main([*argv, "--method", "hybrid", "--budget_renders", "60", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
     record = json.loads((out / "tone.json").read_text())
-    match = record["match"]
-    assert record["method"] == match["method"] == "hybrid"
-    assert 1 <= record["renders"] == match["renders"] <= 60
-    assert record["seconds"] == match["seconds"] > 0
+    assert record["format_version"] == 2
+    assert record["method"] == "hybrid" and record["seed"] == 3
+    assert record["budget_renders"] == 60 and record["budget_s"] is None
+    assert 1 <= record["renders"] <= 60 and record["seconds"] > 0
+    assert record["lookup"] is None and "hybrid without a lookup" in record["notes"][0]
+    assert "note: hybrid without a lookup" in printed
+    match, network = record["candidates"]
     # The hybrid starts from the network's guess and keeps the best it heard.
-    assert match["start_indices"] == record["indices"]
-    assert match["distance_db"] <= match["start_distance_db"]
-    assert set(match["metrics"]) == set(match["start_metrics"]) == set(METRICS)
-    assert record["network_reconstruction"] == pytest.approx(match["start_metrics"], rel=1e-5)
-    assert record["reconstruction"] == pytest.approx(match["metrics"], rel=1e-6)
-    # The resynthesis is the match, the network's guess is beside it.
+    assert match["distance_db"] <= network["distance_db"]
+    assert set(match["metrics"]) == set(network["metrics"]) == set(METRICS)
+    assert match["similarity_percent"] == pytest.approx(100 * match["metrics"]["rho_stft"])
+    assert match["lsd_db"] == match["metrics"]["log_spectral_distance"]
+    assert all(len(p["top"]) == 3 for p in network["parameters"])
+    # The resynthesis is the match; the network's guess is beside it when it differs.
     final, _ = sf.read(out / "tone_resynthesis.wav")
-    network, _ = sf.read(out / "tone_network.wav")
-    assert final.shape == network.shape == (N_SAMPLES,)
+    assert match["wav"] == "tone_resynthesis.wav" and final.shape == (N_SAMPLES,)
     header = next(line for line in printed.splitlines() if line.strip().startswith("parameter"))
     assert header.split()[:3] == ["parameter", "matched", "network"]
     assert "match (hybrid, " in printed and "network's guess: " in printed
-    # The same seed and renders give the same match; the network method writes no network WAV.
+    # The same seed and renders give the same match, with or without a time limit.
     again = tmp_path / "again"
     argv2 = [str(path), "--run", str(tiny_run), "--output_dir", str(again), "--no_plot"]
     assert main([*argv2, "--budget_renders", "60", "--seed", "3", "--budget_s", "600"]) == 0
-    assert json.loads((again / "tone.json").read_text())["match"]["indices"] == match["indices"]
+    other = json.loads((again / "tone.json").read_text())
+    assert other["budget_s"] == 600 and other["candidates"][0]["parameters"] == match["parameters"]
     solo = tmp_path / "solo"
     argv3 = [str(path), "--run", str(tiny_run), "--output_dir", str(solo), "--no_plot"]
     assert main([*argv3, "--method", "network", "--budget_renders", "1"]) == 0
-    assert json.loads((solo / "tone.json").read_text())["match"]["indices"] == record["indices"]
-    assert not (solo / "tone_network.wav").exists()
+    alone = json.loads((solo / "tone.json").read_text())["candidates"]
+    assert alone[0]["parameters"] == [
+        {k: v for k, v in p.items() if k != "top"} for p in network["parameters"]
+    ]
+    assert alone[1]["wav"] == "tone_resynthesis.wav" and not (solo / "tone_network.wav").exists()
 
 
 @pytest.mark.parametrize(

@@ -60,10 +60,11 @@ def test_it_predicts_new_fm_sounds_far_above_chance(shipped_run):
 
 
 def test_predict_without_run_uses_it_and_writes_into_the_working_folder(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, shipped_lookup_dir
 ):
     from models.predict import main
 
+    monkeypatch.setenv("INVERSYNTH_DATASET_DIRECTORY", str(shipped_lookup_dir))
     monkeypatch.delenv("INVERSYNTH_RUN", raising=False)
     monkeypatch.delenv("INVERSYNTH_PREDICTIONS_DIRECTORY", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
@@ -72,10 +73,18 @@ def test_predict_without_run_uses_it_and_writes_into_the_working_folder(
     sf.write(tmp_path / "fm.wav", audio, synth.sample_rate)
     argv = ["fm.wav", "--method", "hybrid", "--budget_renders", "50", "--no_plot"]
     assert main(argv) == 0
-    assert str(PRETRAINED_FM_RUN) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(PRETRAINED_FM_RUN) in printed
+    # The legend says what each parameter is, though the run predates descriptions.
+    assert "B_sine     Amplitude LFO, Hz: depth of the sine oscillator's pitch LFO" in printed
     record = json.loads((tmp_path / "predictions" / "fm.json").read_text())
-    assert record["model"] == "M1" and record["generator"] == "fm"
-    assert record["match"]["distance_db"] <= record["match"]["start_distance_db"]
+    described = {p["name"]: p["description"] for p in record["candidates"][0]["parameters"]}
+    assert described["cutoff_hz"] == "cutoff frequency of the resonant low-pass filter"
+    assert record["run"]["model"] == "M1" and record["run"]["generator"] == "fm"
+    match, network = record["candidates"]
+    assert match["distance_db"] <= network["distance_db"]
+    # The lookup its hybrid figures were measured with: rendered from the synth, not gone.
+    assert record["lookup"]["n_examples"] == 19000 and record["notes"] == []
     assert not list(PRETRAINED_FM_RUN.glob("predictions"))
     with pytest.raises(SystemExit):
         main(["fm.wav", "--checkpoint", "latest"])
@@ -125,19 +134,23 @@ def test_export_drops_the_optimizer_and_predicts_the_same(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shipped")]
 
 
-def test_the_pretrained_demo_matches_new_sounds_at_once(tmp_path, capsys):
+def test_the_pretrained_demo_matches_new_sounds_at_once(
+    tmp_path, capsys, monkeypatch, shipped_lookup_dir
+):
     from models.demo import main
 
+    monkeypatch.setenv("INVERSYNTH_DATASET_DIRECTORY", str(shipped_lookup_dir))
     out = tmp_path / "demo"
-    assert main(["--pretrained", "--output_dir", str(out)]) == 0
+    assert main(["--pretrained", "--output_dir", str(out), "--budget_renders", "300"]) == 0
     printed = capsys.readouterr().out
-    matched = sorted(p.name for p in (out / "predictions").glob("*.json"))
+    matched = sorted(p.name for p in (out / "pretrained" / "predictions").glob("*.json"))
     assert len(matched) == 6 and "plucked_string_44k_stereo.json" in matched
     # New FM sounds: the network's guess, then hybrid, which is never farther from the sound.
     assert printed.count("  hybrid:  ") == printed.count("  network: ") == 4
     for name in matched:
-        match = json.loads((out / "predictions" / name).read_text())["match"]
-        assert match["distance_db"] <= match["start_distance_db"]
+        record = json.loads((out / "pretrained" / "predictions" / name).read_text())
+        match, network = record["candidates"]
+        assert match["distance_db"] <= network["distance_db"]
     assert not (out / "runs").exists() and not (out / "data").exists()  # nothing trained
     # A second demo into the same folder is refused, naming what it would replace.
     with pytest.raises(SystemExit):

@@ -7,6 +7,7 @@ there a missing browser is a failure.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -31,9 +32,17 @@ from models.common.plots import (
     top_k_figure,
 )
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import PLOT_FILES, read_metrics
-from models.matching.prediction import class_verdict
-from models.matching.report import _page, _parameter_table, synth_label, write_report
+from models.matching.evaluation_folder import PLOT_FILES, Matches, read_metrics
+from models.matching.figures import FONT_PT, spectrograms_png
+from models.matching.prediction import class_verdict, format_value
+from models.matching.report import (
+    SPECTROGRAM_DPI,
+    _page,
+    _parameter_table,
+    _png_width,
+    synth_label,
+    write_report,
+)
 from models.matching.resynthesis import evaluate_reconstruction
 from models.report import main
 from tests.test_reconstruction import make_evaluated_run
@@ -302,11 +311,110 @@ def test_the_report_plays_the_network_and_the_hybrid_match_side_by_side(tmp_path
         match_examples=3, budget_renders=30,
     )  # fmt: skip
     page = write_report(run_dir, n_examples=8, output=tmp_path / "r.html").read_text()
-    # Only the 3 matched sounds are shown, each with 3 players: sound, network, hybrid.
+    # Only the 3 matched sounds are shown, each with 3 players: sound, hybrid, network.
     assert re.findall(r"id='example-(\d+)'", page) == ["30", "31", "32"]
-    assert page.count("<audio") == 9
-    assert page.count("hybrid match: ") == 3 and "Matching methods on 3 sounds" in page
+    assert page.count("<audio") == 9 and "Matching methods on 3 sounds" in page
+    # How close it sounds leads, the match first; the rest is in the details.
+    assert page.count("<p class='listen'><strong>hybrid match: ") == 3
+    assert page.count("% similar (rho_STFT)") == 6 and page.count("<summary>details</summary>") == 3
+    assert "parameters at their true class: many settings" in page
+    assert page.count("<summary>What the parameters are</summary>") == 1  # the legend
+    # The spectrograms and the parameters are the match's, the network's beside them.
+    assert page.count("<th>hybrid match</th><th></th><th>network&#x27;s guess</th>") == 3
+    matches = Matches.load(run_dir / "evaluation")
+    assert matches is not None
+    info = RunInfo.load(run_dir)
+    for i, card in enumerate(page.split("<section class='example'")[1:]):
+        values = re.findall(
+            r"<tr><td class='name'>amplitude</td><td>[^<]*</td><td>([^<]*)</td>", card
+        )
+        amplitude = info.parameter_set["amplitude"]
+        assert values == [format_value(amplitude.levels[matches.indices["hybrid"][i][1]], "")]
+        png = base64.b64decode(
+            re.findall(r"class='spectrogram'[^>]*src='data:image/png;base64,([^']*)'", card)[0]
+        )
+        three = spectrograms_png(
+            [np.zeros(4096)] * 3, labels=["a", "b", "c"], sample_rate=8192, dpi=SPECTROGRAM_DPI
+        )
+        assert _png_width(png) == _png_width(three)  # the test sound, the match, the network
     # Without matches, two players per sound as before.
     (run_dir / "evaluation" / "matches.npz").unlink()
     plain = write_report(run_dir, n_examples=8, output=tmp_path / "p.html").read_text()
-    assert plain.count("<audio") == 16 and "hybrid match: " not in plain
+    assert plain.count("<audio") == 16 and "hybrid match" not in plain
+
+
+# Appended to a copy of the page, which opens in a frame of the width asked (a browser
+# window is at least 500 pixels wide): what overflows, and at what scale the spectrograms show.
+_LAYOUT_SCRIPT = """
+<script>
+window.addEventListener("load", function () {
+  function all(selector) { return Array.prototype.slice.call(document.querySelectorAll(selector)); }
+  parent.postMessage("LAYOUT" + JSON.stringify({
+    width: window.innerWidth,
+    page: document.documentElement.scrollWidth,
+    overflow: all(".scroll").filter(function (e) { return e.scrollWidth > e.clientWidth + 1; })
+      .map(function (e) { return e.textContent.slice(0, 60); }),
+    spectrograms: all("img.spectrogram").map(function (i) { return i.clientWidth / i.naturalWidth; })
+  }), "*");
+});
+</script>
+"""
+_FRAME = """<!DOCTYPE html><html><body style='margin:0'>
+<iframe src='{src}' style='width:{width}px;height:900px;border:0'></iframe>
+<script>
+window.addEventListener("message", function (event) {{
+  var out = document.createElement("pre");
+  out.id = "inversynth-layout";
+  out.textContent = event.data;
+  document.body.appendChild(out);
+}});
+</script></body></html>
+"""
+
+
+def _layout_in_browser(page: Path, tmp_path: Path, width: int) -> dict:
+    """Open ``page`` in headless Chromium, ``width`` CSS pixels wide; what overflows, how large."""
+    browser = _chromium()
+    checked = tmp_path / f"layout_{width}_{page.name}"
+    checked.write_text(page.read_text().replace("</body>", _LAYOUT_SCRIPT + "</body>"))
+    frame = tmp_path / f"frame_{width}.html"
+    frame.write_text(_FRAME.format(src=checked.name, width=width))
+    completed = subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            "--allow-file-access-from-files", f"--user-data-dir={tmp_path / f'profile-{width}'}",
+            f"--window-size={width + 100},1000", "--force-device-scale-factor=1",
+            "--virtual-time-budget=20000", "--dump-dom", frame.resolve().as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    found = re.search(r'<pre id="inversynth-layout">LAYOUT(.*?)</pre>', completed.stdout)
+    assert found, (
+        f"the page never reported (exit {completed.returncode}): {completed.stderr[-2000:]}"
+    )
+    return json.loads(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def matched_report(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("matched")
+    run_dir = make_evaluated_run(root, n_examples=40, wrong_fraction=0.5)
+    evaluate_reconstruction(
+        run_dir, workers=1, progress=False, quiet=True, methods=("network", "lookup", "hybrid"),
+        match_examples=2, budget_renders=30,
+    )  # fmt: skip
+    _draw_figures(run_dir)
+    return write_report(run_dir, n_examples=2)
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_report_reads_on_a_desktop_and_on_a_phone(matched_report, tmp_path, width):
+    layout = _layout_in_browser(matched_report, tmp_path, width)
+    assert layout["width"] == width and layout["page"] <= width  # nothing wider than the screen
+    if width >= 1000:  # a desktop: every table whole, none behind a scroll bar
+        assert layout["overflow"] == []
+    # The spectrograms' axis labels stay readable: at least 9 CSS pixels high.
+    assert len(layout["spectrograms"]) == 2
+    label_px = FONT_PT * SPECTROGRAM_DPI / 72
+    assert all(scale * label_px >= 9 for scale in layout["spectrograms"]), layout

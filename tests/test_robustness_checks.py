@@ -192,7 +192,11 @@ def test_a_file_name_with_dollars_draws_as_typed(tmp_path: Path) -> None:
 
     sound = np.sin(np.linspace(0, 400, 4096)).astype(np.float32)
     out = plot_spectrograms(
-        sound, sound, sample_rate=8192, out=tmp_path / "x.png", title=r"my$\foo$sound.wav"
+        [sound, sound],
+        labels=[r"in$\bar$", "match"],
+        sample_rate=8192,
+        out=tmp_path / "x.png",
+        title=r"my$\foo$sound.wav",
     )
     assert Path(out).read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]

@@ -33,6 +33,7 @@ import numpy as np
 
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
+    ENGINE_PARAMETERS,
     INIT_VOICE,
     Engine,
     read_voice_syx,
@@ -159,6 +160,7 @@ class DexedGenerator(SoundGenerator):
                 spacing=v.spacing,
                 group=v.group or None,
                 ordered=v.ordered,
+                description=ENGINE_PARAMETERS[v.column].meaning,
             )
             for v in varied
         )

@@ -10,19 +10,23 @@
 5. matches a few held-out sounds, written as WAV files, and one sound the
    synth did not make (a 44.1 kHz stereo plucked string), as
    ``python -m models.predict`` does (``{output_dir}/predictions``), with the
-   ``hybrid`` method (1 s each), printing the network's guess beside the match;
+   ``hybrid`` method (:data:`DEMO_BUDGET_RENDERS` renders each, about 1 s),
+   printing the network's guess beside the match;
 6. writes the listening report (``.../evaluation/report.html``);
 
 and prints where everything is. An earlier demo in the same folder is kept: the
 demo refuses to replace it, naming what it would delete, unless ``--overwrite``. A model trained this briefly on this little
 data is far from the paper's (200,000 examples, 100 epochs); the point is to
 see every step work, and to get the commands for the real thing.
+
+:func:`run_pretrained_demo` matches new FM sounds and the plucked string with
+the shipped model, in a folder of its own (``{output_dir}/pretrained``), so it
+runs after :func:`run_demo` in the same ``output_dir``, and before it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -41,13 +45,16 @@ from generators.validate import check_positive_int
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+from models.matching.objective import DEFAULT_BUDGET_RENDERS
 
 if TYPE_CHECKING:
     from models.common.run import Run
 
 __all__ = [
+    "DEMO_BUDGET_RENDERS",
     "DEMO_SYNTHS",
     "HELD_OUT_SEED",
+    "PRETRAINED_DEMO_DIR",
     "DemoResult",
     "plucked_string",
     "run_demo",
@@ -57,7 +64,10 @@ __all__ = [
 # The paper's synth, or the one-sine toy synth (for a quick check).
 DEMO_SYNTHS = (FMGenerator.name, SineGenerator.name)
 RUN_NAME_SUFFIX = "demo"
-DEMO_BUDGET_S = 1.0  # seconds of hybrid matching per sound: keeps the demo short
+# Renders of hybrid matching per sound: half the default, about 1 s, keeps the demo short
+# and gives the same matches on any machine.
+DEMO_BUDGET_RENDERS = DEFAULT_BUDGET_RENDERS // 2
+PRETRAINED_DEMO_DIR = "pretrained"  # the --pretrained demo's own folder in the demo's
 DEMO_MATCH_EXAMPLES = 8  # test sounds matched by each method in the reconstruction table
 HELD_OUT_SEED = 987654  # new sounds for --pretrained: no training set uses this seed
 
@@ -202,8 +212,9 @@ def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, worker
 def _train(
     data_path: Path, run_dir: Path, *, model: str, epochs: int, batch_size: int, seed: int
 ) -> None:
-    # TensorFlow from here on; the rendering workers never import it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow from here on (training imports it without its start-up noise, which a
+    # log level set here would let through: cuInit's line is an ERROR); the rendering
+    # workers never import it.
     from models.common.training import TrainConfig, train
 
     config = TrainConfig(
@@ -261,38 +272,49 @@ def _write_held_out_sounds(
     return [*paths, _write_foreign_sound(sounds_dir)]
 
 
-def _match_sounds(run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path) -> None:
-    """Match every sound as ``python -m models.predict`` does (hybrid, ``DEMO_BUDGET_S`` each).
+def _match_sounds(
+    run: Run, sounds: list[tuple[Path, Any]], predictions_dir: Path, *, budget_renders: int
+) -> None:
+    """Match every sound as ``python -m models.predict`` does (hybrid, ``budget_renders`` each).
 
-    Prints the first and the foreign sound in full, the network's guess and the hybrid
-    match of the others.
+    Prints the first and the foreign sound in full, how close the network's guess and the
+    hybrid match sound for the others.
     """
-    from models.matching.match_sounds import match_prediction, run_matcher
-    from models.matching.metrics import format_metrics
-    from models.matching.prediction import format_prediction, predict_file, write_prediction
+    from models.matching.legend import legend_lines, with_descriptions
+    from models.matching.match_sounds import match_and_write, run_matcher
+    from models.matching.match_text import format_prediction, listening_summary, true_class_note
+    from models.matching.prediction import predict_file
 
     synth = run.make_generator()
     try:
         matcher = run_matcher(
             run, method="hybrid", generator=synth, exclude_rows=run.split.indices("test")
         )
+        if matcher.lookup_record is not None:
+            print(f"lookup: {matcher.lookup_record.dataset}")
+        for note in matcher.notes:
+            print(f"note: {note}")
         for n, (path, true) in enumerate(sounds):
             prediction = predict_file(run, path, generator=synth)
             prediction.true_indices = true
-            match = match_prediction(
-                prediction, matcher, max_renders=None, time_limit_s=DEMO_BUDGET_S, seed=n
-            )
-            write_prediction(prediction, predictions_dir, run=run, generator=synth)
+            outcome = match_and_write(
+                run, prediction, matcher=matcher, generator=synth, output_dir=predictions_dir,
+                stem=path.stem, seed=n, budget_renders=budget_renders, budget_s=None,
+            )  # fmt: skip
+            match = outcome.match
             print()
+            if n == 0:
+                print(f"The parameters of the {run.generator_name!r} synth:")
+                described = with_descriptions(run.parameter_set, generator=synth)
+                print("\n".join(f"  {line}" for line in legend_lines(described)) + "\n")
             if n == 0 or true is None:
                 print(format_prediction(prediction, parameter_set=run.parameter_set))
                 continue
             right = [int(np.sum(i == true)) for i in (prediction.indices, match.indices)]
-            print(
-                f"{path}\n  parameters right: network {right[0]}, hybrid {right[1]} of {len(true)}"
-            )
-            print(f"  network: {format_metrics(prediction.metrics or {})}")
-            print(f"  hybrid:  {format_metrics(match.metrics)} ({match.renders} renders)")
+            print(f"{path}")
+            print(f"  network: {listening_summary(prediction.metrics or {})}")
+            print(f"  hybrid:  {listening_summary(match.metrics)} ({match.renders} renders)")
+            print(f"  details: network {true_class_note(right[0], len(true))}; hybrid {right[1]}")
     finally:
         synth.close()
     print(
@@ -366,6 +388,7 @@ def run_demo(
     n_report: int = 6,
     seed: int = 0,
     overwrite: bool = False,
+    budget_renders: int = DEMO_BUDGET_RENDERS,
 ) -> DemoResult:
     """Run the demo (see the module docstring).
 
@@ -391,6 +414,8 @@ def run_demo(
         Replace the outputs of an earlier demo in ``output_dir`` (its dataset,
         run folder with everything in it, sounds and predictions); without it
         their presence is an error that names them.
+    budget_renders : int
+        Renders of hybrid matching per sound (the matching table and the sounds).
 
     Returns
     -------
@@ -399,6 +424,7 @@ def run_demo(
     """
     positive = {"num_examples": num_examples, "epochs": epochs, "batch_size": batch_size}
     positive.update(workers=workers, n_matches=n_matches, n_report=n_report)
+    positive.update(budget_renders=budget_renders)
     _check_options(synth=synth, num_examples=num_examples, positive=positive)
     out = Path(output_dir)
     stages = _Stages()
@@ -426,11 +452,14 @@ def run_demo(
 
         reconstruction = evaluate_reconstruction(
             run_dir, workers=workers, progress=False, methods=("network", "hybrid"),
-            match_examples=DEMO_MATCH_EXAMPLES, budget_renders=None, budget_s=DEMO_BUDGET_S,
+            match_examples=DEMO_MATCH_EXAMPLES, budget_renders=budget_renders, budget_s=None,
         )  # fmt: skip
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
-        _match_sounds(run, _write_test_sounds(run, sounds_dir, n_matches), predictions_dir)
+        _match_sounds(
+            run, _write_test_sounds(run, sounds_dir, n_matches), predictions_dir,
+            budget_renders=budget_renders,
+        )  # fmt: skip
     with stages.step("6/6 listening report", "report"):
         from models.matching.report import write_report
 
@@ -457,20 +486,23 @@ def run_demo(
 
 def run_pretrained_demo(
     *, output_dir: str | Path = "demo", n_matches: int = 5, seed: int = HELD_OUT_SEED,
-    overwrite: bool = False,
+    overwrite: bool = False, budget_renders: int = DEMO_BUDGET_RENDERS,
 ) -> Path:  # fmt: skip
     """Match new FM sounds and the plucked string with the shipped model: no training.
 
     Parameters
     ----------
     output_dir : path
-        ``sounds/`` and ``predictions/`` go here.
+        The demo's folder: this demo writes ``pretrained/sounds/`` and
+        ``pretrained/predictions/`` in it, beside what :func:`run_demo` writes.
     n_matches : int
         New FM patches (of ``seed``, which no training used) to match.
     seed : int
         Their seed.
     overwrite : bool
-        Replace the ``sounds/`` and ``predictions/`` of an earlier demo.
+        Replace the ``sounds/`` and ``predictions/`` of an earlier pretrained demo.
+    budget_renders : int
+        Renders of hybrid matching per sound.
 
     Returns
     -------
@@ -481,7 +513,8 @@ def run_pretrained_demo(
     from models.common.run import load_run
 
     check_positive_int(n_matches, "--n_matches")
-    out = Path(output_dir)
+    check_positive_int(budget_renders, "budget_renders")
+    out = Path(output_dir) / PRETRAINED_DEMO_DIR
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     _clear_outputs(out, [p for p in (sounds_dir, predictions_dir) if p.exists()], [], overwrite)
     mark_demo_folder(out)
@@ -492,7 +525,7 @@ def run_pretrained_demo(
     title = f"2/2 matching {n_matches} new FM sounds (seed {seed}) and one foreign sound"
     with stages.step(title, "matching"):
         sounds = _write_held_out_sounds(run, sounds_dir, n_matches, seed=seed)
-        _match_sounds(run, sounds, predictions_dir)
+        _match_sounds(run, sounds, predictions_dir, budget_renders=budget_renders)
     print(f"\nDemo finished in {_minutes(stages.total)}: sounds in {sounds_dir}/, matches in "
           f"{predictions_dir}/ (listen to *_input.wav, *_network.wav, *_resynthesis.wav)")  # fmt: skip
     return predictions_dir

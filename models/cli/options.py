@@ -3,7 +3,8 @@
 The options every toolkit command shares (``--seed``, ``--workers``,
 ``--no_progress``, ``--output_dir``, ``--max_examples``) are
 :mod:`generators.options`'; this module adds the evaluated-run arguments of ``reconstruct`` and
-``report``, and the matching methods of ``reconstruct`` and ``evaluate``.
+``report``, the matching methods of ``reconstruct`` and ``evaluate``, and a
+match's budget (theirs and ``predict``'s).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from generators.cli import positive_float, positive_int
 from generators.options import add_seed_argument
 
 __all__ = [
+    "add_budget_arguments",
     "add_evaluated_run_arguments",
     "add_match_evaluation_arguments",
 ]
@@ -31,9 +33,28 @@ def add_evaluated_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_budget_arguments(group: argparse._ActionsContainer) -> None:
+    """``--budget_renders`` and ``--budget_s``: a match's budget, renders and an optional cap."""
+    from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+
+    group.add_argument(
+        "--budget_renders",
+        type=positive_int,
+        default=DEFAULT_BUDGET_RENDERS,
+        help="renders per sound matched: the same renders and seed give the same match on any "
+        "machine",
+    )
+    group.add_argument(
+        "--budget_s",
+        type=positive_float,
+        default=DEFAULT_BUDGET_S,
+        help="an optional time limit per sound matched, seconds (default: none; whichever "
+        "budget ends first)",
+    )
+
+
 def add_match_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     """``--methods``, ``--match_examples``, ``--budget_renders``, ``--budget_s``, ``--seed``."""
-    from models.matching.match_sounds import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
     from models.matching.matchers import MATCHERS
 
     group = parser.add_argument_group("matching methods (Table 4, one row per method)")
@@ -50,18 +71,7 @@ def add_match_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         "--match_examples",
         type=positive_int,
         default=50,
-        help="sounds matched by each method (a search costs about --budget_s each)",
+        help="sounds matched by each method (a search costs its --budget_renders each)",
     )
-    group.add_argument(
-        "--budget_renders",
-        type=positive_int,
-        default=DEFAULT_BUDGET_RENDERS,
-        help="at most this many renders per sound matched",
-    )
-    group.add_argument(
-        "--budget_s",
-        type=positive_float,
-        default=DEFAULT_BUDGET_S,
-        help="seconds per sound matched (whichever budget ends first)",
-    )
+    add_budget_arguments(group)
     add_seed_argument(group, env=None, help="the matchers' seed")

@@ -13,7 +13,11 @@ Every path of the toolkit that first loads TensorFlow goes through it
 process, past the log level; :func:`warm_up_xla` makes that first
 compilation a tiny one, quietly, before a training that uses XLA. Set
 ``TF_CPP_MIN_LOG_LEVEL`` yourself to see TensorFlow's logs as they are: then
-nothing is filtered.
+nothing is filtered. The level this module sets is marked as its own
+(:data:`OWN_LEVEL_MARK`), so that a process started by a toolkit process
+(a benchmark's worker, a command run from a test or a script) inherits the
+filtering and not the level alone: a level of 2 lets ``cuInit``'s ERROR line
+through, which is why the level alone was never enough.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import tempfile
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["NOISE", "import_tensorflow", "warm_up_xla"]
+__all__ = ["NOISE", "OWN_LEVEL_MARK", "import_tensorflow", "user_chose_log_level", "warm_up_xla"]
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+# Set beside LOG_LEVEL when the toolkit set it: the level is then the toolkit's, not the user's.
+OWN_LEVEL_MARK = "_INVERSYNTH_TF_LOG_LEVEL"
 
 NOISE = re.compile(
     r"cudart_stub\.cc|failed call to cuInit|cpu_feature_guard\.cc|"
@@ -62,6 +68,12 @@ def _filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
                 sys.stderr.flush()
 
 
+def user_chose_log_level() -> bool:
+    """Whether ``TF_CPP_MIN_LOG_LEVEL`` is the user's own (not one a toolkit process set)."""
+    level = os.environ.get(LOG_LEVEL)
+    return level is not None and os.environ.get(OWN_LEVEL_MARK) != level
+
+
 def import_tensorflow() -> ModuleType:
     """The ``tensorflow`` module, imported (once) without its start-up log lines.
 
@@ -72,11 +84,11 @@ def import_tensorflow() -> ModuleType:
         import tensorflow as tf
 
         return tf
-    if LOG_LEVEL in os.environ:  # the user chose what to see
+    if user_chose_log_level():  # the user chose what to see
         import tensorflow as tf
 
         return tf
-    os.environ[LOG_LEVEL] = "2"  # no INFO or WARNING lines from the C++ side
+    os.environ[LOG_LEVEL] = os.environ[OWN_LEVEL_MARK] = "2"  # no INFO or WARNING lines
     with _filtered_stderr(NOISE):
         import tensorflow as tf
 

@@ -287,6 +287,13 @@ def _build_index(dataset: SynthDataset, *, progress: bool) -> tuple[np.ndarray, 
     features: np.ndarray | None = None
     labels = np.empty((n, dataset.parameter_set.n_parameters), dtype=np.int16)
     start_s = time.monotonic()
+    if progress:  # the first use of a dataset as a lookup takes seconds: say why
+        names = ", ".join(p.name for p in dataset.paths)
+        print(
+            f"building the lookup index of {names}: {n:,} examples, once (kept as "
+            f"{index_path(dataset)})",
+            flush=True,
+        )
     for a in range(0, n, _CHUNK_EXAMPLES):
         b = min(n, a + _CHUNK_EXAMPLES)
         audio, chunk_labels = dataset.read_range(a, b)

@@ -37,6 +37,7 @@ from models.matching.metrics import (
     metric_heading,
     summarize,
 )
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
 __all__ = ["CHANCE_ROW", "DISTANCE_KEY", "format_matching_table", "match_evaluated"]
 
@@ -61,8 +62,8 @@ def match_evaluated(
     *,
     methods: Sequence[str],
     n_examples: int = 50,
-    max_renders: int | None = 2000,
-    time_limit_s: float | None = 2.0,
+    max_renders: int | None = DEFAULT_BUDGET_RENDERS,
+    time_limit_s: float | None = DEFAULT_BUDGET_S,
     seed: int = 0,
     chance_seed: int,
     progress: bool = False,
@@ -90,7 +91,7 @@ def match_evaluated(
         distance = MultiResolutionDistance(sample_rate=rate)
         uses_lookup = any(m in ("lookup", "hybrid") for m in methods)
         lookup = (
-            DatasetLookup.open(dataset_paths, generator=generator).without(
+            DatasetLookup.open(dataset_paths, generator=generator, progress=progress).without(
                 predictions.example_indices
             )
             if uses_lookup

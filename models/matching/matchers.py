@@ -20,7 +20,12 @@ hybrid     the network's guess, patches drawn from it and the lookup's
 Every matcher returns a :class:`MatchResult` (values, class indices, distance,
 renders used, seconds, and the reconstruction metrics of its first guess and
 of its match), takes a budget of renders and/or seconds per sound, and gives
-the same result for the same seed and budget of renders.
+the same result for the same seed and budget of renders. The default budget is
+:data:`DEFAULT_BUDGET_RENDERS` renders and no time limit, so the same sound
+gives the same match on any machine under any load; a time limit
+(``time_limit_s``) is an optional cap. ``on_progress`` is called after every
+batch of renders (:class:`~models.matching.objective.MatchProgress`); what it
+raises ends the match and propagates.
 
 The network enters as a callable ``scores(audio [B, N]) -> [B, n_outputs]``:
 per-parameter class probabilities in the layout of
@@ -41,14 +46,27 @@ import numpy as np
 from generators.errors import InverSynthError
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
+from models.matching.match_result import LookupRecord, MatchResult
 from models.matching.metrics import compare_audio
-from models.matching.search import Objective, check_budget, search
+from models.matching.objective import (
+    BUDGET_REFERENCE_S,
+    DEFAULT_BUDGET_RENDERS,
+    DEFAULT_BUDGET_S,
+    Objective,
+    ProgressCallback,
+    check_budget,
+)
+from models.matching.search import search
 
 __all__ = [
+    "BUDGET_REFERENCE_S",
+    "DEFAULT_BUDGET_RENDERS",
+    "DEFAULT_BUDGET_S",
     "DEFAULT_METHOD",
     "MATCHERS",
     "HybridMatcher",
     "LookupMatcher",
+    "LookupRecord",
     "MatchResult",
     "Matcher",
     "NetworkMatcher",
@@ -61,63 +79,6 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]  # audio [B, N] -> scores [B,
 
 DEFAULT_METHOD = "hybrid"
 _MIN_RELATIVE_PROBABILITY = 0.1  # a candidate class is at least this likely relative to the top
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """A match of one sound.
-
-    Attributes
-    ----------
-    method : str
-        The matcher's name.
-    values : np.ndarray [P], float64
-        Parameter values to play.
-    indices : np.ndarray [P], int64
-        Their class indices (the nearest level of each, if continuous).
-    distance : float
-        dB, the multi-resolution distance of the match to the sound.
-    audio : np.ndarray [N], float32
-        The match, rendered.
-    renders : int
-        Sounds rendered to find it.
-    seconds : float
-        Wall time of the match.
-    metrics : dict of str -> float
-        Reconstruction metrics of the match (``compare_audio``).
-    start_indices : np.ndarray [P], int64
-        The method's first guess (the network's for ``network`` and ``hybrid``).
-    start_distance : float
-    start_metrics : dict of str -> float
-        Reconstruction metrics of the first guess.
-    """
-
-    method: str
-    values: np.ndarray
-    indices: np.ndarray
-    distance: float
-    audio: np.ndarray
-    renders: int
-    seconds: float
-    metrics: dict[str, float]
-    start_indices: np.ndarray
-    start_distance: float
-    start_metrics: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (no audio)."""
-        return {
-            "method": self.method,
-            "values": [float(v) for v in self.values],
-            "indices": [int(i) for i in self.indices],
-            "distance_db": float(self.distance),
-            "renders": int(self.renders),
-            "seconds": float(self.seconds),
-            "metrics": {k: float(v) for k, v in self.metrics.items()},
-            "start_indices": [int(i) for i in self.start_indices],
-            "start_distance_db": float(self.start_distance),
-            "start_metrics": {k: float(v) for k, v in self.start_metrics.items()},
-        }
 
 
 class Matcher(abc.ABC):
@@ -139,6 +100,11 @@ class Matcher(abc.ABC):
         Let the search end between the levels (CMA-ES over continuous values).
     batch_size : int > 0
         Candidates per render call.
+    lookup_record : LookupRecord, optional
+        What ``lookup`` is, for the record; default its index file.
+    notes : sequence of str
+        Parts the method runs without, said with every match
+        (``"hybrid without a lookup: ..."``).
     """
 
     name: ClassVar[str]
@@ -154,6 +120,8 @@ class Matcher(abc.ABC):
         lookup: DatasetLookup | None = None,
         continuous: bool = False,
         batch_size: int = 64,
+        lookup_record: LookupRecord | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
         if self.needs_scores and scores is None:
             raise InverSynthError(
@@ -175,14 +143,20 @@ class Matcher(abc.ABC):
         self.lookup = lookup
         self.continuous = bool(continuous)
         self.batch_size = int(batch_size)
+        if lookup_record is None and lookup is not None:
+            path = str(lookup.path)
+            lookup_record = LookupRecord(path, lookup.n_examples, path)
+        self.lookup_record = lookup_record if lookup is not None else None
+        self.notes = tuple(notes)
 
     def match(
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None = None,
-        time_limit_s: float | None = None,
+        max_renders: int | None = DEFAULT_BUDGET_RENDERS,
+        time_limit_s: float | None = DEFAULT_BUDGET_S,
         seed: int = 0,
+        on_progress: ProgressCallback | None = None,
     ) -> MatchResult:
         """Match one sound.
 
@@ -196,6 +170,10 @@ class Matcher(abc.ABC):
             Start no render batch that would end after this (the network's and
             the lookup's time count). At least one budget.
         seed : int
+        on_progress : callable, optional
+            Called with a :class:`~models.matching.objective.MatchProgress`
+            after every batch of renders; an exception raised there ends the
+            match and propagates.
 
         Returns
         -------
@@ -212,6 +190,7 @@ class Matcher(abc.ABC):
             time_limit_s=time_limit_s,
             start_s=start_s,
             rng=np.random.default_rng(int(seed)),
+            on_progress=on_progress,
         )
         seconds = time.monotonic() - start_s
         rate = self.generator.sample_rate
@@ -228,6 +207,11 @@ class Matcher(abc.ABC):
             start_indices=found.start_indices,
             start_distance=found.start_distance,
             start_metrics=compare_audio(x, start_audio, sample_rate=rate),
+            seed=int(seed),
+            budget_renders=None if max_renders is None else int(max_renders),
+            budget_s=None if time_limit_s is None else float(time_limit_s),
+            lookup=self.lookup_record,
+            notes=self.notes,
         )
 
     def _check_audio(self, audio: np.ndarray) -> np.ndarray:
@@ -243,7 +227,13 @@ class Matcher(abc.ABC):
         return x
 
     def _objective(
-        self, audio: np.ndarray, *, max_renders: int | None, time_left_s: float | None
+        self,
+        audio: np.ndarray,
+        *,
+        max_renders: int | None,
+        time_left_s: float | None,
+        on_progress: ProgressCallback | None,
+        start_s: float,
     ) -> Objective:
         return Objective(
             render=self.generator.render,
@@ -253,6 +243,8 @@ class Matcher(abc.ABC):
             max_renders=max_renders,
             time_limit_s=time_left_s,
             batch_size=self.batch_size,
+            on_progress=on_progress,
+            started_s=start_s,
         )
 
     def _probabilities(self, audio: np.ndarray) -> list[np.ndarray]:
@@ -280,6 +272,7 @@ class Matcher(abc.ABC):
         time_limit_s: float | None,
         start_s: float,
         rng: np.random.Generator,
+        on_progress: ProgressCallback | None,
     ) -> _Found:
         """The method itself."""
 
@@ -347,14 +340,16 @@ class NetworkMatcher(Matcher):
         time_limit_s: float | None,
         start_s: float,
         rng: np.random.Generator,
+        on_progress: ProgressCallback | None,
     ) -> _Found:
         probabilities = self._probabilities(audio)
         guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
         n_draws = (max_renders or 4096) - 1
         patches = np.concatenate([guess[None, :], _sample_patches(probabilities, n_draws, rng)])
         objective = self._objective(
-            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s)
-        )
+            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s),
+            on_progress=on_progress, start_s=start_s,
+        )  # fmt: skip
         return _found_from_ranking(objective, patches)
 
 
@@ -372,13 +367,15 @@ class LookupMatcher(Matcher):
         time_limit_s: float | None,
         start_s: float,
         rng: np.random.Generator,
+        on_progress: ProgressCallback | None,
     ) -> _Found:
         assert self.lookup is not None
         k = min(max_renders or 256, self.lookup.n_examples)
         neighbours = self.lookup.query(audio, k=k)
         objective = self._objective(
-            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s)
-        )
+            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s),
+            on_progress=on_progress, start_s=start_s,
+        )  # fmt: skip
         return _found_from_ranking(objective, neighbours.labels)
 
 
@@ -419,6 +416,7 @@ class SearchMatcher(Matcher):
         time_limit_s: float | None,
         start_s: float,
         rng: np.random.Generator,
+        on_progress: ProgressCallback | None,
     ) -> _Found:
         starts = self._starts(audio, rng)
         candidates = self._candidates(audio)
@@ -434,6 +432,8 @@ class SearchMatcher(Matcher):
             seed=int(rng.integers(0, 2**31 - 1)),
             continuous=self.continuous,
             batch_size=self.batch_size,
+            on_progress=on_progress,
+            started_s=start_s,
         )
         return _Found(
             values=result.values,

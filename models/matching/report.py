@@ -48,6 +48,8 @@ from models.matching.evaluation_folder import (
 )
 from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.figures import spectrograms_png
+from models.matching.legend import describe_unit, with_descriptions
+from models.matching.match_text import LEAD_METRICS, listening_summary, true_class_note
 from models.matching.metrics import (
     METRICS,
     MetricSummary,
@@ -73,6 +75,8 @@ td { white-space: nowrap; } td.name { white-space: normal; }
 .grid { display: grid; gap: 1em 2em; align-items: start;
         grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
 .wide { grid-column: 1 / -1; } .wide figure { text-align: center; }
+.tables { display: flex; flex-wrap: wrap; gap: 0 2.5em; align-items: flex-start; }
+.tables > div { max-width: 100%; min-width: 0; }
 .figures { display: grid; gap: 1em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
@@ -87,7 +91,9 @@ figure { margin: 0; } figcaption { font-size: 0.85em; color: #555; }
 .players { display: flex; gap: 1em 2em; flex-wrap: wrap; align-items: center; margin: 0.5em 0; }
 audio { max-width: 100%; }
 img { max-width: 100%; height: auto; }
-.ok { color: #1a7f37; } .off { color: #b35900; } .far { color: #c62828; font-weight: bold; }
+.ok { color: #1a7f37; } .off { color: #7a5c00; } .far { color: #6b4e16; }
+.listen { margin: 0.3em 0 0.6em; } details { margin: 0.4em 0; } summary { cursor: pointer; }
+code { font-size: 0.95em; }
 .muted { color: #666; font-size: 0.9em; }
 """
 
@@ -110,6 +116,12 @@ _FIGURES: tuple[tuple[str, str], ...] = (
 )
 # Figures wider than this (pixels) span both columns; narrower ones share the right one.
 _WIDE_PX = 1000
+SPECTROGRAM_DPI = 80  # the examples' spectrograms: readable at the page's width
+_NARROW_PX = 600  # at most this wide (a phone), spectrograms are stacked
+
+
+def _other_metrics(metrics: dict[str, float]) -> str:
+    return format_metrics({k: v for k, v in metrics.items() if k not in LEAD_METRICS})
 
 
 def _e(text: Any) -> str:
@@ -249,8 +261,9 @@ def _figures(eval_dir: Path) -> list[tuple[str, bool]]:
 def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
     """The evaluation files' summaries and figures, each when it exists and reads.
 
-    Tables in the left column, the narrow figures in the right one, the wide
-    figures across both below them; one column on a narrow screen.
+    The tables side by side across the page (each as wide as it needs, one
+    above the other where they do not fit), the narrow figures two to a row
+    below them, the wide figures across both; one column on a narrow screen.
     """
     tables = []
     with contextlib.suppress(InverSynthError):  # unreadable: the examples below still tell
@@ -264,9 +277,11 @@ def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
         if reconstruction.matching is not None:
             tables.append(_matching_table(reconstruction.matching))
     figures = _figures(eval_dir)
-    narrow = "".join(figure for figure, wide in figures if not wide)
-    cells = [f"<div>{''.join(tables)}</div>"] if any(tables) else []
-    cells += [f"<div class='figures'>{narrow}</div>"] if narrow else []
+    narrow = "".join(f"<div>{figure}</div>" for figure, wide in figures if not wide)
+    # Tables across the page (the widest has ten columns), the figures in the grid below.
+    blocks = "".join(f"<div>{table}</div>" for table in tables if table)
+    cells = [f"<div class='wide tables'>{blocks}</div>"] if blocks else []
+    cells += [narrow] if narrow else []
     cells += [f"<div class='wide'>{figure}</div>" for figure, wide in figures if wide]
     return f"<section class='grid'>{''.join(cells)}</section>" if cells else ""
 
@@ -279,21 +294,93 @@ def _summary_html(eval_dir: Path, parameter_set: ParameterSet) -> str:
 _VERDICT_CSS = ("ok", "off", "far")
 
 
-def _parameter_table(parameter_set: ParameterSet, true: np.ndarray, predicted: np.ndarray) -> str:
+def _parameter_table(
+    parameter_set: ParameterSet,
+    true: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    heads: tuple[str, ...] = ("predicted",),
+    others: tuple[np.ndarray, ...] = (),
+) -> str:
+    """True against predicted class of every parameter, how far off each; ``others`` beside.
+
+    ``predicted`` (the match, when there is one) gets the mark; ``others`` (the
+    network's guess beside a match) are shown for comparison.
+    """
     rows = []
     for j, param in enumerate(parameter_set.parameters):
         t, p = int(true[j]), int(predicted[j])
         severity, text = class_verdict(param, t, p)
         verdict = "&#10003;" if severity == 0 else _e(text)
+        beside = "".join(
+            f"<td>{_e(format_value(param.levels[int(o[j])], param.unit))}</td>" for o in others
+        )
         rows.append(
             f"<tr><td class='name'>{_e(param.name)}</td>"
             f"<td>{_e(format_value(param.levels[t], param.unit))}</td>"
             f"<td>{_e(format_value(param.levels[p], param.unit))}</td>"
-            f"<td class='{_VERDICT_CSS[severity]}' title='{_e(text)}'>{verdict}</td></tr>"
+            f"<td class='{_VERDICT_CSS[severity]}' title='{_e(text)}'>{verdict}</td>{beside}</tr>"
         )
+    head = "".join(f"<th>{_e(h)}</th>" for h in heads[1:])
     return (
         "<div class='scroll'><table><tr><th class='name'>parameter</th><th>true</th>"
-        "<th>predicted</th><th></th></tr>" + "".join(rows) + "</table></div>"
+        f"<th>{_e(heads[0])}</th><th></th>{head}</tr>" + "".join(rows) + "</table></div>"
+    )
+
+
+def _legend(info: RunInfo) -> str:
+    """What each parameter is: name, group, unit, description (the synth's, for older runs)."""
+    parameter_set = with_descriptions(
+        info.parameter_set, generator_name=info.generator_name,
+        generator_config=info.generator_config,
+    )  # fmt: skip
+    rows = "".join(
+        f"<tr><td class='name'><code>{_e(p.name)}</code></td><td class='name'>{_e(p.group)}</td>"
+        f"<td class='name'>{_e(describe_unit(p))}</td><td class='name'>{_e(p.description)}</td>"
+        "</tr>"
+        for p in parameter_set.parameters
+    )
+    return (
+        "<details class='legend'><summary>What the parameters are</summary>"
+        "<div class='scroll'><table><tr><th class='name'>parameter</th><th class='name'>group"
+        "</th><th class='name'>unit</th><th class='name'>what it does</th></tr>"
+        f"{rows}</table></div></details>"
+    )
+
+
+def _player(label: str, audio: np.ndarray, rate: int) -> str:
+    return (
+        f"<figure><figcaption>{_e(label)}</figcaption><audio controls preload='auto' "
+        f"src='{_data_uri(wav_bytes(audio, rate), 'audio/wav')}'></audio></figure>"
+    )
+
+
+def _spectrogram_picture(sounds: list[np.ndarray], labels: list[str], rate: int, alt: str) -> str:
+    """Spectrograms side by side, stacked on a phone's screen (readable axis labels on both)."""
+    wide, narrow = (
+        spectrograms_png(sounds, labels=labels, sample_rate=rate, dpi=SPECTROGRAM_DPI, portrait=p)
+        for p in (False, True)
+    )
+    return (
+        f"<picture><source media='(max-width: {_NARROW_PX}px)' "
+        f"srcset='{_data_uri(narrow, 'image/png')}'>"
+        f"<img class='spectrogram' alt='{_e(alt)}' src='{_data_uri(wide, 'image/png')}'>"
+        "</picture>"
+    )
+
+
+def _details(candidates: list[tuple[str, dict[str, float]]], n_right: int, n: int) -> str:
+    """The measures a listener does not read directly, worded as what they are."""
+    lines = [f"{_e(label)}: {_e(_other_metrics(m))}" for label, m in candidates]
+    lines.append(
+        "F_delta adds up the dB differences of every spectrogram cell: thousands of dB for "
+        "sounds that sound close. Compare it between matches, not with the paper's."
+    )
+    lines.append(_e(true_class_note(n_right, n)) + ".")
+    return (
+        "<details><summary>details</summary>"
+        + "".join(f"<p class='muted'>{line}</p>" for line in lines)
+        + "</details>"
     )
 
 
@@ -305,43 +392,42 @@ def _example_card(
     predicted: np.ndarray,
     *,
     info: RunInfo,
-    refined: tuple[str, np.ndarray] | None = None,
+    refined: tuple[str, np.ndarray, np.ndarray] | None = None,
 ) -> str:
-    """One test sound: players, spectrograms, metrics, predicted vs true parameters.
+    """One test sound: how close it sounds, players, spectrograms, parameters, details.
 
-    ``refined`` is a matcher's (method, audio [n_samples]), played beside the network's guess.
+    ``refined`` is a matcher's (method, audio [n_samples], class indices [P]): the
+    match leads (its sound, spectrogram and parameters), the network's guess beside it.
     """
     rate = info.sample_rate
-    metrics = compare_audio(reference, resynthesis, sample_rate=rate)
-    refined_html = ""
-    if refined is not None:
-        method, audio = refined
-        refined_metrics = compare_audio(reference, audio, sample_rate=rate)
-        refined_html = (
-            f"<figure><figcaption>{_e(method)} match: {_e(format_metrics(refined_metrics))}"
-            f"</figcaption><audio controls preload='auto' "
-            f"src='{_data_uri(wav_bytes(audio, rate), 'audio/wav')}'></audio></figure>"
-        )
-    png = spectrograms_png(
-        reference, resynthesis, sample_rate=rate, labels=("test sound", "resynthesis"), dpi=80
+    network = ("network's guess" if refined else "resynthesis", resynthesis, predicted)
+    shown = [network] if refined is None else [(f"{refined[0]} match", *refined[1:]), network]
+    measured = [(label, compare_audio(reference, a, sample_rate=rate)) for label, a, _ in shown]
+    lead = "<br>".join(
+        (f"<strong>{_e(label)}: {_e(listening_summary(m))}</strong>" if i == 0 else
+         f"{_e(label)}: {_e(listening_summary(m))}")
+        for i, (label, m) in enumerate(measured)
+    )  # fmt: skip
+    final = shown[0][2]
+    players = _player("test sound", reference, rate) + "".join(
+        _player(label, audio, rate) for label, audio, _ in shown
     )
-    n_right = int(np.sum(true == predicted))
+    picture = _spectrogram_picture(
+        [reference, *(a for _, a, _ in shown)], ["test sound", *(label for label, _, _ in shown)],
+        rate, f"spectrograms of test example {example} and of what matches it",
+    )  # fmt: skip
+    heads = tuple(label for label, _, _ in shown) if refined else ("predicted",)
+    table = _parameter_table(
+        info.parameter_set, true, final, heads=heads,
+        others=tuple(indices for _, _, indices in shown[1:]),
+    )  # fmt: skip
+    n_right = int(np.sum(true == final))
     return (
         f"<section class='example' id='example-{example}'><div>"
-        f"<h3>Test example {example}</h3>"
-        f"<p>{n_right} of {info.parameter_set.n_parameters} parameters right. "
-        f"{_e(format_metrics(metrics))}</p>"
-        "<div class='players'>"
-        f"<figure><figcaption>test sound</figcaption><audio controls preload='auto' "
-        f"src='{_data_uri(wav_bytes(reference, rate), 'audio/wav')}'></audio></figure>"
-        f"<figure><figcaption>{'network' if refined else 'resynthesis'}</figcaption>"
-        f"<audio controls preload='auto' "
-        f"src='{_data_uri(wav_bytes(resynthesis, rate), 'audio/wav')}'></audio></figure>"
-        f"{refined_html}</div>"
-        f"<img alt='spectrograms of test example {example} and its resynthesis' "
-        f"src='{_data_uri(png, 'image/png')}'></div>"
-        f"{_parameter_table(info.parameter_set, true, predicted)}"
-        "</section>"
+        f"<h3>Test example {example}</h3><p class='listen'>{lead}</p>"
+        f"<div class='players'>{players}</div>{picture}"
+        f"{_details(measured, n_right, info.parameter_set.n_parameters)}</div>"
+        f"{table}</section>"
     )
 
 
@@ -390,6 +476,16 @@ def _refined_matches(eval_dir: Path, predictions: Predictions) -> tuple[str, np.
         if method in matches.indices:
             return method, matches.indices[method]
     return "", None
+
+
+def _render(info: RunInfo, indices: np.ndarray) -> np.ndarray:
+    """The run's synth playing class indices [n, P]: audio [n, n_samples]."""
+    (result,) = resynthesize(
+        info.generator_name, info.generator_config, [(indices, None, None)], workers=1,
+        keep_audio=True,
+    )  # fmt: skip
+    assert result.audio is not None  # keep_audio=True
+    return result.audio
 
 
 def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
@@ -474,18 +570,13 @@ def write_report(
     dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
     reference, resynthesized = _read_sample(info, dataset_paths, sample)
     predicted = info.parameter_set.decode(sample.scores)
-    refined_audio = None
-    if matched is not None:
-        (result,) = resynthesize(
-            info.generator_name, info.generator_config, [(matched[rows], None, None)],
-            workers=1, keep_audio=True,
-        )  # fmt: skip
-        refined_audio = result.audio
+    refined_audio = None if matched is None else _render(info, matched[rows])
     cards = [
         _example_card(
             int(example), reference[i], resynthesized[i], sample.true_indices[i], predicted[i],
             info=info,
-            refined=None if refined_audio is None else (method, refined_audio[i]),
+            refined=None if refined_audio is None or matched is None
+            else (method, refined_audio[i], matched[rows][i]),
         )
         for i, example in enumerate(sample.example_indices)
     ]  # fmt: skip
@@ -493,8 +584,10 @@ def write_report(
         _summary_html(eval_dir, info.parameter_set)
         + f"<h2>{len(cards)} test sounds and their resyntheses</h2>"
         f"<p class='muted'>A random sample (seed {int(seed)}) of the {n_total} test examples. "
+        "How close each sounds: rho_STFT (the correlation of the spectrograms) as a "
+        "similarity, and the log-spectral distance (LSD) in dB. "
         f"Spectrograms: log-magnitude STFT (window {N_FFT}, hop {HOP_LENGTH}), dB re full "
-        "scale.</p>" + "".join(cards)
+        "scale.</p>" + _legend(info) + "".join(cards)
     )
     page = _page(info, run_dir=run_dir, dataset_paths=dataset_paths, body=body)
     out = Path(output) if output is not None else eval_dir / REPORT_FILE

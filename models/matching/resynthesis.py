@@ -50,6 +50,7 @@ from models.matching.metrics import (
     reconstruction_metrics,
     summarize,
 )
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
 __all__ = [
     "CHANCE_SEED",
@@ -283,8 +284,8 @@ def evaluate_reconstruction(
     overwrite: bool = False,
     methods: Sequence[str] = ("network",),
     match_examples: int = 50,
-    budget_renders: int | None = 2000,
-    budget_s: float | None = 2.0,
+    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
+    budget_s: float | None = DEFAULT_BUDGET_S,
     seed: int = 0,
 ) -> ReconstructionResult:
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
@@ -320,9 +321,10 @@ def evaluate_reconstruction(
         next to random patches; the matched indices go to ``matches.npz``.
         Empty: none.
     match_examples : int > 0
-        Sounds matched (a search costs about ``budget_s`` each).
+        Sounds matched (a search costs its budget of renders each).
     budget_renders, budget_s, seed
-        Each search's budget per sound (whichever ends first), and its seed.
+        Each search's budget per sound: renders, and an optional time limit in
+        seconds (whichever ends first), and its seed.
 
     Returns
     -------

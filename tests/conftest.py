@@ -1,0 +1,36 @@
+"""What tests share across files: the shipped model's lookup, rendered once per test session."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shipped_lookup_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A data folder holding the shipped model's rendered lookup (19,000 FM examples).
+
+    Tests that match with the shipped model point ``INVERSYNTH_DATASET_DIRECTORY`` here,
+    never at the repository's ``data/``. Rendered once for the whole session: the
+    parallel workers share the folder, the first to come renders it under a lock.
+    """
+    from generators.synth import load_generator
+    from models.common.pretrained import PRETRAINED_FM_RUN
+    from models.common.run import RunInfo
+    from models.matching.synth_lookup import open_synth_lookup
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each worker has a folder of its own under one shared root
+        root = root.parent
+    folder = root / "shipped-lookup"
+    folder.mkdir(exist_ok=True)
+    with open(root / "shipped-lookup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = RunInfo.load(PRETRAINED_FM_RUN)
+        with load_generator(info.generator_name, info.generator_config) as synth:
+            open_synth_lookup(
+                info, synth, data_dir=folder, label="the shipped model", progress=False
+            )
+    return folder
