@@ -35,6 +35,7 @@ from generators.errors import InverSynthError
 
 __all__ = [
     "ALL_GROUP",
+    "DECODINGS",
     "LEVEL_RTOL",
     "MAX_LEVELS",
     "Parameter",
@@ -44,6 +45,9 @@ __all__ = [
     "example_uniforms",
 ]
 
+# How a network's guess is read from its scores: each parameter's most likely class, or
+# the median class of each ordered one (ParameterSet.decode, ParameterSet.decode_median).
+DECODINGS = ("argmax", "median")
 MAX_LEVELS = 32768  # dataset labels are int16: class indices 0..32767
 _SPACINGS = ("linear", "note", "custom")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -57,7 +57,7 @@ from generators.cli import (
     run_cli,
 )
 from generators.errors import InverSynthError
-from generators.options import add_output_dir_argument, add_seed_argument
+from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from models.cli.options import add_budget_arguments
 from models.matching.legend import legend_lines, with_descriptions
 from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
@@ -127,8 +127,16 @@ def get_parser() -> argparse.ArgumentParser:
         "--run",
         type=Path,
         default=env_default("RUN", None, Path),
-        help="run folder of a trained model ({output_dir}/{run_name}); default: the FM model "
-        "shipped in models/pretrained/fm_M1",
+        help="run folder of a trained model ({output_dir}/{run_name}); default: the model "
+        "shipped for --synth",
+    )
+    parser.add_argument(
+        "--synth",
+        choices=("fm", "dexed"),
+        default="fm",
+        help="without --run, the shipped model to match with: the paper's FM synth "
+        "(models/pretrained/fm_M1) or the DX7 (models/pretrained/dexed_M1, a voice Dexed "
+        "loads; needs the extra: uv sync --extra dexed)",
     )
     add_output_dir_argument(
         parser,
@@ -200,6 +208,11 @@ def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
         "--continuous", action="store_true", help="let the search end between the levels"
     )
     add_seed_argument(group, env=None, help="the matcher's seed")
+    add_workers_argument(
+        group,
+        help="threads (a plugin's processes) that render and score a match's candidates, one "
+        "per core; the same seed, renders and workers give the same match",
+    )
 
 
 def _matcher(run: Run, args: argparse.Namespace, generator: Any) -> Matcher:
@@ -212,6 +225,7 @@ def _matcher(run: Run, args: argparse.Namespace, generator: Any) -> Matcher:
         continuous=args.continuous,
         # The run's own dataset without its held-out sounds: --example N is not looked up.
         exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
+        threads=args.workers,
     )
     budget = f"{args.budget_renders} renders per sound"
     if args.budget_s is not None:
@@ -283,7 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = args.run is None
     if shipped and args.checkpoint != "best":
         parser.error("--checkpoint latest needs --run: the shipped model keeps only its best")
-    run = load_run(pretrained_run_dir() if shipped else args.run, checkpoint=args.checkpoint)
+    if shipped and args.synth == "dexed":
+        from generators.dexed.engine import require_dexed
+
+        require_dexed()  # one line saying how to install the extra, before loading anything
+    run = load_run(
+        pretrained_run_dir(args.synth) if shipped else args.run, checkpoint=args.checkpoint
+    )
     # Never write into the package: the shipped model's predictions go to the working folder.
     output_dir = args.output_dir or (
         SHIPPED_PREDICTIONS_DIR if shipped else run.run_dir / "predictions"
@@ -293,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{run.parameter_set.n_parameters} parameters of the {run.generator_name!r} synth, "
         f"{run.n_samples / run.sample_rate:g} s at {run.sample_rate} Hz"
     )
-    generator = run.make_generator()
+    generator = run.make_generator(workers=args.workers)
     failed = 0
     taken: set[str] = set()
     inputs: list[Path | int] = [*args.sounds, *args.example]

@@ -180,7 +180,7 @@ def test_a_dexed_stream_draws_its_examples_from_the_sampler(extra: Any, tmp_path
 
     spec = {"kind": "dx7_voices", "collection": str(_collection(tmp_path)), "mix": {"real": 1}}
     generator = DexedGenerator(
-        dexed_config=VOICE_CONFIG, sample_rate=8192, n_samples=2048, note_length_s=0.1
+        dexed_config=VOICE_CONFIG, sample_rate=16384, n_samples=2048, note_length_s=0.1
     )
     want = render_chunk(generator, Chunk(0, 0, 100, 8), seed=3, sampler=spec)
     mix = load_sampler(spec)

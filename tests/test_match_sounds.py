@@ -34,7 +34,7 @@ def test_a_plugin_match_is_written_as_a_preset_the_plugin_loads(tmp_path: Path) 
     try:
         ps = gen.parameter_set
         values = ps.to_values(ps.sample_indices(seed=4, n_examples=1))[0]
-        path = write_patch(gen, tmp_path / "kick", values)
+        path = write_patch(gen, tmp_path / "kick.fxp", values)
         assert path == tmp_path / "kick.fxp"
         assert path.read_bytes()[:4] == b"CcnK"  # a VST2 preset chunk
     finally:
@@ -54,12 +54,12 @@ def test_a_dexed_match_is_written_as_syx(tmp_path: Path) -> None:
     )  # fmt: skip
     ps = gen.parameter_set
     values = ps.to_values(ps.sample_indices(seed=2, n_examples=1))[0]
-    path = write_patch(gen, tmp_path / "pad", values)
+    path = write_patch(gen, tmp_path / "pad.syx", values)
     assert path == tmp_path / "pad.syx"
     np.testing.assert_array_equal(gen.read_syx(path), values)
 
 
 def test_a_synth_without_a_preset_format_writes_nothing(tmp_path: Path) -> None:
     gen = SineGenerator(sample_rate=8192, n_samples=4096, n_levels=8)
-    assert write_patch(gen, tmp_path / "tone", np.zeros(2)) is None
+    assert write_patch(gen, tmp_path / "tone.syx", np.zeros(2)) is None
     assert list(tmp_path.iterdir()) == []

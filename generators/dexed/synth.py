@@ -36,6 +36,7 @@ from generators.dexed.engine import (
     ENGINE_PARAMETERS,
     INIT_VOICE,
     Engine,
+    engine_parameter,
     read_voice_syx,
     render_voices,
     require_dexed,
@@ -55,6 +56,11 @@ if TYPE_CHECKING:
 __all__ = ["DexedGenerator", "write_bank_dataset", "write_syx"]
 
 DEFAULT_VOICE_NAME = "INVERSYNTH"
+# dexed-py's engine plays nothing at all below about 12.7 kHz (measured: silence at
+# 12,724 Hz and under, Dexed's INIT VOICE at full level from 12,725 Hz up).
+MIN_SAMPLE_RATE_HZ = 12_800
+_TRANSPOSE = engine_parameter("transpose")[1]
+_TRANSPOSE_BYTE, _MAX_TRANSPOSE = _TRANSPOSE.byte, _TRANSPOSE.max_value
 
 
 def _int_in(value: Any, label: str, low: int, high: int) -> int:
@@ -141,6 +147,11 @@ class DexedGenerator(SoundGenerator):
         workers: int = 1,
     ) -> None:
         super().__init__(sample_rate=sample_rate, n_samples=n_samples)
+        if self.sample_rate < MIN_SAMPLE_RATE_HZ:
+            raise InverSynthError(
+                f"the DX7 engine plays silence below {MIN_SAMPLE_RATE_HZ} Hz; got a sample rate "
+                f"of {self.sample_rate} Hz"
+            )
         self.dexed_config = load_dexed_config(dexed_config)
         note = self.dexed_config.note
         self.pitch = _int_in(pitch if pitch is not None else note.get("pitch", 60), "pitch", 0, 127)
@@ -328,6 +339,7 @@ class DexedGenerator(SoundGenerator):
         indices: np.ndarray | None = None,
         voice_name: str = DEFAULT_VOICE_NAME,
         bank: bool = False,
+        note: int | None = None,
     ) -> Path:
         """Write one example's patch as a ``.syx`` file for Dexed or a DX7.
 
@@ -346,6 +358,9 @@ class DexedGenerator(SoundGenerator):
             MIDI (e.g. sent with a librarian). True: a 32-voice bank with the
             patch as voice 1 and INIT VOICE after it, the file Dexed's cartridge
             manager opens from disk (Dexed reads only banks from files).
+        note : int, optional
+            The MIDI note the voice is to be played at (:meth:`voice_for_note`);
+            default this generator's own note.
 
         Returns
         -------
@@ -354,10 +369,47 @@ class DexedGenerator(SoundGenerator):
         out = Path(path)
         if out.suffix.lower() != ".syx":
             raise InverSynthError(f"a DX7 sysex file ends in .syx, got {str(out)!r}")
-        voice = self.voices(self._one_row(values, indices), voice_name=voice_name)  # [1, 155]
+        row = self._one_row(values, indices)[0]
+        played = self.pitch if note is None else note
+        voice = self.voice_for_note(row, played, voice_name=voice_name)[0][None, :]  # [1, 155]
         if bank:
             return write_bank(out, voice)
         return write_voice_syx(out, voice[0])
+
+    def voice_for_note(
+        self, values: np.ndarray, note: int, *, voice_name: str = DEFAULT_VOICE_NAME
+    ) -> tuple[np.ndarray, int]:
+        """The voice that sounds, played at ``note``, as ``values`` sound at this generator's note.
+
+        The DX7 adds a voice's transpose (24 = none) to the key played before
+        anything else, so a voice played ``k`` semitones higher with its transpose
+        ``k`` lower sounds the same, sample for sample. The voice's transpose is
+        moved by ``self.pitch - note``; where that leaves its range (0..48, two
+        octaves either way) the note moves by octaves until it fits.
+
+        Parameters
+        ----------
+        values : np.ndarray [n_parameters]
+        note : int
+            The MIDI note to play (the pitch of the sound matched, say), 0 to 127.
+        voice_name : str
+
+        Returns
+        -------
+        voice : np.ndarray [155], uint8
+        played : int
+            The MIDI note to play it at: ``note``, or an octave of it.
+        """
+        voice = self.voices(np.asarray(values, dtype=np.float64)[None, :], voice_name=voice_name)[0]
+        note = _int_in(note, "note", 0, 127)
+        transpose = int(voice[_TRANSPOSE_BYTE])
+        for octaves in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            played = note + 12 * octaves
+            moved = transpose + self.pitch - played
+            if 0 <= played <= 127 and 0 <= moved <= _MAX_TRANSPOSE:
+                voice[_TRANSPOSE_BYTE] = moved
+                return voice, played
+        return voice, self.pitch  # no octave of the note fits the transpose: the generator's own
 
     def read_syx(self, path: str | Path, *, voice: int = 1) -> np.ndarray:
         """The varied parameters' values [n_parameters] of a ``.syx`` patch (a dump, or voice ``voice`` of a bank)."""

@@ -52,9 +52,10 @@ from generators.options import (
     add_workers_argument,
     plain_name,
 )
+from generators.parameters import DECODINGS
 from generators.sampling import read_sampler_spec
 from generators.schema import dataset_path
-from models.common.training import DECODINGS, MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
+from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
 __all__ = ["EntryPoint", "dataset_source", "explicit_options", "get_parser"]
 

@@ -35,29 +35,40 @@ from models.common.run import (
 __all__ = [
     "EXPORT_FILES",
     "PRETRAINED_DIR",
+    "PRETRAINED_DX7_RUN",
     "PRETRAINED_FM_RUN",
+    "SHIPPED_SYNTHS",
     "export_run",
     "pretrained_run_dir",
 ]
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 PRETRAINED_FM_RUN = PRETRAINED_DIR / "fm_M1"
+PRETRAINED_DX7_RUN = PRETRAINED_DIR / "dexed_M1"
+# The shipped models, by synth: the paper's FM synth, and the DX7 (Dexed) voice space.
+SHIPPED_SYNTHS: dict[str, Path] = {"fm": PRETRAINED_FM_RUN, "dexed": PRETRAINED_DX7_RUN}
 
 
-def pretrained_run_dir() -> Path:
-    """The shipped FM run folder.
+def pretrained_run_dir(synth: str = "fm") -> Path:
+    """The shipped run folder of a synth (:data:`SHIPPED_SYNTHS`).
 
     Raises
     ------
     InverSynthError
-        Its model file is missing (a checkout without it): give a run instead.
+        An unknown synth, or its model file is missing (a checkout without it):
+        give a run instead.
     """
-    if not (PRETRAINED_FM_RUN / BEST_MODEL).is_file():
+    if synth not in SHIPPED_SYNTHS:
         raise InverSynthError(
-            f"the shipped model {str(PRETRAINED_FM_RUN / BEST_MODEL)!r} is missing; "
+            f"no shipped model of the {synth!r} synth; shipped: {sorted(SHIPPED_SYNTHS)}"
+        )
+    folder = SHIPPED_SYNTHS[synth]
+    if not (folder / BEST_MODEL).is_file():
+        raise InverSynthError(
+            f"the shipped model {str(folder / BEST_MODEL)!r} is missing; "
             "give --run RUN_FOLDER of a model you trained"
         )
-    return PRETRAINED_FM_RUN
+    return folder
 
 
 # What an export holds (RUN_FILE and BEST_MODEL always): a folder of these and

@@ -168,6 +168,17 @@ class RunInfo:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
 
+    @property
+    def decoding(self) -> str:
+        """How the network's guess is read (``--decode``): ``argmax``, or ``median`` of ordered parameters."""
+        return str(self.settings.get("decode", "argmax"))
+
+    def decode(self, scores: np.ndarray) -> np.ndarray:
+        """The network's guess of scores [B, n_outputs]: class indices [B, P] (:attr:`decoding`)."""
+        if self.decoding == "median":
+            return self.parameter_set.decode_median(scores)
+        return self.parameter_set.decode(scores)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": RUN_FORMAT_VERSION,
@@ -443,6 +454,14 @@ class Run:
         return dict(self.info.dataset_identity)
 
     @property
+    def decoding(self) -> str:
+        return self.info.decoding
+
+    def decode(self, scores: np.ndarray) -> np.ndarray:
+        """The network's guess of scores [B, n_outputs]: class indices [B, P] (:meth:`RunInfo.decode`)."""
+        return self.info.decode(scores)
+
+    @property
     def dataset_paths(self) -> list[str]:
         return list(self.info.dataset_paths)
 
@@ -494,18 +513,27 @@ class Run:
 
     def predict_indices(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """Predicted class index of every parameter: int64 [batch, n_parameters]."""
-        return self.parameter_set.decode(self.predict_scores(audio, batch_size=batch_size))
+        return self.decode(self.predict_scores(audio, batch_size=batch_size))
 
     def predict_values(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """Predicted parameter values: float64 [batch, n_parameters]."""
         return self.parameter_set.to_values(self.predict_indices(audio, batch_size=batch_size))
 
     # ---- synth and data ----------------------------------------------------
-    def make_generator(self) -> Any:
-        """The synth the training data was made with (a ``SoundGenerator``)."""
-        from generators.synth import load_generator
+    def make_generator(self, *, workers: int = 1) -> Any:
+        """The synth the training data was made with (a ``SoundGenerator``).
 
-        return load_generator(self.generator_name, self.generator_config)
+        ``workers``: rendering threads or processes of a synth that has its own
+        (:attr:`~generators.synth.SoundGenerator.renders_in_parallel`: the DX7's
+        engine threads, a plugin's hosts), for a matcher that renders batches;
+        other synths render in the calling thread.
+        """
+        from generators.synth import generator_class, load_generator
+
+        config = dict(self.generator_config)
+        if workers > 1 and generator_class(self.generator_name).renders_in_parallel:
+            config["workers"] = int(workers)
+        return load_generator(self.generator_name, config)
 
     def open_dataset(self, source: Any = None, *, same_dataset: bool = False) -> SynthDataset:
         """Open the training dataset (default) or another one, checked against the run."""

@@ -33,6 +33,7 @@ from typing import Any
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.options import check_plain_name
+from generators.parameters import DECODINGS
 from generators.validate import check_float, check_int, check_non_negative_int
 from models.common.checkpoints import (
     TrainState,
@@ -66,9 +67,6 @@ MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 65_536
 
 __all__ = ["TrainConfig", "get_strategy", "is_chief", "train"]
-
-
-DECODINGS = ("argmax", "median")  # how the network's guess is read from its scores
 
 
 @dataclass

@@ -32,6 +32,7 @@ NumPy and SciPy only; features are float32. Precompute a target once
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 FLOOR_DB = -100.0  # the reconstruction metrics' floor
+_MIN_THREAD_BATCH = 8  # candidates a scoring thread gets at least
 _LEVEL_HEADROOM_DB = 100.0
 _DB_PER_NEPER = np.float32(10.0 / np.log(10.0))  # 10 log10(p) = this * ln(p)
 
@@ -185,6 +187,10 @@ class MultiResolutionDistance:
         whose exact silences the metrics reward).
     level_invariant : bool
         Fit each candidate's level to the target before comparing.
+    threads : int > 0
+        Score a batch in this many threads (NumPy and SciPy's FFT work outside
+        Python's lock): the candidates of a batch are independent, so each
+        thread scores a share of them and the distances are the same.
     """
 
     def __init__(
@@ -195,6 +201,7 @@ class MultiResolutionDistance:
         floor_db: float = FLOOR_DB,
         dynamic_range_db: float | None = None,
         level_invariant: bool = False,
+        threads: int = 1,
     ) -> None:
         if int(sample_rate) != sample_rate or sample_rate <= 0:
             raise InverSynthError(f"sample_rate must be a positive integer, got {sample_rate!r}")
@@ -211,6 +218,10 @@ class MultiResolutionDistance:
         self.floor_db = float(floor_db)
         self.dynamic_range_db = dynamic_range_db
         self.level_invariant = bool(level_invariant)
+        if int(threads) != threads or threads < 1:
+            raise InverSynthError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = int(threads)
+        self._pool: ThreadPoolExecutor | None = None
         total = sum(r.weight for r in self.resolutions)
         self._weights = [r.weight / total for r in self.resolutions]
         self._filters = [
@@ -279,7 +290,18 @@ class MultiResolutionDistance:
         -------
         distance : np.ndarray [batch], float64, dB >= 0
         """
-        return self.distance_from_features(target, self.features(audio))
+        x = _check_audio(audio)
+        if self.threads == 1 or x.shape[0] < 2 * _MIN_THREAD_BATCH:
+            return self.distance_from_features(target, self.features(x))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="distance")
+        shares = np.array_split(
+            np.arange(x.shape[0]), min(self.threads, x.shape[0] // _MIN_THREAD_BATCH)
+        )
+        parts = self._pool.map(
+            lambda rows: self.distance_from_features(target, self.features(x[rows])), shares
+        )
+        return np.concatenate(list(parts))
 
     def distance_from_features(self, target: Target, features: list[np.ndarray]) -> np.ndarray:
         """:meth:`distance` of candidates whose :meth:`features` are already computed."""

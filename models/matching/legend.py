@@ -11,6 +11,7 @@ JSON record carry the same text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from generators.parameters import Parameter, ParameterSet
@@ -72,7 +73,7 @@ def with_descriptions(
     return ParameterSet(
         Parameter(
             p.name, p.levels, p.unit, p.spacing, p.group,
-            p.description or theirs.get(p.name, ""),
+            p.description or theirs.get(p.name, ""), ordered=p.ordered,
         )
         for p in parameter_set.parameters
     )  # fmt: skip
@@ -84,14 +85,35 @@ def describe_unit(parameter: Parameter) -> str:
 
 
 def legend_lines(parameter_set: ParameterSet) -> list[str]:
-    """The legend of a parameter table: one line per parameter, by group.
+    """The legend of a parameter table: one line per parameter, in order.
 
     ``f_sine  Notes, Hz: note of the sine oscillator: its carrier frequency``.
+    Parameters that differ only in a number, as the DX7's six operators' do,
+    share one line: ``op1..6_env_rate1  Operator 1..6, -: envelope rate 1``.
     """
-    width = max(len(p.name) for p in parameter_set.parameters)
-    lines = []
+    # Parameters whose names differ only in their first number (op1_env_rate1 ..
+    # op6_env_rate1), with the same unit and description, share a line.
+    rows: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
     for p in parameter_set.parameters:
-        where = ", ".join(part for part in (p.group, describe_unit(p)) if part)
-        text = f": {p.description}" if p.description else ""
-        lines.append(f"{p.name:<{width}}  {where}{text}")
+        first = _NUMBER.search(p.name)
+        pattern = _NUMBER.sub("#", p.name, count=1) if first else p.name
+        group = p.group.replace(first.group(), "#", 1) if first else p.group
+        key = (pattern, group, describe_unit(p), p.description)
+        rows.setdefault(key, []).append((first.group() if first else "", p.name, p.group))
+    named = []
+    for (pattern, group, unit, description), members in rows.items():
+        if len(members) == 1:
+            named.append((members[0][1], members[0][2], unit, description))
+            continue
+        span = f"{members[0][0]}..{members[-1][0]}"
+        named.append((pattern.replace("#", span), group.replace("#", span), unit, description))
+    width = max(len(name) for name, *_ in named)
+    lines = []
+    for name, group, unit, description in named:
+        where = ", ".join(part for part in (group, unit) if part)
+        text = f": {description}" if description else ""
+        lines.append(f"{name:<{width}}  {where}{text}")
     return lines
+
+
+_NUMBER = re.compile(r"\d+")

@@ -54,7 +54,9 @@ __all__ = [
     "check_output_rate",
     "loudness_gain",
     "prediction_record",
+    "preset_suffix",
     "unique_stem",
+    "voice_name_of",
     "write_patch",
     "write_prediction",
 ]
@@ -160,18 +162,39 @@ def unique_stem(path: Path, taken: set[str]) -> str:
     return candidate
 
 
-def write_patch(generator: Any, path_stem: Path, values: np.ndarray) -> Path | None:
-    """Save a patch as the synth's preset file: ``{stem}.fxp`` (plugin), ``{stem}.syx`` (Dexed).
+def preset_suffix(generator: Any) -> str | None:
+    """The suffix of the synth's preset files: ``.fxp`` (plugin), ``.syx`` (Dexed), or None."""
+    if hasattr(generator, "write_preset"):
+        return ".fxp"
+    return ".syx" if hasattr(generator, "write_syx") else None
 
+
+def write_patch(
+    generator: Any, path: Path, values: np.ndarray, *, note: int | None = None, name: str = ""
+) -> Path | None:
+    """Save a patch as the synth's preset file ``path`` (:func:`preset_suffix`).
+
+    A DX7 patch is a 32-voice bank (what Dexed's cartridge manager opens), the
+    patch in slot 1, named ``name`` (:func:`voice_name_of`; default the file's
+    name), transposed to be played at ``note`` (default the synth's own note).
     Returns None for a synth without a preset format.
     """
     if hasattr(generator, "write_preset"):
-        path: Path = generator.write_preset(path_stem.with_suffix(".fxp"), values=values)
-        return path
+        written: Path = generator.write_preset(path, values=values)
+        return written
     if hasattr(generator, "write_syx"):
-        path = generator.write_syx(path_stem.with_suffix(".syx"), values=values)
-        return path
+        written = generator.write_syx(
+            path, values=values, bank=True, note=note,
+            voice_name=voice_name_of(name or Path(path).stem),
+        )  # fmt: skip
+        return written
     return None
+
+
+def voice_name_of(stem: str) -> str:
+    """A DX7 voice name from a file name: printable ASCII, at most 10 characters (``kick_2`` -> ``KICK_2``)."""
+    text = "".join(c if c.isascii() and c.isprintable() else "_" for c in stem.upper())
+    return text[:10].strip() or "INVERSYNTH"
 
 
 class _Staging:
@@ -339,12 +362,13 @@ def _stage_wavs(
 
 def _stage_patch(staging: _Staging, generator: Any, stem: str, prediction: Prediction) -> None:
     values = prediction.values if prediction.match is None else prediction.match.values
-    suffix = ".fxp" if hasattr(generator, "write_preset") else ".syx"
-    if not (hasattr(generator, "write_preset") or hasattr(generator, "write_syx")):
+    suffix = preset_suffix(generator)
+    if suffix is None:
         return
+    note = None if prediction.note is None else prediction.note.midi
 
-    def write(path: Path) -> None:
-        write_patch(generator, path.with_suffix(""), values)
+    def write(path: Path) -> None:  # a temporary name: the voice is named after the stem
+        write_patch(generator, path, values, note=note, name=stem)
 
     staging.write("patch", f"{stem}{suffix}", write)
 
@@ -484,6 +508,8 @@ def prediction_record(
         },
         candidates=_candidates(prediction, loudness or {}),
     )
+    if prediction.note is not None:
+        record["note"] = prediction.note.to_dict()
     if prediction.true_indices is not None and run is not None:
         truth = run.parameter_set.to_values(np.asarray(prediction.true_indices)[None, :])[0]
         record["true_parameters"] = [

@@ -29,6 +29,7 @@ import numpy as np
 from generators.cli import env_default
 from generators.errors import InverSynthError
 from models.matching.audio_io import load_for_model
+from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
 from models.matching.match_output import check_output_rate, write_prediction
 from models.matching.match_result import LookupRecord, MatchResult
@@ -39,7 +40,8 @@ from models.matching.objective import (
     MatchProgress,
     ProgressCallback,
 )
-from models.matching.prediction import Prediction, predict_audio
+from models.matching.pitch import estimate_pitch
+from models.matching.prediction import PlayedNote, Prediction, predict_audio
 from models.matching.synth_lookup import open_synth_lookup, why_not_renderable
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ __all__ = [
     "match_prediction",
     "match_sound_file",
     "open_lookup",
+    "played_note",
     "run_label",
     "run_matcher",
 ]
@@ -174,12 +177,14 @@ def run_matcher(
     exclude_rows: np.ndarray | None = None,
     data_dir: str | Path | None = None,
     progress: bool = True,
+    threads: int = 1,
 ) -> Matcher:
     """The matcher of ``method`` for ``run``, playing ``generator`` (``run.make_generator()``).
 
     ``matcher.notes`` says what the method goes without; ``matcher.lookup_record``
     what its lookup is (:func:`open_lookup`). ``progress`` prints a lookup's
-    first build.
+    first build. ``threads`` score each batch of candidates in that many threads
+    (give the generator as many rendering workers: ``run.make_generator(workers=N)``).
 
     Raises
     ------
@@ -200,6 +205,8 @@ def run_matcher(
         continuous=continuous,
         lookup_record=record,
         notes=notes,
+        decode=run.decoding,
+        distance=MultiResolutionDistance(sample_rate=generator.sample_rate, threads=threads),
     )
 
 
@@ -268,11 +275,28 @@ def match_and_write(
         prediction, matcher, max_renders=budget_renders, time_limit_s=budget_s, seed=seed,
         on_progress=on_progress,
     )  # fmt: skip
+    if hasattr(generator, "voice_for_note"):  # a synth played at a note: the DX7
+        prediction.note = played_note(generator, prediction)
     written = write_prediction(
         prediction, output_dir, stem=stem, run=run, plot=plot, generator=generator,
         output_sample_rate=output_sample_rate,
     )  # fmt: skip
     return MatchOutcome(prediction, match, written.record, written.files)
+
+
+def played_note(generator: Any, prediction: Prediction) -> PlayedNote:
+    """The note a match is to be played at: the sound's pitch (or the synth's own note).
+
+    The sound's pitch comes from :func:`~models.matching.pitch.estimate_pitch`;
+    the synth played the match at its own note, and the preset written
+    (:meth:`~generators.dexed.synth.DexedGenerator.voice_for_note`) carries the
+    difference in its transpose, so the preset played at this note is the match.
+    """
+    pitch = estimate_pitch(prediction.input.audio, sample_rate=prediction.input.sample_rate)
+    wanted = generator.pitch if pitch.note is None else pitch.note
+    values = prediction.values if prediction.match is None else prediction.match.values
+    _, played = generator.voice_for_note(values, wanted)
+    return PlayedNote(midi=int(played), pitch=pitch, synth_note=int(generator.pitch))
 
 
 def match_sound_file(

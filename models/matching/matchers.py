@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.parameters import DECODINGS
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
 from models.matching.match_result import LookupRecord, MatchResult
@@ -122,6 +123,7 @@ class Matcher(abc.ABC):
         batch_size: int = 64,
         lookup_record: LookupRecord | None = None,
         notes: Sequence[str] = (),
+        decode: str = "argmax",
     ) -> None:
         if self.needs_scores and scores is None:
             raise InverSynthError(
@@ -136,6 +138,9 @@ class Matcher(abc.ABC):
             )
         if int(batch_size) != batch_size or batch_size <= 0:
             raise InverSynthError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if decode not in DECODINGS:
+            raise InverSynthError(f"decode must be one of {DECODINGS}, got {decode!r}")
+        self.decode = decode
         self.generator = generator
         self.parameter_set = generator.parameter_set
         self.distance = distance or MultiResolutionDistance(sample_rate=generator.sample_rate)
@@ -263,6 +268,18 @@ class Matcher(abc.ABC):
             out.append(p / total if total > 0 else np.full(p.shape, 1.0 / p.size))
         return out
 
+    def _guess(self, probabilities: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's guess [P] int64: each parameter's most likely class, or with
+        ``decode="median"`` the median class of each ordered parameter (the run's choice)."""
+        guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
+        if self.decode == "median":
+            for j, (p, parameter) in enumerate(
+                zip(probabilities, self.parameter_set.parameters, strict=True)
+            ):
+                if parameter.ordered:
+                    guess[j] = min(int(np.sum(np.cumsum(p) < 0.5)), p.size - 1)
+        return guess
+
     @abc.abstractmethod
     def _match(
         self,
@@ -343,7 +360,7 @@ class NetworkMatcher(Matcher):
         on_progress: ProgressCallback | None,
     ) -> _Found:
         probabilities = self._probabilities(audio)
-        guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
+        guess = self._guess(probabilities)
         n_draws = (max_renders or 4096) - 1
         patches = np.concatenate([guess[None, :], _sample_patches(probabilities, n_draws, rng)])
         objective = self._objective(
@@ -408,6 +425,10 @@ class SearchMatcher(Matcher):
     def _candidates(self, audio: np.ndarray) -> list[np.ndarray] | None:
         return None
 
+    def _priority(self, audio: np.ndarray) -> np.ndarray | None:
+        """Parameter positions in the order a large space's descent visits them (None: as declared)."""
+        return None
+
     def _match(
         self,
         audio: np.ndarray,
@@ -434,6 +455,7 @@ class SearchMatcher(Matcher):
             batch_size=self.batch_size,
             on_progress=on_progress,
             started_s=start_s,
+            priority=self._priority(audio),
         )
         return _Found(
             values=result.values,
@@ -500,8 +522,10 @@ class HybridMatcher(SearchMatcher):
 
     def _starts(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         probabilities, labels = self._prior(audio)
-        guess = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
-        rows = [guess[None, :], _sample_patches(probabilities, self.n_network_draws, rng)]
+        guess = self._guess(probabilities)
+        argmax = np.array([int(np.argmax(p)) for p in probabilities], dtype=np.int64)
+        rows = [guess[None, :], argmax[None, :]]  # the same row twice costs one render
+        rows.append(_sample_patches(probabilities, self.n_network_draws, rng))
         if labels is not None:
             rows.append(labels)
         return np.concatenate(rows, axis=0)
@@ -515,6 +539,12 @@ class HybridMatcher(SearchMatcher):
             near = labels[: max(1, self.n_neighbours // 8), j] if labels is not None else top
             out.append(np.unique(np.concatenate([top, near])))
         return out
+
+    def _priority(self, audio: np.ndarray) -> np.ndarray | None:
+        """The parameters the network is least sure of first (its top class least likely)."""
+        probabilities, _ = self._prior(audio)
+        confidence = np.array([float(np.max(p)) for p in probabilities])
+        return np.argsort(confidence, kind="stable")
 
 
 MATCHERS: dict[str, type[Matcher]] = {

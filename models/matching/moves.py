@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.matching.search import SAME_SOUND_DB, Objective
+from models.matching.objective import SAME_SOUND_DB, Objective
 
 __all__ = ["STEPS", "part_swaps", "step_options", "stepped_descent"]
 

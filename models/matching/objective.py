@@ -28,6 +28,7 @@ __all__ = [
     "BUDGET_REFERENCE_S",
     "DEFAULT_BUDGET_RENDERS",
     "DEFAULT_BUDGET_S",
+    "SAME_SOUND_DB",
     "MatchProgress",
     "Objective",
     "ProgressCallback",
@@ -38,6 +39,7 @@ __all__ = [
 Render = Callable[[np.ndarray], np.ndarray]  # values [B, P] float -> audio [B, N] float32
 
 _FIRST_BATCH = 8  # renders timed before a time budget trusts its estimate
+SAME_SOUND_DB = 1e-3  # a distance this small is the target itself (float32 rounding)
 
 # The default budget of a match, one definition for every command and benchmark: a
 # number of renders, so the result does not depend on the machine or its load, sized

@@ -28,6 +28,7 @@ from generators.validate import check_audio
 from models.matching.audio_io import ModelInput, load_for_model, load_segments
 from models.matching.legend import with_descriptions
 from models.matching.metrics import compare_audio
+from models.matching.pitch import Pitch, note_name
 
 if TYPE_CHECKING:
     from models.common.run import Run
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ParameterPrediction",
+    "PlayedNote",
     "Prediction",
     "class_verdict",
     "format_value",
@@ -44,6 +46,35 @@ __all__ = [
     "predict_file",
     "predict_segments",
 ]
+
+
+@dataclass(frozen=True)
+class PlayedNote:
+    """The note a match's preset is played at, and the pitch it came from.
+
+    Attributes
+    ----------
+    midi : int
+        The MIDI note (60 = C4).
+    pitch : Pitch
+        The sound's estimated pitch (``pitch.midi`` None: no pitch found, the
+        synth's own note is kept).
+    synth_note : int
+        The note the synth played while matching; the preset's transpose
+        carries the difference.
+    """
+
+    midi: int
+    pitch: Pitch
+    synth_note: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "midi": self.midi,
+            "name": note_name(self.midi),
+            "pitch": self.pitch.to_dict(),
+            "synth_note": self.synth_note,
+        }
 
 
 def is_ordered(parameter: Parameter) -> bool:
@@ -120,6 +151,10 @@ class Prediction:
     match : MatchResult, or None
         A matcher's refinement (:mod:`models.matching.match_sounds`); then
         ``resynthesis`` and ``metrics`` are the network's guess, the match is final.
+    note : PlayedNote, optional
+        For a synth played at a note (the DX7): the note the match's preset is to
+        be played at, from the sound's pitch
+        (:func:`~models.matching.match_sounds.played_note`).
     """
 
     source: str
@@ -133,6 +168,7 @@ class Prediction:
     true_indices: np.ndarray | None = None
     match: MatchResult | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    note: PlayedNote | None = None
 
 
 def _parameter_predictions(
@@ -197,7 +233,7 @@ def predict_audio(
         sound = ModelInput(audio, run.sample_rate, run.sample_rate, 1, audio.shape[0], [])
     scores = run.predict_scores(sound.audio[None, :])[0]  # [n_outputs]
     parameter_set = run.parameter_set
-    indices = parameter_set.decode(scores[None, :])[0]  # [n_parameters]
+    indices = run.decode(scores[None, :])[0]  # [n_parameters]
     values = parameter_set.to_values(indices[None, :])[0]
     described = with_descriptions(
         parameter_set, generator=generator, generator_name=run.generator_name,

@@ -446,7 +446,7 @@ def _read_sample(
             f"the dataset {dataset_paths} no longer matches the saved predictions; "
             "evaluate the run again"
         )
-    predicted = info.parameter_set.decode(sample.scores)
+    predicted = info.decode(sample.scores)
     (result,) = resynthesize(
         info.generator_name,
         info.generator_config,
@@ -569,7 +569,7 @@ def write_report(
     sample = predictions.take(rows)
     dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
     reference, resynthesized = _read_sample(info, dataset_paths, sample)
-    predicted = info.parameter_set.decode(sample.scores)
+    predicted = info.decode(sample.scores)
     refined_audio = None if matched is None else _render(info, matched[rows])
     cards = [
         _example_card(

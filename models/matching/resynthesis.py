@@ -244,7 +244,7 @@ def _measure(
 
     parameter_set = info.parameter_set
     n = len(predictions)
-    predicted = parameter_set.decode(predictions.scores)  # [n, P]
+    predicted = info.decode(predictions.scores)  # [n, P], the run's guess
     chance_indices = (
         parameter_set.sample_indices(seed=CHANCE_SEED, start=0, n_examples=n) if chance else None
     )

@@ -52,7 +52,9 @@ import numpy as np
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.matching.distance import MultiResolutionDistance
+from models.matching.moves import part_swaps, step_options, stepped_descent
 from models.matching.objective import (
+    SAME_SOUND_DB,
     MatchProgress,
     Objective,
     ProgressCallback,
@@ -76,7 +78,10 @@ __all__ = [
 
 _MAX_COMBINED = 3  # one-parameter moves combined per step (more leads into other basins)
 _MAX_IDLE_KICKS = 50
-SAME_SOUND_DB = 1e-3  # a distance this small is the target itself (float32 rounding)
+# A space whose every level is more renders than this is searched by steps and parts
+# (models.matching.moves): a DX7 voice has 9,569 levels, the FM synth 368.
+LARGE_SPACE_LEVELS = 2000
+_DONORS = 16  # starts whose parts a large space's best start tries
 
 
 # --------------------------------------------------------------------------
@@ -311,6 +316,7 @@ def search(
     batch_size: int = 64,
     on_progress: ProgressCallback | None = None,
     started_s: float | None = None,
+    priority: np.ndarray | None = None,
 ) -> SearchResult:
     """Search the synth's settings closest to a target (see the module docstring).
 
@@ -347,6 +353,9 @@ def search(
         Candidates per call of ``render``.
     on_progress, started_s
         As :class:`Objective`: called after every batch of renders.
+    priority : np.ndarray [P], int, optional
+        Parameter positions, the most uncertain first: the order in which a
+        large space's stepped descent visits them (default as declared).
 
     Returns
     -------
@@ -384,14 +393,19 @@ def search(
     start_distance = float(objective.indices(all_starts[:1])[0])  # heard first, whatever the budget
     assert objective.best_audio is not None
     start_audio = objective.best_audio
-    _discrete_search(
-        objective,
-        all_starts,
-        rng=rng,
-        candidates=candidates,
-        n_descents=n_descents,
-        pairs=pairs,
-    )
+    if int(parameter_set.n_outputs) > LARGE_SPACE_LEVELS:
+        _large_space_search(
+            objective, all_starts, rng=rng, candidates=candidates, priority=priority
+        )
+    else:
+        _discrete_search(
+            objective,
+            all_starts,
+            rng=rng,
+            candidates=candidates,
+            n_descents=n_descents,
+            pairs=pairs,
+        )
     if continuous:
         objective.max_renders, objective.time_limit_s = max_renders, time_limit_s
         _continuous_search(objective, rng=rng)
@@ -436,6 +450,56 @@ def _discrete_search(
         pair_moves(objective, _best_indices(objective), pairs=pairs, candidates=every_level)
         neighbourhood_descent(objective, _best_indices(objective))
     _kicks(objective, rng=rng)
+
+
+def parameter_parts(parameter_set: ParameterSet) -> list[np.ndarray]:
+    """The parts a search swaps whole: the positions of each reporting group of 2 or more."""
+    groups: dict[str, list[int]] = {}
+    for j, p in enumerate(parameter_set.parameters):
+        if p.group:
+            groups.setdefault(p.group, []).append(j)
+    return [np.array(cols, dtype=np.int64) for cols in groups.values() if len(cols) > 1]
+
+
+def _large_space_search(
+    objective: Objective,
+    starts: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    candidates: Sequence[np.ndarray] | None,
+    priority: np.ndarray | None,
+) -> None:
+    """A space too large to hear every level of (a DX7 voice): parts, steps, kicks.
+
+    The starts are heard; the best takes whole parts (an operator, the LFO)
+    of the others (:func:`~models.matching.moves.part_swaps`); a stepped block
+    descent follows (:func:`~models.matching.moves.stepped_descent`), the
+    parameters in ``priority`` order, each also trying its ``candidates``; kicks
+    change one to three parameters by steps and descend again until the budget
+    is spent.
+    """
+    d = objective.indices(starts)
+    ranked = starts[np.argsort(d, kind="stable")]
+    point, _ = part_swaps(  # the best start takes parts of the next best
+        objective,
+        ranked[0],
+        donors=ranked[1:_DONORS],
+        parts=parameter_parts(objective.parameter_set),
+    )
+    stepped_descent(objective, point, order=priority, extra=candidates)
+    ps = objective.parameter_set
+    idle = 0
+    while not objective.exhausted and idle < _MAX_IDLE_KICKS:
+        if objective.best_distance <= SAME_SOUND_DB:
+            return
+        renders = objective.renders
+        point = _best_indices(objective)
+        for j in rng.choice(len(ps), size=int(rng.integers(1, 4)), replace=False):
+            p = ps.parameters[j]
+            options = step_options(p.n_levels, int(point[j]), ordered=p.ordered)
+            point[j] = int(rng.choice(options))
+        stepped_descent(objective, point, order=priority, extra=candidates, max_sweeps=1)
+        idle = idle + 1 if objective.renders == renders else 0
 
 
 def _best_indices(objective: Objective) -> np.ndarray:
