@@ -165,11 +165,14 @@ def write_patch(generator: Any, path_stem: Path, values: np.ndarray) -> Path | N
 
     Returns None for a synth without a preset format.
     """
+    # The suffix is added, not swapped: a stem may hold dots (a temporary ".x.123.tmp").
     if hasattr(generator, "write_preset"):
-        path: Path = generator.write_preset(path_stem.with_suffix(".fxp"), values=values)
+        path: Path = generator.write_preset(
+            path_stem.with_name(path_stem.name + ".fxp"), values=values
+        )
         return path
     if hasattr(generator, "write_syx"):
-        path = generator.write_syx(path_stem.with_suffix(".syx"), values=values)
+        path = generator.write_syx(path_stem.with_name(path_stem.name + ".syx"), values=values)
         return path
     return None
 
