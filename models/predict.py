@@ -58,6 +58,7 @@ from generators.cli import (
 )
 from generators.errors import InverSynthError
 from generators.options import add_output_dir_argument, add_seed_argument
+from generators.outputs import mark_predictions_folder, predictions_folder
 from models.cli.options import add_budget_arguments
 from models.matching.legend import legend_lines, with_descriptions
 from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
@@ -325,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  wrote {names} in {output_dir}")
     finally:
         generator.close()
+        if output_dir == predictions_folder():  # clean_outputs tells predict's folder by its mark
+            mark_predictions_folder(output_dir)
     n = len(inputs)
     if failed:
         print(f"\n{n - failed} of {n} sounds matched; {failed} failed", file=sys.stderr)
