@@ -43,6 +43,7 @@ from models.matching.match_sounds import (
 )
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.metrics import METRICS
+from models.matching.objective import BUDGET_REFERENCE_S
 from models.matching.prediction import format_value
 from models.matching.report import synth_label
 
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "BUDGET_REFERENCE_S",
     "DEFAULT_BUDGET_RENDERS",
     "DEFAULT_BUDGET_S",
     "DEFAULT_METHOD",
