@@ -159,6 +159,13 @@ def wait(client: TestClient, job_id: str, *, timeout_s: float = 120.0) -> dict:
     raise AssertionError(f"job {job_id} did not end in {timeout_s} s")
 
 
+def blas_threads() -> set[int]:
+    """The threads of every BLAS library loaded in this process (numpy's OpenBLAS)."""
+    from threadpoolctl import threadpool_info
+
+    return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
+
+
 def uploads_left(settings: ServeSettings) -> list[Path]:
     folder = settings.uploads_dir
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
@@ -338,6 +345,7 @@ def test_a_second_sound_waits_its_turn_and_both_finish_in_order(served):
 
 def test_a_running_match_shows_its_renders_and_a_cancel_stops_it_midway(served):
     client, settings = served
+    blas_before = blas_threads()
     earlier = send(client, wav_bytes(), name="earlier.wav").json()
     assert wait(client, earlier["id"])["status"] == "done"
     running = send(client, wav_bytes(), name="long.wav", budget_renders=str(MAX_BUDGET_RENDERS))
@@ -355,6 +363,7 @@ def test_a_running_match_shows_its_renders_and_a_cancel_stops_it_midway(served):
         if state["progress"] and (not reports or state["progress"] != reports[-1]):
             reports.append(state["progress"])
         time.sleep(0.02)
+    assert blas_threads() == {1}  # while it matches (the limit is the process's)
     renders = [r["renders"] for r in reports]
     assert renders == sorted(renders) and 0 < renders[0] < renders[-1]
     best = [r["best_distance_db"] for r in reports]
@@ -366,6 +375,7 @@ def test_a_running_match_shows_its_renders_and_a_cancel_stops_it_midway(served):
     assert state["status"] == "cancelled" and time.monotonic() - asked < CANCEL_WAIT_S
     assert state["result"] is None and state["cancel_requested"] is False
     assert state["progress"]["renders"] < MAX_BUDGET_RENDERS // 100
+    assert blas_threads() == blas_before  # and as they were once it stopped
     assert not (settings.results_dir / running["id"]).exists()
     assert client.get(f"/files/{running['id']}/input").status_code == 404
     assert uploads_left(settings) == []
