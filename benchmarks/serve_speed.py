@@ -5,18 +5,23 @@ port and drives the system Chromium (Playwright) through the page. Run by hand::
 
     uv run python -m benchmarks.serve_speed                     # 3 warm rounds
     uv run python -m benchmarks.serve_speed --screenshots docs  # also the README's screenshots
+    uv run python -m benchmarks.serve_speed --blas_rounds 4     # one BLAS thread against all
 
 Prints:
 
 * **time to the first sound**: from pressing Match on a 1 s sound (44.1 kHz) at the
-  default budget (hybrid, 2 s) to the match playing in the page (its ``playing``
-  event): once right after the server starts (``cold``: the model may still be
-  loading) and then ``--rounds`` times (``warm``), with the server's own
-  seconds for the match beside it;
+  page's default budget (hybrid, the library's 4,000 renders, no time cap) to the
+  match playing in the page (its ``playing`` event): once right after the server
+  starts (``cold``: the model may still be loading) and then ``--rounds`` times
+  (``warm``), with the server's own seconds for the match and its renders beside it;
 * **page weight**: bytes of HTML + CSS + JavaScript, and what one match adds (the
   result, three WAVs, and the page's polls), as the browser received them;
 * **two tabs at once**: both send a sound within a moment; when each result
-  appears, and whether the second waited for the first.
+  appears, and whether the second waited for the first;
+* with ``--blas_rounds N`` instead: the page's app in this process (no browser)
+  matches the same sound 2N times, alternating the page's one BLAS thread with
+  OpenBLAS's own thread count, and prints the search's seconds of each and their
+  ratio (interleaved, so load from other jobs hits both alike).
 
 The machine's load average is printed before and after: other jobs on its cores
 change every time here.
@@ -103,16 +108,19 @@ def start_server(root: Path) -> tuple[subprocess.Popen, str]:
     return process, line.split(" is at ")[1].split()[0]
 
 
-def _server_seconds(page: Any, job: str) -> float:
+def _server_state(page: Any, job: str) -> dict[str, Any]:
     state: dict[str, Any] = page.evaluate(f"fetch('/api/jobs/{job}').then((r) => r.json())")
-    return float(state["elapsed_s"])
+    return state
 
 
 def time_to_sound(page: Any, sound: Path) -> dict[str, float]:
-    """One match at the default budget: ms to the result shown and to the match playing."""
+    """One match at the form's budget: ms to the result shown and to the match playing."""
     page.set_input_files("#sound", str(sound))
     timing: dict[str, Any] = page.evaluate(_TIME_TO_SOUND)
-    timing["server_s"] = _server_seconds(page, timing.pop("job"))
+    state = _server_state(page, timing.pop("job"))
+    timing["server_s"] = float(state["elapsed_s"])
+    timing["budget_renders"] = state["budget_renders"]
+    timing["renders"] = (state["progress"] or {}).get("renders", 0)
     return timing
 
 
@@ -184,11 +192,72 @@ def screenshots(context: Any, url: str, sound: Path, folder: Path) -> None:
         page.close()
 
 
+def _match_once(client: Any, sound: Path) -> float:
+    """Match ``sound`` at the default budget through the app; the search's seconds."""
+    job = client.post(
+        "/api/jobs", files={"sound": (sound.name, sound.read_bytes(), "audio/wav")},
+        data={"model": "pretrained/fm_M1"}, headers={"X-InverSynth": "1"},
+    ).json()  # fmt: skip
+    progress = None
+    while True:
+        state = client.get(f"/api/jobs/{job['id']}").json()
+        progress = state["progress"] or progress
+        if state["status"] in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    if state["status"] != "done" or progress is None:
+        raise SystemExit(f"the match ended {state['status']}: {state['error']}")
+    return float(progress["seconds"])
+
+
+def blas_threads(rounds: int) -> None:
+    """The page's search with one BLAS thread and with OpenBLAS's own count, interleaved."""
+    from starlette.testclient import TestClient
+    from threadpoolctl import threadpool_info
+
+    from models.web import library
+    from models.web.server import ServeSettings, create_app
+
+    one_thread = library.threadpool_limits
+    own = max(int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
+    seconds: dict[str, list[float]] = {"1 thread": [], f"{own} threads": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sound = chord_wav(root / "chord.wav")
+        settings = ServeSettings(
+            serve_dir=root / "serve", runs_dir=root / "runs", allowed_hosts=("testserver",)
+        )
+        with TestClient(create_app(settings)) as client:
+            _match_once(client, sound)  # loads the model and its lookup
+            for _ in range(rounds):
+                for label in seconds:
+                    library.threadpool_limits = (
+                        one_thread if label == "1 thread" else lambda **_: contextlib.nullcontext()
+                    )
+                    seconds[label].append(_match_once(client, sound))
+                    print(f"  {label}: {seconds[label][-1]:.2f} s", flush=True)
+        library.threadpool_limits = one_thread
+    medians = {label: statistics.median(values) for label, values in seconds.items()}
+    shown = ", ".join(f"{label} {m:.2f} s" for label, m in medians.items())
+    print(
+        f"the default match's search, median of {rounds}: {shown}; "
+        f"{medians[f'{own} threads'] / medians['1 thread']:.2f}x as long with {own}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_speed", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="warm matches timed")
     parser.add_argument("--screenshots", type=Path, default=None, help="write PNGs here")
+    parser.add_argument(
+        "--blas_rounds", type=int, default=0, help="only compare BLAS threads, this many rounds"
+    )
     args = parser.parse_args(argv)
+    if args.blas_rounds:
+        print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        blas_threads(args.blas_rounds)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        return 0
     from playwright.sync_api import sync_playwright
 
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -226,11 +295,12 @@ def report(context: Any, url: str, sound: Path, args: argparse.Namespace, t_star
     page.close()
     played = [w["played_ms"] / 1000 for w in warm]
     server = [w["server_s"] for w in warm]
+    renders = sorted({f"{w['renders']:,} of {w['budget_renders']:,}" for w in warm})
     print(
         f"warm, {args.rounds} rounds: first sound {statistics.median(played):.2f} s after pressing "
         f"Match (median; {min(played):.2f}-{max(played):.2f}), of which the server's match "
-        f"{statistics.median(server):.2f} s (budget 2 s); the rest is upload, polling, the "
-        f"result and the WAV"
+        f"{statistics.median(server):.2f} s ({', '.join(renders)} renders, the form's default "
+        f"budget); the rest is upload, polling, the result and the WAV"
     )
     weight = page_weight(context, url, sound)
     print(

@@ -1,19 +1,26 @@
-"""Remove the toolkit's outputs: datasets, runs, the demo, comparisons (``uv run task clean_outputs``).
+"""Remove the toolkit's outputs: datasets, runs, the demo, comparisons, the page's and predict's folders.
+
+``uv run task clean_outputs``.
 
 ``python -m generators.clean`` lists what it would remove from the output
 folders, and what it leaves there and why, and deletes nothing; ``--yes``
 lists the same, then deletes. The folders are the defaults of the commands
 that write them, or the ``INVERSYNTH_*`` variables that move them (``.env``):
 ``INVERSYNTH_DATASET_DIRECTORY`` (``data``), ``INVERSYNTH_OUTPUT_DIR``
-(``runs``), ``INVERSYNTH_DEMO_DIRECTORY`` (``demo``) and ``comparison``. Name
-some of them (``data``, ``runs``, ``demo``, ``comparison``) to clean only those.
+(``runs``), ``INVERSYNTH_DEMO_DIRECTORY`` (``demo``), ``comparison``,
+``INVERSYNTH_SERVE_DIRECTORY`` (``serve``, the matching page's) and
+``INVERSYNTH_PREDICTIONS_DIRECTORY`` (``predictions``, where ``predict`` writes
+the shipped model's matches). Name some of them (``data``, ``runs``, ``demo``,
+``comparison``, ``serve``, ``predictions``) to clean only those.
 
 Only what the toolkit made goes, told by its own marks
 (:mod:`generators.outputs`): datasets with the writer's schema attributes and
 their ``.partial``, ``.lock`` and ``.index.npz`` companions, run folders with
 their ``run.json`` (their own entries only), the demo's folders beside its
-marker file, comparison tables. Everything else stays, and is listed with the
-reason; nothing being written (its lock held) is touched; links are never
+marker file, comparison tables, the page's uploads and results beside its
+marker, and beside predict's marker each match's record and the files it
+names. Everything else stays, and is listed with the reason; nothing being
+written (its lock held, a page serving from its folder) is touched; links are never
 followed out of a folder nor removed. An output folder that is ``/``, the
 home folder, the project or the working folder, or holds one of them, is
 refused before anything is looked at. A folder left empty is removed.
@@ -34,14 +41,22 @@ from generators.outputs import (
     COMPARISON_FILES,
     DEMO_FOLDERS,
     DEMO_MARKER,
+    PREDICTIONS_MARKER,
+    SERVE_FOLDER,
+    SERVE_FOLDERS,
+    SERVE_MARKER,
     dataset_companion,
     is_dataset_file,
     is_demo_folder,
     is_lock_file,
     is_lookup_index,
+    is_predictions_folder,
     is_run_entry,
     is_run_folder,
+    is_serve_folder,
     lock_holder,
+    match_record_files,
+    predictions_folder,
 )
 from generators.schema import lock_path
 from generators.storage import format_size
@@ -49,7 +64,13 @@ from generators.storage import format_size
 __all__ = ["CleanPlan", "check_folder", "clean", "main", "output_folders", "plan_clean"]
 
 # The variable that moves each kind of folder (comparison has none).
-_VARIABLES = {"data": "DATASET_DIRECTORY", "runs": "OUTPUT_DIR", "demo": "DEMO_DIRECTORY"}
+_VARIABLES = {
+    "data": "DATASET_DIRECTORY",
+    "runs": "OUTPUT_DIR",
+    "demo": "DEMO_DIRECTORY",
+    "serve": "SERVE_DIRECTORY",
+    "predictions": "PREDICTIONS_DIRECTORY",
+}
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 MAX_LEFT_SHOWN = 20  # entries left alone listed one by one; the rest are counted
 
@@ -61,6 +82,8 @@ def output_folders() -> dict[str, Path]:
         "runs": env_default("OUTPUT_DIR", Path("runs"), Path),
         "demo": env_default("DEMO_DIRECTORY", Path("demo"), Path),
         "comparison": Path("comparison"),
+        "serve": env_default("SERVE_DIRECTORY", SERVE_FOLDER, Path),
+        "predictions": predictions_folder(),
     }
 
 
@@ -218,11 +241,61 @@ def _plan_comparison(folder: Path, plan: CleanPlan) -> None:
     plan.folders.append(folder)
 
 
+def _plan_marked(folder: Path, plan: CleanPlan, own: dict[Path, str], whole: str) -> None:
+    """A marked folder's own entries (``own``: path -> what it is), the rest left.
+
+    When everything in it is its own, the folder goes as one item (``whole``).
+    """
+    entries = [e for e in _entries(folder, plan) if plan.first_visit(e)]
+    if all(e in own for e in entries):
+        plan.remove.append((folder, whole))
+        return
+    for entry in entries:
+        if entry in own:
+            plan.remove.append((entry, own[entry]))
+        else:
+            plan.leave.append((entry, "not made by the toolkit"))
+    plan.folders.append(folder)
+
+
+def _plan_serve(folder: Path, plan: CleanPlan) -> None:
+    """The matching page's folder: its uploads and results beside its marker, unless it serves."""
+    if not is_serve_folder(folder):
+        plan.leave.append((folder, f"no {SERVE_MARKER} in it: not a folder the matching page made"))
+        return
+    holder = lock_holder(folder / SERVE_MARKER)
+    if holder:
+        plan.leave.append((folder, f"the matching page serves from it ({holder})"))
+        return
+    own = {folder / SERVE_MARKER: "the matching page's marker"}
+    for name in SERVE_FOLDERS:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            own[path] = f"the matching page's {name}"
+    _plan_marked(folder, plan, own, "the matching page's uploads and results")
+
+
+def _plan_predictions(folder: Path, plan: CleanPlan) -> None:
+    """predict's folder: beside its marker, each match's record and the files the record names."""
+    if not is_predictions_folder(folder):
+        plan.leave.append(
+            (folder, f"no {PREDICTIONS_MARKER} in it: not known to be predict's folder")
+        )
+        return
+    own = {folder / PREDICTIONS_MARKER: "predict's marker"}
+    for entry in _entries(folder, plan):
+        for path in match_record_files(entry) or []:
+            own.setdefault(path, f"of the match {entry.name}")
+    _plan_marked(folder, plan, own, "predict's matches")
+
+
 _PLANNERS: dict[str, Callable[[Path, CleanPlan], None]] = {
     "data": _plan_datasets,
     "runs": _plan_runs,
     "demo": _plan_demo,
     "comparison": _plan_comparison,
+    "serve": _plan_serve,
+    "predictions": _plan_predictions,
 }
 
 
@@ -311,8 +384,9 @@ def clean(folders: dict[str, Path], *, yes: bool, echo: Callable[[str], None] = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser(
         prog="python -m generators.clean",
-        description="List the toolkit's outputs (datasets, runs, the demo, comparisons) and what "
-        "else is in their folders; with --yes, delete the outputs.",
+        description="List the toolkit's outputs (datasets, runs, the demo, comparisons, the "
+        "matching page's folder, predict's folder) and what else is in their folders; with "
+        "--yes, delete the outputs.",
     )
     kinds = tuple(_PLANNERS)
     parser.add_argument(

@@ -47,6 +47,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from threadpoolctl import threadpool_limits
+
 from generators.cli import (
     env_default,
     make_parser,
@@ -58,6 +60,7 @@ from generators.cli import (
 )
 from generators.errors import InverSynthError
 from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
+from generators.outputs import mark_predictions_folder, predictions_folder
 from models.cli.options import add_budget_arguments
 from models.matching.legend import legend_lines, with_descriptions
 from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
@@ -322,10 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         matcher = _matcher(run, args, generator)
         for item in inputs:
             try:
-                outcomes = _match_item(
-                    run, item, args, matcher=matcher, generator=generator, output_dir=output_dir,
-                    taken=taken,
-                )  # fmt: skip
+                # One BLAS thread: the match renders and scores in its own --workers threads,
+                # and BLAS's threads would only wait on them (2.5x slower under load).
+                with threadpool_limits(limits=1, user_api="blas"):
+                    outcomes = _match_item(
+                        run, item, args, matcher=matcher, generator=generator,
+                        output_dir=output_dir, taken=taken,
+                    )  # fmt: skip
             except (InverSynthError, OSError) as exc:
                 failed += 1
                 message = str(exc) if isinstance(exc, InverSynthError) else exc.strerror or exc
@@ -345,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  wrote {names} in {output_dir}")
     finally:
         generator.close()
+        if output_dir == predictions_folder():  # clean_outputs tells predict's folder by its mark
+            mark_predictions_folder(output_dir)
     n = len(inputs)
     if failed:
         print(f"\n{n - failed} of {n} sounds matched; {failed} failed", file=sys.stderr)

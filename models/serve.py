@@ -28,6 +28,7 @@ from pathlib import Path
 from generators.cli import bounded_float, bounded_int, env_default, make_parser, run_cli
 from generators.errors import InverSynthError
 from generators.options import add_bool_argument, add_output_dir_argument
+from generators.outputs import SERVE_FOLDER
 
 __all__ = ["get_parser", "main"]
 
@@ -57,7 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--serve_directory",
         type=Path,
-        default=env_default("SERVE_DIRECTORY", Path("serve"), Path),
+        default=env_default("SERVE_DIRECTORY", SERVE_FOLDER, Path),
         help="folder of the uploads and results; the page reads and writes nothing else",
     )
     add_output_dir_argument(
@@ -140,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_hosts=_allowed_hosts(args.host),
         preload=args.preload,
     )
-    try:
-        open_serve_folder(settings)  # refused here in one line, before the server starts
+    try:  # refused here in one line, before the server starts (it locks the folder again)
+        open_serve_folder(settings).release()
     except BaseException:
         sock.close()
         raise

@@ -14,7 +14,16 @@ import pytest
 
 from generators import cli
 from generators.clean import main
-from generators.outputs import COMPARISON_FILES, DEMO_MARKER, RUN_ENTRIES, mark_demo_folder
+from generators.outputs import (
+    COMPARISON_FILES,
+    DEMO_MARKER,
+    MATCH_RECORD_VERSION,
+    PREDICTIONS_MARKER,
+    RUN_ENTRIES,
+    SERVE_MARKER,
+    mark_demo_folder,
+    mark_predictions_folder,
+)
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 
@@ -206,6 +215,111 @@ def test_an_empty_variable_is_the_default_folder_not_the_working_folder(
     assert (workdir / "wavs").is_dir() and (workdir / ".env").exists()
     assert not (workdir / "runs" / "C1_sine").exists()
     assert not (workdir / "data" / "fm_data.hdf5").exists()
+
+
+def _serve_folder(folder: Path, *, marked: bool) -> None:
+    """A folder laid out as the matching page's: an upload waiting, a finished match."""
+    (folder / "uploads" / "a1").mkdir(parents=True)
+    (folder / "uploads" / "a1" / "tone.wav").write_text("x")
+    (folder / "results" / "b2").mkdir(parents=True)
+    (folder / "results" / "b2" / "tone.json").write_text("{}")
+    if marked:
+        (folder / SERVE_MARKER).write_text("")
+
+
+def test_the_page_folder_is_told_by_its_marker_and_left_while_it_serves(
+    workdir: Path, capsys
+) -> None:
+    from models.web.serve_folder import open_serve_folder
+    from models.web.server import ServeSettings
+
+    serve = workdir / "serve"
+    _serve_folder(serve, marked=False)  # the same names, no marker: not the page's
+    assert main(["serve", "--yes"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        f"leaving serve/: no {SERVE_MARKER} in it: not a folder the matching page made" in printed
+    )
+    assert (serve / "uploads" / "a1" / "tone.wav").exists()
+    assert (serve / "results" / "b2" / "tone.json").exists()
+
+    (serve / SERVE_MARKER).write_text("")
+    lock = open_serve_folder(ServeSettings(serve_dir=serve, runs_dir=workdir / "runs"))
+    try:  # a page serving from it: left whole
+        assert main(["serve", "--yes"]) == 0
+    finally:
+        lock.release()
+    printed = capsys.readouterr().out
+    assert f"leaving serve/: the matching page serves from it (process {os.getpid()})" in printed
+    assert (serve / "results" / "b2" / "tone.json").exists()
+
+    (serve / "my_notes.txt").write_text("mine")
+    assert main(["serve"]) == 0
+    printed = capsys.readouterr().out
+    assert "would remove serve/results/ (the matching page's results; 1 file" in printed
+    assert "leaving serve/my_notes.txt: not made by the toolkit" in printed
+    assert main(["serve", "--yes"]) == 0
+    assert sorted(p.name for p in serve.iterdir()) == ["my_notes.txt"]
+    (serve / "my_notes.txt").unlink()
+    _serve_folder(serve, marked=True)
+    assert main(["--yes"]) == 0  # everything in it is the page's: the folder goes
+    assert "removing serve/ (the matching page's uploads and results; 3 files" in (
+        capsys.readouterr().out
+    )
+    assert not serve.exists()
+
+
+def _match_files(folder: Path, stem: str) -> list[str]:
+    """A match as predict writes it: its record names every file, itself included."""
+    names = {"json": f"{stem}.json", "input": f"{stem}_input.wav",
+             "resynthesis": f"{stem}_resynthesis.wav", "plot": f"{stem}.png"}  # fmt: skip
+    for name in names.values():
+        (folder / name).write_text("x")
+    record = {"format_version": 2, "run": {}, "input": {}, "candidates": [], "files": names}
+    (folder / names["json"]).write_text(json.dumps(record))
+    return sorted(names.values())
+
+
+def test_predicts_folder_is_told_by_its_marker_each_match_by_its_record(
+    workdir: Path, capsys
+) -> None:
+    folder = workdir / "predictions"
+    folder.mkdir()
+    kick = _match_files(folder, "kick")
+    (folder / "my_take.wav").write_text("mine")
+    (folder / "notes.json").write_text(json.dumps({"format_version": 2, "files": {}}))
+    assert main(["predictions", "--yes"]) == 0  # no marker: not known to be predict's
+    printed = capsys.readouterr().out
+    assert f"leaving predictions/: no {PREDICTIONS_MARKER} in it" in printed
+    assert len(list(folder.iterdir())) == len(kick) + 2
+
+    mark_predictions_folder(folder)
+    assert main(["predictions"]) == 0
+    printed = capsys.readouterr().out
+    assert "would remove predictions/kick_resynthesis.wav (of the match kick.json" in printed
+    assert "leaving predictions/my_take.wav: not made by the toolkit" in printed
+    assert "leaving predictions/notes.json: not made by the toolkit" in printed
+    assert main(["predictions", "--yes"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["my_take.wav", "notes.json"]
+
+    for name in ("my_take.wav", "notes.json"):
+        (folder / name).unlink()
+    _match_files(folder, "pad")
+    mark_predictions_folder(folder)
+    assert main(["--yes"]) == 0  # only predict's matches in it: the folder goes
+    assert "removing predictions/ (predict's matches; 5 files" in capsys.readouterr().out
+    assert not folder.exists()
+
+
+def test_no_marker_where_predict_wrote_nothing(workdir: Path) -> None:
+    mark_predictions_folder(workdir / "predictions")  # nothing written: nothing made
+    assert not (workdir / "predictions").exists()
+
+
+def test_match_records_are_the_version_the_matching_side_writes() -> None:
+    from models.matching.match_output import FORMAT_VERSION
+
+    assert MATCH_RECORD_VERSION == FORMAT_VERSION
 
 
 def test_run_folder_names_agree_with_the_training_side() -> None:

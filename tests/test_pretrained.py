@@ -78,6 +78,7 @@ def test_predict_without_run_uses_it_and_writes_into_the_working_folder(
     # The legend says what each parameter is, though the run predates descriptions.
     assert "B_sine     Amplitude LFO, Hz: depth of the sine oscillator's pitch LFO" in printed
     record = json.loads((tmp_path / "predictions" / "fm.json").read_text())
+    assert (tmp_path / "predictions" / ".inversynth-predictions").is_file()  # for clean_outputs
     described = {p["name"]: p["description"] for p in record["candidates"][0]["parameters"]}
     assert described["cutoff_hz"] == "cutoff frequency of the resonant low-pass filter"
     assert record["run"]["model"] == "M1" and record["run"]["generator"] == "fm"

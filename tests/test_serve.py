@@ -2,8 +2,9 @@
 
 The app runs in this process under Starlette's TestClient with the shipped FM
 model (and a tiny untrained DX7 run where the ``dexed`` extra is installed);
-budgets are fractions of a second. The server command itself is started as a
-process to check its exit codes.
+budgets are a few hundred renders (a fraction of a second), but for the
+matches that must still run when the test acts on them. The server command
+itself is started as a process to check its exit codes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +28,21 @@ import soundfile as sf
 from starlette.testclient import TestClient
 
 from generators.errors import InverSynthError
+from generators.outputs import match_record_files
 from generators.parameters import ParameterSet
 from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
 from models.common.data import Split
 from models.common.pretrained import PRETRAINED_FM_RUN
-from models.web.server import MARKER, ServeSettings, create_app, open_serve_folder
+from models.web.library import DEFAULT_BUDGET_RENDERS, format_value
+from models.web.server import (
+    CANCEL_WAIT_S,
+    MARKER,
+    MAX_BUDGET_RENDERS,
+    ServeSettings,
+    create_app,
+    open_serve_folder,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16384
@@ -129,7 +141,7 @@ def send(
     client: TestClient, data: bytes, *, name: str = "tone.wav", headers: dict | None = None,
     **fields: Any,
 ) -> Any:  # fmt: skip
-    form = {"model": "pretrained/fm_M1", "method": "hybrid", "budget_s": "0.3", **fields}
+    form = {"model": "pretrained/fm_M1", "method": "hybrid", "budget_renders": "200", **fields}
     return client.post(
         "/api/jobs", files={"sound": (name, data, "audio/wav")}, data=form,
         headers=HEADERS if headers is None else headers,
@@ -145,6 +157,13 @@ def wait(client: TestClient, job_id: str, *, timeout_s: float = 120.0) -> dict:
             return state
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not end in {timeout_s} s")
+
+
+def blas_threads() -> set[int]:
+    """The threads of every BLAS library loaded in this process (numpy's OpenBLAS)."""
+    from threadpoolctl import threadpool_info
+
+    return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
 
 
 def uploads_left(settings: ServeSettings) -> list[Path]:
@@ -178,8 +197,16 @@ def _silent() -> bytes:
         ("tone.wav", None, {"model": "runs/C1_gone"}, 400, "is not installed on this machine"),
         ("tone.wav", None, {"method": "magic"}, 400, "unknown method 'magic'"),
         ("tone.wav", None, {"method": "lookup"}, 400, "lookup method needs the dataset"),
-        ("tone.wav", None, {"budget_s": "0"}, 400, "budget_s must be between"),
-        ("tone.wav", None, {"budget_renders": "many"}, 400, "budget_renders must be a number"),
+        ("tone.wav", None, {"budget_s": "0"}, 400, "budget_s must be between 0.01 and 60, got 0"),
+        ("tone.wav", None, {"budget_renders": "many"}, 400, "budget_renders must be a whole"),
+        ("tone.wav", None, {"budget_renders": "2.5"}, 400, "budget_renders must be a whole"),
+        (
+            "tone.wav",
+            None,
+            {"budget_renders": "0"},
+            400,
+            "budget_renders must be between 1 and 1,000,000, got 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_the_page_and_leaves_nothing(
@@ -217,7 +244,8 @@ def test_posts_from_elsewhere_and_unknown_ids_are_refused(served):
 
 def test_a_match_serves_what_models_predict_writes_by_id_and_kind(served):
     client, settings = served
-    job = send(client, wav_bytes(), budget_s="0.3").json()
+    job = send(client, wav_bytes()).json()
+    assert job["budget_renders"] == 200 and job["budget_s"] is None  # no time cap unless asked
     state = wait(client, job["id"])
     assert state["status"] == "done", state["error"]
     base = f"/files/{job['id']}"
@@ -231,23 +259,73 @@ def test_a_match_serves_what_models_predict_writes_by_id_and_kind(served):
     data = json.loads(record.content)
     run = json.loads((PRETRAINED_FM_RUN / "run.json").read_text())
     names = [p["name"] for p in run["parameter_set"]["parameters"]]
-    assert [p["name"] for p in data["parameters"]] == names
-    assert data["method"] == "hybrid" and len(data["match"]["values"]) == len(names)
+    match, network = data["candidates"]
+    assert [p["name"] for p in match["parameters"]] == names
+    assert data["method"] == "hybrid" and data["budget_renders"] == 200
+    assert data["budget_s"] is None and data["renders"] <= 200
     assert client.get(f"{base}/preset").status_code == 404  # the FM synth has no preset format
     assert client.get(f"{base}/secret").status_code == 404
     page = client.get(f"/jobs/{job['id']}/result").text
     assert page.count("<audio") == 3 and "This synth has no preset file" in page
+    assert f"{data['renders']} of 200 renders" in page and "play it at" not in page
+    # The record's candidates on the page: every parameter, the match's and the network's value.
+    rows = re.findall(r'<tr><th title="([^"]+)">(\w+)</th><td class="[^"]*">([^<]+)</td>'
+                      r'<td class="network">([^<]+)</td>', page)  # fmt: skip
+    assert [name for _, name, _, _ in rows] == names
+    cutoff = next(row for row in rows if row[1] == "cutoff_hz")
+    assert cutoff[0] == "cutoff frequency of the resonant low-pass filter"
+    shown = {p["name"]: format_value(p["value"], p["unit"]) for p in network["parameters"]}
+    assert [network_value for _, name, _, network_value in rows] == [shown[n] for n in names]
+    similarity = f"{match['similarity_percent']:.1f} %"
+    assert re.search(rf"<td class=\"(better)?\">{re.escape(similarity)}</td>", page)
     assert uploads_left(settings) == []  # the upload goes once the match is written
-    written = sorted(p.name for p in (settings.results_dir / job["id"]).iterdir())
+    folder = settings.results_dir / job["id"]
+    written = sorted(p.name for p in folder.iterdir())
     assert written == ["tone.json", "tone.png", "tone_input.wav", "tone_network.wav",
                        "tone_resynthesis.wav"]  # fmt: skip
+    # clean_outputs tells a match by its record, which names every one of these files.
+    assert sorted(p.name for p in match_record_files(folder / "tone.json") or []) == written
+
+
+def test_the_form_budgets_renders_and_a_time_cap_is_optional(served):
+    client, _ = served
+    page = client.get("/").text
+    field = re.search(r'<input id="budget_renders"[^>]*>', page)
+    assert field is not None
+    assert f'value="{DEFAULT_BUDGET_RENDERS}"' in field[0] and 'min="1"' in field[0]
+    assert f'max="{MAX_BUDGET_RENDERS}"' in field[0]
+    more = page[page.index("<details>") : page.index("</details>")]
+    cap = re.search(r'<input id="budget_s"[^>]*>', more)
+    assert cap is not None and 'value=""' in cap[0]
+    assert "The same sound, model, method and budget give the same" in page
+    assert 'id="budget_s" name="budget_s" type="number"' in page  # no list of seconds
+
+
+def with_note(client: TestClient, job_id: str, note: Any) -> str:
+    """The result page of a finished match whose record says ``"note": note``."""
+    from models.web.library import MatchedSound
+
+    held = client.app.state.server.queue.get(job_id)  # type: ignore[attr-defined]
+    record = {**held.result.record, "note": note}
+    held.result = MatchedSound(record=record, files=held.result.files)
+    return str(client.get(f"/jobs/{job_id}/result").text)
+
+
+def test_a_result_without_a_note_shows_none(served):
+    client, _ = served
+    job = send(client, wav_bytes(), budget_renders="20").json()
+    assert wait(client, job["id"])["status"] == "done"
+    assert "play it at" not in client.get(f"/jobs/{job['id']}/result").text
+    for note in ({"midi": 57}, {"name": ""}, "A3", None):  # nothing to name: nothing shown
+        assert "play it at" not in with_note(client, job["id"], note)
+    # The FM synth has no preset: a note is named only beside a preset's download.
+    assert "play it at" not in with_note(client, job["id"], {"name": "A3", "midi": 57})
 
 
 def test_a_second_sound_waits_its_turn_and_both_finish_in_order(served):
     client, _ = served
-    first = send(client, wav_bytes(), name="first.wav", budget_s="1.5",
-                 budget_renders="1000000").json()  # fmt: skip
-    second = send(client, wav_bytes(), name="second.wav", budget_s="0.2").json()
+    first = send(client, wav_bytes(), name="first.wav", budget_renders="3000").json()
+    second = send(client, wav_bytes(), name="second.wav").json()
     assert second["status"] == "queued" and second["ahead"] == 1 and second["position"] == 2
     seen: list[tuple[str, str]] = []
     while True:
@@ -265,24 +343,47 @@ def test_a_second_sound_waits_its_turn_and_both_finish_in_order(served):
     assert listed[:2] == ["second.wav", "first.wav"]  # this session's matches, newest first
 
 
-def test_cancel_takes_a_job_out_of_the_queue_or_stops_it(served):
+def test_a_running_match_shows_its_renders_and_a_cancel_stops_it_midway(served):
     client, settings = served
-    running = send(client, wav_bytes(), name="long.wav", budget_s="2",
-                   budget_renders="1000000").json()  # fmt: skip
+    blas_before = blas_threads()
+    earlier = send(client, wav_bytes(), name="earlier.wav").json()
+    assert wait(client, earlier["id"])["status"] == "done"
+    running = send(client, wav_bytes(), name="long.wav", budget_renders=str(MAX_BUDGET_RENDERS))
+    running = running.json()
     queued = send(client, wav_bytes(), name="later.wav").json()
     stranger = TestClient(client.app)  # another browser: no session cookie
     assert stranger.post(f"/api/jobs/{queued['id']}/cancel", headers=HEADERS).status_code == 403
     state = client.post(f"/api/jobs/{queued['id']}/cancel", headers=HEADERS).json()
     assert state["status"] == "cancelled"
     assert not (settings.uploads_dir / queued["id"]).exists()
-    while client.get(f"/api/jobs/{running['id']}").json()["status"] != "running":
-        time.sleep(0.05)
-    client.post(f"/api/jobs/{running['id']}/cancel", headers=HEADERS)
-    state = wait(client, running["id"], timeout_s=30)
-    assert state["status"] == "cancelled" and state["result"] is None
+    reports: list[dict[str, Any]] = []
+    while len(reports) < 3:  # the search reports after every batch of renders
+        state = client.get(f"/api/jobs/{running['id']}").json()
+        assert state["status"] in ("queued", "running"), state
+        if state["progress"] and (not reports or state["progress"] != reports[-1]):
+            reports.append(state["progress"])
+        time.sleep(0.02)
+    assert blas_threads() == {1}  # while it matches (the limit is the process's)
+    renders = [r["renders"] for r in reports]
+    assert renders == sorted(renders) and 0 < renders[0] < renders[-1]
+    best = [r["best_distance_db"] for r in reports]
+    assert best == sorted(best, reverse=True) and all(np.isfinite(best))
+    assert state["budget_renders"] == MAX_BUDGET_RENDERS and state["stage"] == "matching"
+    asked = time.monotonic()
+    state = client.post(f"/api/jobs/{running['id']}/cancel", headers=HEADERS).json()
+    # The answer comes once the match has stopped: at its next batch, not after its budget.
+    assert state["status"] == "cancelled" and time.monotonic() - asked < CANCEL_WAIT_S
+    assert state["result"] is None and state["cancel_requested"] is False
+    assert state["progress"]["renders"] < MAX_BUDGET_RENDERS // 100
+    assert blas_threads() == blas_before  # and as they were once it stopped
     assert not (settings.results_dir / running["id"]).exists()
     assert client.get(f"/files/{running['id']}/input").status_code == 404
     assert uploads_left(settings) == []
+    # The earlier match is still there, its result and files.
+    assert client.get(f"/jobs/{earlier['id']}/result").status_code == 200
+    assert client.get(f"/files/{earlier['id']}/match").status_code == 200
+    listed = {j["name"]: j["status"] for j in client.get("/api/jobs").json()}
+    assert listed["earlier.wav"] == "done" and listed["long.wav"] == "cancelled"
 
 
 # --------------------------------------------------------------------------
@@ -308,7 +409,7 @@ def test_a_dx7_match_gives_a_syx_preset_that_reads_back(served, tmp_path):
             pytest.fail("dexed-py is missing; CI installs the dexed extra")
         pytest.skip("dexed-py is missing (uv sync --extra dexed)")
     client, _ = served
-    job = send(client, wav_bytes(0.5), model="runs/C1_dx7", budget_s="0.3").json()
+    job = send(client, wav_bytes(0.5), model="runs/C1_dx7", budget_renders="100").json()
     state = wait(client, job["id"])
     assert state["status"] == "done", state["error"]
     preset = client.get(f"/files/{job['id']}/preset?download=1")
@@ -318,8 +419,13 @@ def test_a_dx7_match_gives_a_syx_preset_that_reads_back(served, tmp_path):
     path = tmp_path / "tone.syx"
     path.write_bytes(preset.content)
     record = client.get(f"/files/{job['id']}/json").json()
-    generator: Any = load_generator("dexed", record["generator_config"])  # the run's own synth
-    np.testing.assert_allclose(generator.read_syx(path), record["match"]["values"], atol=1e-9)
+    generator: Any = load_generator("dexed", record["run"]["generator_config"])  # the run's synth
+    values = [p["value"] for p in record["candidates"][0]["parameters"]]
+    np.testing.assert_allclose(generator.read_syx(path), values, atol=1e-9)
+    # The note the patch is played at, where the record has it, beside the preset's download.
+    page = with_note(client, job["id"], {"name": "A3", "midi": 57, "hz": 220.0})
+    assert re.search(r'id="download-preset"[^>]*>Preset tone.syx</a>\s*'
+                     r'<span class="play-at" id="preset-note">play it at A3</span>', page)  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -365,6 +471,29 @@ def test_a_folder_of_other_files_is_never_taken_for_a_serve_folder(tmp_path):
     assert (home / "results" / "draft").is_dir() and not (home / MARKER).exists()
 
 
+def test_a_served_folder_is_left_alone_by_a_second_server_and_by_clean(served):
+    from generators.clean import plan_clean
+
+    _, settings = served
+    kept = settings.uploads_dir / "0123456789abcdef0123456789abcdef" / "waiting.wav"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"a sound waiting its turn")
+    try:
+        with pytest.raises(InverSynthError, match=(
+            f"another matching page \\(process {os.getpid()}\\) serves from "
+            f"{re.escape(repr(str(settings.serve_dir)))}; stop it"
+        )):  # fmt: skip
+            open_serve_folder(settings)
+        assert kept.read_bytes() == b"a sound waiting its turn"  # its start-up cleaned nothing
+        plan = plan_clean({"serve": settings.serve_dir})
+        assert plan.remove == []
+        assert plan.leave == [
+            (settings.serve_dir, f"the matching page serves from it (process {os.getpid()})")
+        ]
+    finally:
+        shutil.rmtree(kept.parent)
+
+
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "models.serve", "--port", "0", "--no_preload",
@@ -392,6 +521,13 @@ def test_the_command_serves_the_page_and_stops_on_a_signal(tmp_path, sent, code)
         )  # fmt: skip
         assert taken.returncode == 2
         assert taken.stderr.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}")
+        shared = subprocess.run(
+            [sys.executable, "-m", "models.serve", "--port", "0", "--no_preload",
+             "--serve_directory", str(tmp_path / "serve")],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert shared.returncode == 2 and shared.stderr.count("\n") == 1
+        assert shared.stderr.startswith(f"error: another matching page (process {process.pid})")
         process.send_signal(sent)
         assert process.wait(timeout=30) == code
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -131,12 +132,12 @@ def sounds(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def match(page: Any, sound: Path, *, budget_s: str = "0.5", model: str | None = None) -> None:
-    """Choose the sound, the model and the budget on the page, and press Match."""
+def match(page: Any, sound: Path, *, budget_renders: str = "300", model: str | None = None) -> None:
+    """Choose the sound, the model and the budget (renders) on the page, and press Match."""
     page.set_input_files("#sound", str(sound))
     if model is not None:
         page.select_option("#model", model)
-    page.select_option("#budget_s", budget_s)
+    page.fill("#budget_renders", budget_renders)
     page.click("#go")
 
 
@@ -169,9 +170,10 @@ def drop_a_sound_hear_the_match_take_the_json_then_a_bad_file(
     record = json.loads(download(page, "#download-json", folder).read_text())
     run = json.loads((PRETRAINED_FM_RUN / "run.json").read_text())
     names = [p["name"] for p in run["parameter_set"]["parameters"]]
-    assert [p["name"] for p in record["parameters"]] == names
-    assert len(record["match"]["values"]) == len(names) and record["generator"] == "fm"
-    assert "tone.wav" in page.inner_text("#history")
+    assert [p["name"] for p in record["candidates"][0]["parameters"]] == names
+    assert record["run"]["generator"] == "fm" and record["budget_renders"] == 300
+    assert page.locator("table.parameters tbody tr").count() == len(names)
+    assert "tone.wav (hybrid, 300 renders, M1 on" in page.inner_text("#history")
 
     match(page, sounds["bad"])
     page.wait_for_selector("#message:not([hidden])")
@@ -187,7 +189,7 @@ def a_second_tab_waits_its_turn_and_both_hear_their_match(
     first, second = browser.new_page(), browser.new_page()
     first.goto(url)
     second.goto(url)
-    match(first, sounds["tone"], budget_s="2.0")
+    match(first, sounds["tone"], budget_renders="4000")
     first.wait_for_function("document.getElementById('status-text').textContent.length > 0")
     match(second, sounds["short"])
     second.wait_for_function(
@@ -197,13 +199,20 @@ def a_second_tab_waits_its_turn_and_both_hear_their_match(
     assert len(wait_for_result(first)) == 3
     assert len(wait_for_result(second)) == 3
     first.close()
-    # Cancel while it matches: the page says so and keeps the earlier result.
-    match(second, sounds["tone"], budget_s="2.0")
-    second.wait_for_function("document.getElementById('status-text').textContent.includes('...')")
+    # While it matches: renders done of the budget and the best distance so far, the bar
+    # following them; Cancel stops it at once, the page says so and keeps the earlier result.
+    match(second, sounds["tone"], budget_renders="1000000")
+    second.wait_for_function(
+        "document.getElementById('status-text').textContent.includes(' of 1,000,000 renders')"
+    )
+    second.wait_for_function("document.getElementById('status-bar').value > 0")
+    text = second.inner_text("#status-text")
+    assert re.fullmatch(r"matching: [\d,]+ of 1,000,000 renders; best so far [\d.]+ dB apart", text)
     second.click("#cancel")
-    second.wait_for_selector("#message:not([hidden])")
+    second.wait_for_selector("#message:not([hidden])", timeout=10_000)  # not after the budget
     assert "The match of tone.wav was cancelled." in second.inner_text("#message")
     assert second.query_selector("article.result") is not None
+    assert "tone.wav (hybrid, 1,000,000 renders, M1 on" in second.inner_text("#history")
     second.close()
 
 
@@ -214,7 +223,7 @@ def record_from_the_microphone_and_match_it(url: str, browser: Any) -> None:
     page.wait_for_timeout(1000)
     page.click("#record")  # stop: the page decodes the recording and makes it a WAV
     page.wait_for_function("document.getElementById('record-status').textContent === 'recorded'")
-    page.select_option("#budget_s", "0.5")
+    page.fill("#budget_renders", "300")
     page.click("#go")
     assert len(wait_for_result(page)) == 3
     assert page.inner_text("article.result h2").startswith("recording.wav")
@@ -232,9 +241,10 @@ def a_dx7_match_gives_a_syx_that_reads_back(
     wait_for_result(page)
     syx = download(page, "#download-preset", folder)
     record = json.loads(download(page, "#download-json", folder).read_text())
-    assert syx.name == "short.syx" and record["generator"] == "dexed"
-    generator: Any = load_generator("dexed", record["generator_config"])
-    np.testing.assert_allclose(generator.read_syx(syx), record["match"]["values"], atol=1e-9)
+    assert syx.name == "short.syx" and record["run"]["generator"] == "dexed"
+    generator: Any = load_generator("dexed", record["run"]["generator_config"])
+    values = [p["value"] for p in record["candidates"][0]["parameters"]]
+    np.testing.assert_allclose(generator.read_syx(syx), values, atol=1e-9)
     page.close()
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from generators.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
@@ -43,6 +44,7 @@ from models.matching.match_sounds import (
 )
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.metrics import METRICS
+from models.matching.objective import BUDGET_REFERENCE_S
 from models.matching.prediction import format_value
 from models.matching.report import synth_label
 
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "BUDGET_REFERENCE_S",
     "DEFAULT_BUDGET_RENDERS",
     "DEFAULT_BUDGET_S",
     "DEFAULT_METHOD",
@@ -345,9 +348,13 @@ def match_sound(
     loaded = runs.get(run_dir)
     matcher = loaded.matcher(method)
     stage("matching")
-    outcome = match_sound_file(
-        loaded.run, path, matcher=matcher, generator=loaded.generator, output_dir=output_dir,
-        stem=stem, seed=seed, budget_renders=budget_renders, budget_s=budget_s, top_k=top_k,
-        on_progress=on_progress,
-    )  # fmt: skip
+    # One BLAS thread: the search's products are small, and on cores shared with other
+    # work (the page's own server, a browser, other jobs) a second BLAS thread waits more
+    # than it computes: the same match took about 3 times as long (benchmarks/serve_speed.py).
+    with threadpool_limits(limits=1, user_api="blas"):
+        outcome = match_sound_file(
+            loaded.run, path, matcher=matcher, generator=loaded.generator, output_dir=output_dir,
+            stem=stem, seed=seed, budget_renders=budget_renders, budget_s=budget_s, top_k=top_k,
+            on_progress=on_progress,
+        )  # fmt: skip
     return MatchedSound(record=outcome.record, files=dict(outcome.files))

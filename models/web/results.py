@@ -44,15 +44,18 @@ class ResultView:
         ``label``, ``match``, ``network`` (text with unit), ``better``
         (``higher`` / ``lower``), ``improved`` (the match is better).
     parameters : list of dict
-        ``name``, ``matched``, ``network`` (values with unit), ``changed``,
-        ``top`` (list of (value text, percent)).
+        ``name``, ``description``, ``matched``, ``network`` (values with unit),
+        ``changed``, ``top`` (list of (value text, percent)).
     method : str
     renders : int
+    budget_renders : int or None
     seconds : float
     distance_db : float or None
         The match's multi-resolution distance to the sound.
     notes : list of str
-        What was done to the input to fit the model.
+        What was done to the input to fit the model, and what the method ran without.
+    note : str or None
+        The note a DX7 patch is played at (``A3``), where the record says.
     """
 
     files: dict[str, str]
@@ -60,9 +63,11 @@ class ResultView:
     parameters: list[dict[str, Any]]
     method: str
     renders: int
+    budget_renders: int | None
     seconds: float
     distance_db: float | None
     notes: list[str]
+    note: str | None = None
 
 
 def _metric_text(key: str, value: float | None, unit: str) -> str:
@@ -73,20 +78,26 @@ def _metric_text(key: str, value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}".strip()
 
 
-def _metrics(record: dict[str, Any]) -> list[dict[str, Any]]:
-    match = record.get("reconstruction") or {}
-    network = record.get("network_reconstruction") or {}
+def _candidates(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The match and the network's guess of a record (format version 2); the guess twice
+    when nothing refined it."""
+    found = {c.get("candidate"): c for c in record.get("candidates") or [] if isinstance(c, dict)}
+    network = found.get("network") or {}
+    return found.get("match") or network, network
+
+
+def _metrics(match: dict[str, Any], network: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key, (label, unit, higher) in METRIC_INFO.items():
-        if key not in match:
+        if key not in (match.get("metrics") or {}):
             continue
-        m, n = match.get(key), network.get(key)
+        m, n = match["metrics"].get(key), (network.get("metrics") or {}).get(key)
         improved = m is not None and n is not None and (m > n if higher else m < n)
         rows.append(
             {
                 "label": label,
                 "match": _metric_text(key, m, unit),
-                "network": _metric_text(key, n, unit) if network else "",
+                "network": _metric_text(key, n, unit) if network.get("metrics") else "",
                 "better": "higher" if higher else "lower",
                 "improved": improved,
             }
@@ -94,43 +105,58 @@ def _metrics(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _parameters(record: dict[str, Any]) -> list[dict[str, Any]]:
-    matched = (record.get("match") or {}).get("values") or record.get("values") or []
+def _parameters(match: dict[str, Any], network: dict[str, Any]) -> list[dict[str, Any]]:
+    guessed = {p["name"]: p for p in network.get("parameters") or []}
     rows = []
-    for i, p in enumerate(record.get("parameters", [])):
+    for p in match.get("parameters") or []:
         unit = p.get("unit", "")
-        value = float(matched[i]) if i < len(matched) else float(p["value"])
+        guess = guessed.get(p["name"], p)
+        matched, first = (
+            format_value(float(p["value"]), unit),
+            format_value(float(guess["value"]), unit),
+        )
         rows.append(
             {
                 "name": p["name"],
-                "matched": format_value(value, unit),
-                "network": format_value(float(p["value"]), unit),
-                "changed": format_value(value, unit) != format_value(float(p["value"]), unit),
+                "description": p.get("description") or "",
+                "matched": matched,
+                "network": first,
+                "changed": matched != first,
                 "top": [
                     (format_value(float(t["value"]), unit), round(100 * float(t["probability"])))
-                    for t in p.get("top", [])
+                    for t in guess.get("top", [])
                 ],
             }
         )
     return rows
 
 
+def _note(record: dict[str, Any]) -> str | None:
+    """The note a patch is played at (``{"name": "A3", "midi": 57, ...}``), or None."""
+    note = record.get("note")
+    name = note.get("name") if isinstance(note, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def result_view(matched: MatchedSound) -> ResultView:
     """The page's view of a finished match."""
     record = matched.record
-    match = record.get("match") or {}
+    match, network = _candidates(record)
     files = {
         kind: Path(matched.files[key]).name
         for kind, key in FILE_KINDS.items()
         if key in matched.files
     }
+    budget = record.get("budget_renders")
     return ResultView(
         files=files,
-        metrics=_metrics(record),
-        parameters=_parameters(record),
+        metrics=_metrics(match, network),
+        parameters=_parameters(match, network),
         method=str(record.get("method", "")),
         renders=int(record.get("renders", 1)),
-        seconds=float(record.get("seconds", 0.0)),
+        budget_renders=int(budget) if isinstance(budget, int) else None,
+        seconds=float(record.get("seconds") or 0.0),
         distance_db=match.get("distance_db"),
-        notes=list((record.get("input") or {}).get("changes", [])),
+        notes=[*(record.get("input") or {}).get("changes", []), *record.get("notes", [])],
+        note=_note(record),
     )

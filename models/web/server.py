@@ -6,10 +6,13 @@ Routes (every error is JSON ``{"error": "one line"}`` with a 4xx status, never a
 ``GET /``                   the page
 ``GET /api/models``         the models to choose from (shipped and runs), and why some cannot be used
 ``POST /api/jobs``          a sound (multipart ``sound``) with ``model``, ``method``,
-                            ``budget_s``, ``budget_renders``: checked, stored, queued (202)
+                            ``budget_renders`` (default the library's) and an optional time
+                            cap ``budget_s``: checked, stored, queued (202)
 ``GET /api/jobs``           this session's matches, newest first
-``GET /api/jobs/{id}``      one match: status, queue position, stage, elapsed seconds
-``POST /api/jobs/{id}/cancel``  leave the queue, or stop at the next step
+``GET /api/jobs/{id}``      one match: status, queue position, stage, elapsed seconds, and its
+                            progress (renders done, best distance so far in dB)
+``POST /api/jobs/{id}/cancel``  leave the queue, or stop at the next batch of renders (the
+                            answer waits up to ``CANCEL_WAIT_S`` for it)
 ``GET /jobs/{id}/result``   the result as an HTML fragment the page inserts
 ``GET /files/{id}/{kind}``  a file the match wrote, by kind (``?download=1`` to save it)
 ==========================  =============================================================
@@ -22,11 +25,13 @@ POSTs need the header ``X-InverSynth: 1``: a browser sends it only from the page
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import re
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ from models.web.catalog import ModelChoice, find_model, list_models
 from models.web.jobs import FINISHED, QUEUED, Job, JobQueue
 from models.web.library import (
     AUDIO_EXTENSIONS,
+    BUDGET_REFERENCE_S,
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
     DEFAULT_METHOD,
@@ -58,6 +64,7 @@ from models.web.library import (
     match_sound,
 )
 from models.web.results import FILE_KINDS, MEDIA_TYPES, result_view
+from models.web.serve_folder import MARKER, open_serve_folder
 from models.web.uploads import (
     UploadTooLargeError,
     check_name,
@@ -66,10 +73,11 @@ from models.web.uploads import (
 )
 
 __all__ = [
-    "BUDGETS_S",
+    "CANCEL_WAIT_S",
     "MARKER",
     "MAX_BUDGET_RENDERS",
     "MAX_BUDGET_S",
+    "MIN_BUDGET_S",
     "ServeSettings",
     "create_app",
     "open_serve_folder",
@@ -78,12 +86,13 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "inversynth_session"
 POST_HEADER = "x-inversynth"
-MAX_BUDGET_S = 60.0
+MIN_BUDGET_S, MAX_BUDGET_S = 0.01, 60.0  # the optional time cap, seconds
 MAX_BUDGET_RENDERS = 1_000_000
-BUDGETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # the page's choices; the API takes any in range
+# A cancel's answer waits this long for a running match to stop (it stops at its next
+# progress report, a batch of renders: a fraction of a second), so the page can say so at once.
+CANCEL_WAIT_S = 2.0
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields beside the file
 _ID = re.compile(r"^[0-9a-f]{32}$")
-MARKER = ".inversynth-serve"  # in a serve folder: the page may clean it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,42 +141,6 @@ class _RequestError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def open_serve_folder(settings: ServeSettings) -> None:
-    """Make the serve folder ours, and remove what a killed server left half-done there.
-
-    The folder is created with a marker file (:data:`MARKER`); an existing folder
-    that holds anything else and has no marker is refused, since cleaning it
-    would delete files the page never wrote. Half-done is every upload (no job
-    outlives its server) and every results folder without its JSON: the matching
-    library writes the JSON last (atomically), so a folder without one is a
-    match that never finished.
-
-    Raises
-    ------
-    InverSynthError
-        The folder cannot be created, or is not a serve folder.
-    """
-    folder = settings.serve_dir
-    marker = folder / MARKER
-    try:
-        if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
-            raise InverSynthError(
-                f"{str(folder)!r} holds other files and is not a serve folder (no {MARKER}); "
-                "give --serve_directory a new or empty folder"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError as exc:
-        raise InverSynthError(
-            f"cannot use {str(folder)!r} as the serve folder: {exc.strerror}"
-        ) from None
-    shutil.rmtree(settings.uploads_dir, ignore_errors=True)
-    if settings.results_dir.is_dir():
-        for result in settings.results_dir.iterdir():
-            if result.is_dir() and not any(result.glob("*.json")):
-                shutil.rmtree(result, ignore_errors=True)
 
 
 class _Server:
@@ -229,6 +202,7 @@ class _Server:
             "position": ahead + 1 if job.status == QUEUED else 0,
             "warming_up": self.queue.warming_up,
             "elapsed_s": round(job.elapsed_s(), 2),
+            "cancel_requested": job.cancel_requested and job.status not in FINISHED,
             "progress": _progress(job.progress),
             "error": job.error,
             "result": f"/jobs/{job.id}/result" if job.status == "done" else None,
@@ -273,12 +247,16 @@ def _number(form: Any, name: str, kind: type, low: float, high: float, default: 
     text = form.get(name)
     if text is None or text == "":
         return default
+    what = "a whole number" if kind is int else "a number"
     try:
         value = kind(str(text))
     except ValueError:
-        raise _RequestError(f"{name} must be a number, got {str(text)[:40]!r}") from None
+        raise _RequestError(f"{name} must be {what}, got {str(text)[:40]!r}") from None
     if not low <= value <= high:
-        raise _RequestError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        shown = (lambda v: f"{v:,}") if kind is int else (lambda v: f"{v:g}")
+        raise _RequestError(
+            f"{name} must be between {shown(low)} and {shown(high)}, got {shown(value)}"
+        )
     return value
 
 
@@ -322,7 +300,7 @@ def _choices(server: _Server, form: Any) -> dict[str, Any]:
         "model_label": choice.label,
         "run_dir": choice.run_dir,
         "method": method,
-        "budget_s": _number(form, "budget_s", float, 0.01, MAX_BUDGET_S, DEFAULT_BUDGET_S),
+        "budget_s": _number(form, "budget_s", float, MIN_BUDGET_S, MAX_BUDGET_S, DEFAULT_BUDGET_S),
         "budget_renders": _number(
             form, "budget_renders", int, 1, MAX_BUDGET_RENDERS, DEFAULT_BUDGET_RENDERS
         ),
@@ -370,6 +348,9 @@ async def cancel(request: Request) -> Response:
         raise _RequestError("only the session that sent a sound may cancel its match", 403)
     if job.status not in FINISHED:
         server.queue.cancel(job)
+        end = time.monotonic() + CANCEL_WAIT_S
+        while job.status not in FINISHED and time.monotonic() < end:
+            await asyncio.sleep(0.02)
     return JSONResponse(server.snapshot(job))
 
 
@@ -404,9 +385,11 @@ async def page(request: Request) -> Response:
         "models": server.models(),
         "methods": METHODS,
         "default_method": DEFAULT_METHOD,
-        "budgets_s": BUDGETS_S,
-        "default_budget_s": DEFAULT_BUDGET_S,
         "default_budget_renders": DEFAULT_BUDGET_RENDERS,
+        "max_budget_renders": MAX_BUDGET_RENDERS,
+        "min_budget_s": MIN_BUDGET_S,
+        "max_budget_s": MAX_BUDGET_S,
+        "budget_reference_s": BUDGET_REFERENCE_S,
         "max_upload": size_text(settings.max_upload_bytes),
         "max_duration_s": settings.max_duration_s,
         "extensions": ", ".join(e.lstrip(".").upper() for e in AUDIO_EXTENSIONS),
@@ -454,21 +437,22 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 def create_app(settings: ServeSettings) -> Starlette:
     """The matching page's app.
 
-    Its lifespan creates the serve folder, removes what an earlier server left
-    unfinished, starts the worker and, at shutdown, cancels the jobs and ends
-    the synths' processes.
+    Its lifespan creates the serve folder and holds it locked while it serves,
+    removes what an earlier server left unfinished, starts the worker and, at
+    shutdown, cancels the jobs and ends the synths' processes.
     """
     server = _Server(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        open_serve_folder(settings)
-        server.queue.start()
+        folder_lock = open_serve_folder(settings)
         try:
+            server.queue.start()
             yield
         finally:
             await run_in_threadpool(server.queue.close)
             await run_in_threadpool(server.runs.close)
+            folder_lock.release()
 
     routes = [
         Route("/", page),

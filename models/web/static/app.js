@@ -54,6 +54,25 @@ async function submit(event) {
   }
 }
 
+const count = (n) => Number(n).toLocaleString("en-US");
+
+function budgetText(job) { // "4,000 renders", "4,000 renders or 1.5 s", "1.5 s"
+  const parts = [];
+  if (job.budget_renders) parts.push(count(job.budget_renders) + " renders");
+  if (job.budget_s) parts.push(job.budget_s + " s");
+  return parts.join(" or ");
+}
+
+// How far a running match is through its budget, 0 to 1: renders done of the budget, or the
+// time spent of a time cap, whichever is further (the match ends at the first of the two).
+function fraction(job) {
+  const progress = job.progress;
+  let done = 0;
+  if (job.budget_renders && progress) done = progress.renders / job.budget_renders;
+  if (job.budget_s) done = Math.max(done, (progress ? progress.seconds : 0) / job.budget_s);
+  return Math.min(1, done);
+}
+
 function describe(job) {
   if (job.status === "queued") {
     const ahead = job.ahead === 1 ? "1 match is" : job.ahead + " matches are";
@@ -61,13 +80,16 @@ function describe(job) {
       (job.warming_up ? " (the model is loading)" : "");
   }
   if (job.status === "running") {
-    let text = job.stage + "... " + job.elapsed_s.toFixed(1) + " s";
-    if (job.stage === "matching") text += " of a " + job.budget_s + " s budget";
-    if (job.progress) {
-      text += "; " + job.progress.renders + " renders, best " +
-        job.progress.best_distance_db.toFixed(2) + " dB";
+    if (job.cancel_requested) return "cancelling: it stops at its next batch of renders...";
+    const progress = job.progress;
+    if (job.stage !== "matching" || !progress) {
+      return job.stage + "... " + job.elapsed_s.toFixed(1) + " s";
     }
-    return text;
+    if (fraction(job) >= 1) return "writing the files... " + job.elapsed_s.toFixed(1) + " s";
+    let text = "matching: " + count(progress.renders);
+    text += job.budget_renders ? " of " + count(job.budget_renders) + " renders" : " renders";
+    if (job.budget_s) text += ", " + progress.seconds.toFixed(1) + " of " + job.budget_s + " s";
+    return text + "; best so far " + progress.best_distance_db.toFixed(2) + " dB apart";
   }
   return job.status;
 }
@@ -76,6 +98,7 @@ function follow(job) {
   current = job.id;
   $("status").hidden = false;
   $("cancel").hidden = false;
+  $("cancel").disabled = false;
   $("go").disabled = true;
   update(job);
   refreshHistory();
@@ -87,7 +110,7 @@ function update(job) {
   $("status-text").textContent = describe(job);
   const bar = $("status-bar");
   if (job.status === "running" && job.stage === "matching") {
-    bar.value = Math.min(1, job.elapsed_s / Math.max(job.budget_s, 0.01));
+    bar.value = fraction(job);
   } else if (job.status === "queued") {
     bar.removeAttribute("value");
   } else {
@@ -124,6 +147,9 @@ function finished(job) {
 
 async function cancel() {
   if (!current) return;
+  $("cancel").disabled = true;
+  $("status-text").textContent = "cancelling...";
+  // The answer comes once the match has stopped (at its next batch of renders).
   try { update(await post("/api/jobs/" + current + "/cancel")); } catch (error) { showMessage(error.message); }
 }
 
@@ -169,7 +195,7 @@ async function refreshHistory() {
   for (const job of jobs) {
     const item = document.createElement("li");
     item.className = job.status;
-    item.textContent = job.name + " (" + job.method + ", " + job.budget_s + " s, " +
+    item.textContent = job.name + " (" + job.method + ", " + budgetText(job) + ", " +
       job.model_label + "): " + (job.status === "failed" ? job.error : describe(job));
     if (job.status === "done") {
       const button = document.createElement("button");
