@@ -1,7 +1,8 @@
 """The dataset writer: sample -> render -> write an HDF5 dataset, in chunks, across processes.
 
 The file format is :mod:`generators.schema`; :mod:`generators.dataset` reads it.
-Rendering runs in the worker pool of :mod:`generators.pool`.
+Rendering runs in the worker pool of :mod:`generators.pool`, a chunk at a time
+(:mod:`generators.chunks`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import threading
 import time
 from collections.abc import Generator
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from generators.chunks import Chunk, Rendered, render_chunk
 from generators.errors import InverSynthError
 from generators.interrupts import raise_if_interrupted
 from generators.lock import DatasetLock
@@ -41,11 +42,11 @@ from generators.schema import (
     FORMAT_VERSION,
     LABEL_DTYPE,
     PROGRESS_ARRAY,
-    SILENCE_PEAK,
     attr_value,
     partial_path,
 )
 from generators.storage import (
+    check_room,
     close_quietly,
     create_preallocated,
     file_in_the_way,
@@ -64,59 +65,6 @@ _MAX_CHUNK_BYTES = 1_000_000_000  # audio of one chunk; a worker holds two at a 
 _ALL_FAILED_ABORT = 16  # this many examples in, all failed: the synth cannot render at all
 # Fixed HDF5 format bounds: the same options give the same bytes with any newer library.
 _LIBVER = ("earliest", "v110")
-
-
-class Rendered(NamedTuple):
-    """A rendered chunk, as sent back from a worker."""
-
-    chunk_id: int
-    labels: np.ndarray  # [n, n_parameters] int16
-    values: np.ndarray  # [n, n_parameters] float32
-    audio: np.ndarray  # [n, n_samples] float32
-    failed: np.ndarray  # [n] bool
-    n_silent: int  # examples that rendered silent (failed ones not counted)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A unit of work: dataset rows ``[row, row + n)``, global examples ``[start, start + n)``."""
-
-    chunk_id: int
-    row: int
-    start: int
-    n: int
-
-
-def render_chunk(
-    generator: SoundGenerator,
-    chunk: Chunk,
-    *,
-    seed: int,
-    wav_directory: str | None = None,
-    wav_prefix: str = "example",
-) -> Rendered:
-    """Sample and render one chunk; optionally write its WAV files (not those of failed examples).
-
-    The examples depend only on ``(seed, chunk.start + i)``: the dataset writer
-    and the training stream (:mod:`models.common.stream`) render with this.
-    """
-    indices, audio, failed = generator.render_examples(
-        seed=seed, start=chunk.start, n_examples=chunk.n
-    )
-    values = generator.parameter_set.to_values(indices).astype(np.float32)
-    audio = np.asarray(audio, dtype=np.float32)
-    failed = np.asarray(failed, dtype=bool)
-    audio[failed] = 0.0
-    if wav_directory is not None:
-        import soundfile as sf
-
-        for i in np.flatnonzero(~failed):
-            path = Path(wav_directory) / f"{wav_prefix}_{chunk.start + i:07d}.wav"
-            sf.write(path, audio[i], generator.sample_rate, subtype="FLOAT")
-    peaks = np.max(np.abs(audio), axis=1)  # [n]
-    n_silent = int(np.sum(~(peaks >= SILENCE_PEAK) & ~failed))  # NaN peaks count as silent
-    labels = indices.astype(LABEL_DTYPE)
-    return Rendered(chunk.chunk_id, labels, values, audio, failed, n_silent)
 
 
 class _ChunkSink:
@@ -332,28 +280,15 @@ class DatasetCreator:
 
     def _check_disk(self, n_rows: int) -> None:
         """Refuse to start when a new file of ``n_rows`` examples cannot fit on its disk."""
-        needs: dict[int, tuple[Path, int, str]] = {}  # device -> (folder, bytes, what)
-
-        def need(folder: Path, n_bytes: int, what: str) -> None:
-            device = os.stat(folder).st_dev
-            old = needs.get(device)
-            if old is None:
-                needs[device] = (folder, n_bytes, what)
-            else:
-                needs[device] = (old[0], old[1] + n_bytes, f"{old[2]} and {what}")
-
-        need(self.path.parent, self._file_bytes(n_rows), f"{n_rows:,} examples")
+        needs = [(self.path.parent, self._file_bytes(n_rows), f"{n_rows:,} examples")]
         if self.wav_directory is not None:
             wav_bytes = n_rows * (4 * self.generator.n_samples + 80)
-            need(self.wav_directory, wav_bytes, "their WAV files")
-        for folder, n_bytes, what in needs.values():
-            free = shutil.disk_usage(folder).free
-            if n_bytes > free:
-                raise InverSynthError(
-                    f"the dataset needs {format_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
-                    f"has {format_size(free)} free; make fewer or shorter examples, or split the "
-                    "dataset with --shard K/N over several disks"
-                )
+            needs.append((self.wav_directory, wav_bytes, "their WAV files"))
+        check_room(
+            needs,
+            advice="make fewer or shorter examples, or split the dataset with --shard K/N "
+            "over several disks",
+        )
 
     def _create_file(self) -> h5py.File:
         """A new partial file, its disk space reserved (so no later write can run out of it)."""

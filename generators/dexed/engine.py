@@ -28,7 +28,6 @@ Files
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.storage import write_atomic, write_failed
 
 __all__ = [
     "ENGINE_PARAMETERS",
@@ -355,15 +355,12 @@ def _checksum(payload: bytes) -> int:
 
 
 def _write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary name in the same folder, then rename it to ``path``."""
+    """Write ``data`` whole or not at all (:func:`generators.storage.write_atomic`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
     except OSError as exc:
-        raise InverSynthError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+        raise write_failed(path, exc) from None
+    write_atomic(path, data)
     return path
 
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from generators.cli import HelpFormatter, env_default, make_parser, positive_int
-from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
 from generators.options import (
     add_bool_argument,
@@ -33,6 +32,7 @@ from generators.options import (
     cap_workers,
     n_samples_from_args,
 )
+from generators.storage import write_atomic, write_failed
 from generators.validate import check_positive_int
 from generators.vst.describe import describe_plugin, format_plugin_table, plugin_config_template
 from generators.vst.hosts import default_retries, default_timeout_s, retries_type, timeout_type
@@ -177,9 +177,9 @@ def _describe(args: argparse.Namespace) -> None:
         template = plugin_config_template(info)
         try:
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(json.dumps(template, indent=2) + "\n")
         except OSError as exc:
-            raise InverSynthError(f"cannot write {str(args.output)!r}: {exc.strerror}") from None
+            raise write_failed(args.output, exc) from None
+        write_atomic(args.output, json.dumps(template, indent=2) + "\n")
         print(f"template: {args.output}")
 
 

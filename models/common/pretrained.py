@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 from generators.errors import InverSynthError
-from models.common.run import BEST_MODEL, HISTORY_FILE, STATE_FILE, load_run
+from generators.storage import WriteError, write_atomic, write_failed
+from models.common.run import BEST_MODEL, HISTORY_FILE, STATE_FILE, load_run, save_model_atomic
 
 __all__ = ["PRETRAINED_DIR", "PRETRAINED_FM_RUN", "export_run", "pretrained_run_dir"]
 
@@ -68,17 +69,20 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
     if destination.resolve() == run_dir.resolve():
         raise InverSynthError(f"cannot export the run {str(run_dir)!r} onto itself")
     run = load_run(run_dir)  # compile=False: the optimizer's moments are not loaded
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    except OSError as exc:
+        raise write_failed(destination, exc, kept="nothing was written") from None
     try:
         for name in (STATE_FILE, HISTORY_FILE):
             if (run_dir / name).is_file():
-                shutil.copy2(run_dir / name, staging / name)
+                write_atomic(staging / name, (run_dir / name).read_bytes())
         # The dataset by file name only: where it lay on the training machine means
         # nothing elsewhere (without the file, matching goes without a lookup).
         names = [Path(p).name for p in run.info.dataset_paths]
         dataclasses.replace(run.info, dataset_paths=names).save(staging)
-        run.model.save(staging / BEST_MODEL)
+        save_model_atomic(run.model, staging / BEST_MODEL)
         load_run(staging)  # what was written loads
         umask = os.umask(0)
         os.umask(umask)
@@ -86,7 +90,10 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
         if destination.exists():
             shutil.rmtree(destination)
         os.replace(staging, destination)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | WriteError):  # a full disk, a read-only folder: one line
+            kept = f"nothing of the export is left; {str(run_dir)!r} is untouched"
+            raise write_failed(destination, exc, kept=kept) from None
         raise
     return destination

@@ -42,6 +42,7 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
+from generators.storage import atomic_path
 from generators.validate import check_audio, check_positive_int
 from models.common.data import Split
 from models.common.records import write_json_atomic
@@ -131,9 +132,8 @@ def save_model_atomic(model: Any, path: Path) -> None:
         raise InverSynthError(
             f"not saving {str(path)!r}: weights {', '.join(bad[:3])} are not finite (NaN or inf)"
         )
-    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # the same suffix: Keras insists on .keras
+        model.save(tmp)
 
 
 def register_custom_objects() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from generators.errors import InverSynthError
 from generators.parameters import ALL_GROUP
+from generators.storage import atomic_path, open_atomic
 from models.common.paper import (
     PAPER_GROUPS,
     PAPER_MPR,
@@ -347,8 +348,11 @@ def plot_comparison(summaries: Sequence[RunSummary], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig = comparison_figure(summaries)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return Path(out)
 
 
@@ -403,7 +407,7 @@ def write_comparison(
     files = {"markdown": out / "comparison.md", "csv": out / "comparison.csv"}
     write_text_atomic(files["markdown"], format_markdown(summaries, paper=paper))
     fields, rows = _csv_rows(summaries)
-    with open(files["csv"], "w", newline="") as fh:
+    with open_atomic(files["csv"], newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

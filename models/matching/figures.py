@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
 
+from generators.storage import atomic_path
 from models.matching.metrics import FLOOR_DB, log_magnitude_stft
 
 __all__ = ["plot_spectrograms", "spectrograms_png"]
@@ -67,8 +69,14 @@ def plot_spectrograms(
     fig.colorbar(images[-1], cax=colorbar_axes, label="dB re full scale")
     if title:
         fig.suptitle(title, fontsize=9, y=0.98)
-    fig.savefig(out, dpi=dpi, format="png")
-    plt.close(fig)
+    try:
+        if isinstance(out, str | os.PathLike):  # a file: whole or not at all
+            with atomic_path(out) as tmp:
+                fig.savefig(tmp, dpi=dpi, format="png")
+        else:
+            fig.savefig(out, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

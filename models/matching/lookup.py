@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
+from generators.storage import atomic_path
 from models.matching.distance import MultiResolutionDistance, Resolution
 
 __all__ = ["INDEX_FEATURES", "DatasetLookup", "Neighbours", "index_features", "index_path"]
@@ -307,11 +307,6 @@ def _read_index(path: Path, key: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_index(path: Path, *, key: str, features: np.ndarray, labels: np.ndarray) -> None:
-    """Write the index to a temporary file and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
+    """Write the index whole or not at all (a failed write names the folder and its free space)."""
+    with atomic_path(path) as tmp:
         np.savez(tmp, key=np.array(key), features=features, labels=labels)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InverSynthError(f"cannot write the lookup index {str(path)!r}: {exc}") from None
