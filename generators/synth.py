@@ -117,6 +117,12 @@ class SoundGenerator(abc.ABC):
         audio = self.render_indices(indices)
         return RenderedExamples(indices, audio, np.zeros(n_examples, dtype=bool))
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most synths load nothing
+        """Load what the first render needs (compiled code), ahead of it.
+
+        Worker processes call it when they start, before their first job.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook, most synths hold nothing
         """Release resources (worker processes, plugin instances). Safe to call twice."""
 
