@@ -25,13 +25,13 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
 from generators.errors import InverSynthError
+from generators.interrupts import Terminated, install, raise_if_interrupted
 
 __all__ = [
     "BooleanFlag",
@@ -395,14 +395,6 @@ def make_parser(prog: str | None = None, description: str | None = None) -> argp
     return _Parser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: files closed, workers ended."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def run_cli(
     main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
 ) -> NoReturn:
@@ -412,10 +404,10 @@ def run_cli(
     (a dataset run keeps what it finished, for ``--resume``). A closed output
     pipe (``... | head``) ends the program quietly.
     """
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    restore = install()  # a signal lost in a finalizer is raised again (generators.interrupts)
     try:
         code = main(argv)
+        raise_if_interrupted()
     except InverSynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -432,8 +424,7 @@ def run_cli(
             raise
         _quiet_broken_pipe()
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        restore()
     sys.exit(code or 0)
 
 

@@ -31,12 +31,13 @@ Make the paper's dataset (``{dataset_directory}/{name}_data.hdf5``)::
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from generators import fm_dsp
 from generators.cli import env_default, make_parser, non_negative_float, run_cli
 from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
@@ -48,6 +49,10 @@ from generators.validate import check_float
 __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 
 N_LEVELS = 16
+# The oscillators in the kernel's column order (fm_dsp.WAVEFORMS). fm_dsp, and Numba with
+# it, is imported at the first render only: a dataset run's writer process, which never
+# renders, starts a second sooner without it. _dsp() checks that the two orders agree.
+WAVEFORMS = ("sine", "saw", "tri", "sqr")
 
 _OSCILLATOR = {"sine": "sine", "saw": "sawtooth", "tri": "triangle", "sqr": "square"}
 # What each parameter does (SPEC section 1), shown beside its name in predict's table,
@@ -90,28 +95,28 @@ FM_PARAMETERS = ParameterSet(
                 f"f_{w}", base_hz=440.0, n_levels=N_LEVELS, group="Notes",
                 description=_DESCRIPTIONS[f"f_{w}"],
             )
-            for w in fm_dsp.WAVEFORMS
+            for w in WAVEFORMS
         ),
         *(
             Parameter.linear(
                 f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS, group="Oscillator amplitude",
                 description=_DESCRIPTIONS[f"A_{w}"],
             )
-            for w in fm_dsp.WAVEFORMS
+            for w in WAVEFORMS
         ),
         *(
             Parameter.linear(
                 f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz",
                 group="Amplitude LFO", description=_DESCRIPTIONS[f"B_{w}"],
             )
-            for w in fm_dsp.WAVEFORMS
+            for w in WAVEFORMS
         ),
         *(
             Parameter.linear(
                 f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz",
                 group="Frequency LFO", description=_DESCRIPTIONS[f"v_{w}"],
             )
-            for w in fm_dsp.WAVEFORMS
+            for w in WAVEFORMS
         ),
         *(
             Parameter.linear(
@@ -139,8 +144,17 @@ FM_PARAMETERS = ParameterSet(
         ),
     ]
 )  # fmt: skip
-# fm_dsp's kernel reads controls by column; the table above must keep its layout.
-assert tuple(FM_PARAMETERS.names) == fm_dsp.CONTROL_NAMES
+
+
+@functools.cache
+def _dsp() -> ModuleType:
+    """:mod:`generators.fm_dsp`, imported (with Numba) on first use."""
+    from generators import fm_dsp
+
+    # fm_dsp's kernel reads controls by column; the table above must keep its layout.
+    if tuple(FM_PARAMETERS.names) != fm_dsp.CONTROL_NAMES:
+        raise AssertionError(f"FM_PARAMETERS {FM_PARAMETERS.names} != {fm_dsp.CONTROL_NAMES}")
+    return fm_dsp
 
 
 def controls_from_values(values: np.ndarray) -> np.ndarray:
@@ -194,13 +208,14 @@ def render_fm(
     -------
     audio : np.ndarray [batch, n_samples], float32 in [-1, 1]
     """
-    return fm_dsp.render_controls(
+    audio: np.ndarray = _dsp().render_controls(
         controls_from_values(values),
         sample_rate=sample_rate,
         n_samples=n_samples,
         note_off_s=note_off_s,
         normalise=normalise,
     )
+    return audio
 
 
 class FMGenerator(SoundGenerator):
@@ -253,6 +268,10 @@ class FMGenerator(SoundGenerator):
             note_off_s=self.note_off_s,
             normalise=self.normalise,
         )
+
+    def prepare(self) -> None:
+        """Import the kernel and load its compiled code (cached on disk) with one render."""
+        self.render_indices(np.zeros((1, FM_PARAMETERS.n_parameters), dtype=np.int64))
 
     def config(self) -> dict[str, Any]:
         return {

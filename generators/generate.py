@@ -13,9 +13,9 @@ from pathlib import Path
 
 from generators.errors import InverSynthError
 from generators.options import cap_workers, parse_shard
+from generators.pool import started_workers
 from generators.schema import SILENCE_PEAK, dataset_path
 from generators.synth import SoundGenerator
-from generators.writer import DatasetCreator
 
 __all__ = ["check_outcome", "create_dataset_from_args"]
 
@@ -30,19 +30,27 @@ def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace
     """
     shard = parse_shard(args.shard) if args.shard else None
     path = dataset_path(args.dataset_directory, args.name, shard)
-    creator = DatasetCreator(
-        generator,
-        path=path,
-        n_examples=args.num_examples,
-        seed=args.seed,
-        workers=cap_workers(args.workers),
-        chunk_size=args.chunk_size,
-        shard=shard or (1, 1),
-        wav_directory=args.wavefile_directory if args.write_wavs else None,
-        wav_prefix=args.name,
-        progress=not args.no_progress,
-    )
-    out = creator.run(resume=args.resume, overwrite=args.overwrite)
+    workers = cap_workers(args.workers)
+    # The workers start first: they import the synth while this process imports the
+    # writer (HDF5) and makes the file, which is most of a small dataset's start-up.
+    with started_workers(
+        generator_name=generator.name, generator_config=generator.config(), workers=workers
+    ):
+        from generators.writer import DatasetCreator
+
+        creator = DatasetCreator(
+            generator,
+            path=path,
+            n_examples=args.num_examples,
+            seed=args.seed,
+            workers=workers,
+            chunk_size=args.chunk_size,
+            shard=shard or (1, 1),
+            wav_directory=args.wavefile_directory if args.write_wavs else None,
+            wav_prefix=args.name,
+            progress=not args.no_progress,
+        )
+        out = creator.run(resume=args.resume, overwrite=args.overwrite)
     print(f"dataset: {out}")
     check_outcome(
         out, n_examples=creator.n_examples, n_silent=creator.n_silent, n_failed=creator.n_failed

@@ -6,6 +6,11 @@ without whatever the calling process imported (TensorFlow and DawDreamer must
 never meet in one process), and each builds its synth once, from the synth's
 registry name and ``config()``.
 
+A command can start its workers before it imports what it needs itself
+(:func:`started_workers`): they spawn, import the synth and load its compiled
+code while the command prepares its files, and :func:`map_in_workers` then
+takes them over. On two cores this hides most of a small dataset's start-up.
+
 Workers die with the process that started them, however it ends (``kill
 -9`` included): a watchdog thread ends a worker whose parent is gone, within
 a second. An orphaned worker would otherwise hold its memory (a few hundred
@@ -19,6 +24,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import json
 import multiprocessing
 import os
 import signal
@@ -31,7 +37,7 @@ from typing import Any, TypeVar
 from generators.synth import SoundGenerator, load_generator
 from generators.validate import check_positive_int
 
-__all__ = ["JOBS_PER_WORKER", "map_in_workers"]
+__all__ = ["JOBS_PER_WORKER", "map_in_workers", "started_workers"]
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -41,7 +47,10 @@ _WATCHDOG_INTERVAL_S = 1.0
 
 # State of a worker process, set once by its initializer.
 _worker_synth: SoundGenerator | None = None
-_worker_task: Callable[[SoundGenerator, Any], Any] | None = None
+
+# Pools started ahead of their jobs (started_workers), by (synth name, config, workers).
+_PoolKey = tuple[str, str, int]
+_started: dict[_PoolKey, ProcessPoolExecutor] = {}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -70,25 +79,69 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _init_worker(
-    parent_pid: int,
-    name: str,
-    config: dict[str, Any],
-    task: Callable[[SoundGenerator, Any], Any],
-) -> None:
-    global _worker_synth, _worker_task
+def _init_worker(parent_pid: int, name: str, config: dict[str, Any]) -> None:
+    global _worker_synth
     _die_with_parent(parent_pid)
     # Ctrl-C reaches every process of the terminal's group: the parent handles
     # it (and ends the workers), so a worker does not print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_synth = load_generator(name, config)
-    _worker_task = task
+    _worker_synth.prepare()  # the first job then starts at full speed
 
 
-def _run_job(job: Any) -> Any:
-    if _worker_synth is None or _worker_task is None:  # pragma: no cover - the initializer ran
+def _run_job(task: Callable[[SoundGenerator, Any], Any], job: Any) -> Any:
+    if _worker_synth is None:  # pragma: no cover - the initializer ran
         raise RuntimeError("worker has no synth")
-    return _worker_task(_worker_synth, job)
+    return task(_worker_synth, job)
+
+
+def _ready() -> None:
+    """A job that only makes a worker start (its initializer runs first)."""
+
+
+def _key(generator_name: str, generator_config: dict[str, Any], workers: int) -> _PoolKey:
+    return generator_name, json.dumps(generator_config, sort_keys=True), workers
+
+
+def _new_pool(
+    generator_name: str, generator_config: dict[str, Any], workers: int
+) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), generator_name, generator_config),
+    )
+
+
+@contextlib.contextmanager
+def started_workers(
+    *, generator_name: str, generator_config: dict[str, Any], workers: int
+) -> Iterator[None]:
+    """Start ``workers`` processes of a synth now, for a :func:`map_in_workers` inside the block.
+
+    They spawn, build the synth and :meth:`~generators.synth.SoundGenerator.prepare`
+    it while this process goes on importing and preparing its files. A
+    :func:`map_in_workers` of the same synth, config and number of workers in
+    the block takes them over; if none does (the command was refused, or had
+    nothing to render), they are ended when the block ends. One worker: a
+    no-op (the caller renders in its own process).
+    """
+    workers = check_positive_int(workers, "workers")
+    key = _key(generator_name, generator_config, workers)
+    mine = workers > 1 and key not in _started  # an enclosing block's workers stay its own
+    if mine:
+        pool = _new_pool(generator_name, generator_config, workers)
+        for _ in range(workers):  # the pool spawns a process per job while none is idle
+            with _sigint_blocked():
+                pool.submit(_ready)
+        _started[key] = pool
+    try:
+        yield
+    finally:
+        unused = _started.pop(key, None) if mine else None
+        if unused is not None:
+            _end_now(unused)
 
 
 def map_in_workers(
@@ -125,12 +178,9 @@ def map_in_workers(
     not yet started and ends the workers.
     """
     workers = check_positive_int(workers, "workers")
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(os.getpid(), generator_name, generator_config, task),
-    )
+    pool = _started.pop(_key(generator_name, generator_config, workers), None)
+    if pool is None:
+        pool = _new_pool(generator_name, generator_config, workers)
     queue = iter(jobs)
     pending: collections.deque[Future[R]] = collections.deque()
 
@@ -140,7 +190,7 @@ def map_in_workers(
         # worker still starting up would die of it printing a traceback; the
         # parent handles Ctrl-C and ends them.
         with _sigint_blocked():
-            pending.append(pool.submit(_run_job, job))
+            pending.append(pool.submit(_run_job, task, job))
 
     try:
         for job in itertools.islice(queue, JOBS_PER_WORKER * workers):
@@ -152,27 +202,35 @@ def map_in_workers(
             yield result
     except BaseException:
         # The jobs are abandoned: end the workers now, not after their current jobs
-        # (a SIGTERM reaches this process only). The pool then fails the jobs left
-        # (BrokenProcessPool, never seen). Cancelling them first instead would make
-        # the pool's own thread fail on them (Python 3.11).
-        processes = getattr(pool, "_processes", None)
-        if processes is None:  # not CPython's pool: cancel what has not started
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        for process in list(processes.values()):
-            with contextlib.suppress(OSError):
-                process.terminate()  # a no-op for one that has already ended
-        # A worker ended while sending a result leaves half a message in the
-        # result pipe, and the pool's thread waiting for the rest (forever: this
-        # process holds a writing end too, and the exit waits for that thread).
-        # Closing our writing end turns the wait into end-of-file once the
-        # workers are gone.
-        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                writer.close()
-        pool.shutdown(wait=False)
+        # (a SIGTERM reaches this process only).
+        _end_now(pool)
         raise
-    pool.shutdown(wait=True)
+    # Every result is in and the workers wait idle: ending them spares their exit, which
+    # tears down Numba and LLVM for 0.2-0.5 s (more on a busy machine) while this waits.
+    _end_now(pool)
+
+
+def _end_now(pool: ProcessPoolExecutor) -> None:
+    """End a pool's workers at once, whatever they are doing; its jobs left fail unseen.
+
+    The pool then fails the jobs left (BrokenProcessPool, never seen).
+    Cancelling them first instead would make the pool's own thread fail on
+    them (Python 3.11).
+    """
+    processes = getattr(pool, "_processes", None)
+    if processes is None:  # not CPython's pool: cancel what has not started
+        pool.shutdown(wait=False, cancel_futures=True)
+        return
+    for process in list(processes.values()):
+        with contextlib.suppress(OSError):
+            process.terminate()  # a no-op for one that has already ended
+    # A worker ended while sending a result leaves half a message in the
+    # result pipe, and the pool's thread waiting for the rest (forever: this
+    # process holds a writing end too, and the exit waits for that thread).
+    # Closing our writing end turns the wait into end-of-file once the
+    # workers are gone.
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
+    pool.shutdown(wait=False)

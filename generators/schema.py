@@ -45,12 +45,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from generators.errors import InverSynthError
+
+if TYPE_CHECKING:  # only for annotations: a process that opens no file need not import HDF5
+    import h5py
 
 __all__ = [
     "CREATED_BY",

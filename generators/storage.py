@@ -1,8 +1,18 @@
-"""Files on disk for the dataset writer: reserving space, preallocated HDF5 arrays, readable sizes.
+"""Files on disk: result files written whole or not at all, and the dataset writer's HDF5 space.
 
-A dataset is allocated in full before the first example renders, so that a
-full disk or a file-size limit ends the run at once, in one line, and never
-halfway with a file that cannot be resumed.
+Every result file of the toolkit (JSON, CSV, NPZ, WAV, PNG, ``.keras``
+checkpoints, ``.fxp`` / ``.syx`` presets) is written by :func:`atomic_path`,
+:func:`open_atomic` or :func:`write_atomic`: to a temporary file in the same
+folder, flushed to disk (``fsync``), then renamed over the final name. On any
+failure (a full disk, a read-only folder, a file-size limit, Ctrl-C) the
+temporary file is removed, the earlier file of that name is left as it was,
+and a failed write becomes one :class:`WriteError` line naming the folder,
+its free space and the cause.
+
+A dataset is allocated in full before the first example renders
+(:func:`reserve`, :func:`create_preallocated`), so that a full disk or a
+file-size limit ends the run at once, in one line, and never halfway with a
+file that cannot be resumed.
 """
 
 from __future__ import annotations
@@ -11,22 +21,210 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import h5py
-import numpy as np
+from generators.errors import InverSynthError
 
 __all__ = [
+    "WriteError",
+    "atomic_path",
+    "check_room",
     "close_quietly",
     "create_preallocated",
     "file_in_the_way",
     "format_size",
+    "free_bytes",
+    "open_atomic",
     "os_reason",
     "reserve",
+    "write_atomic",
+    "write_failed",
 ]
+
+
+class WriteError(InverSynthError):
+    """A result file could not be written (full disk, read-only folder, size limit).
+
+    Nothing half-written is left: the message names the folder, its free
+    space, the cause, and what was kept. ``failure`` is the message without
+    what was kept, for a caller that knows better (:meth:`keeping`).
+    """
+
+    failure: str = ""
+    reason: str = ""  # the cause in a few words ("No space left on device")
+
+    def keeping(self, kept: str) -> WriteError:
+        """The same failure, saying ``kept`` about what was kept."""
+        error = WriteError(f"{self.failure}; {kept}")
+        error.failure, error.reason = self.failure, self.reason
+        return error
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Free space of the disk of ``folder`` (or of its nearest existing ancestor); None if unknown."""
+    for candidate in [Path(folder), *Path(folder).parents]:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def write_failed(path: str | Path, exc: BaseException, *, kept: str | None = None) -> WriteError:
+    """The one-line error of a write of ``path`` that failed with ``exc``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (or folder) that was being written.
+    exc : BaseException
+        The cause (its system error name is used: "No space left on device").
+    kept : str, optional
+        What was kept; default: the earlier file of that name, or nothing.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    free = free_bytes(folder)
+    space = f"{format_size(free)} free on its disk" if free is not None else "free space unknown"
+    failure = f"cannot write {path.name!r} in {str(folder)!r}: {os_reason(exc)} ({space})"
+    if kept is None:
+        kept = (
+            f"nothing half-written is left, and the earlier {path.name} is kept"
+            if path.exists()
+            else "nothing half-written is left"
+        )
+    error = WriteError(f"{failure}; {kept}")
+    error.failure, error.reason = failure, os_reason(exc)
+    return error
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """An OSError (a full disk, a read-only folder, a size limit), itself or as the cause of ``exc``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _sync_file(path: Path) -> None:
+    """Flush ``path``'s data to the disk: a full disk may only say so here."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every file system can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _size_limit_as_error() -> Iterator[None]:
+    """A file-size limit (``ulimit -f``) fails a write with EFBIG instead of killing with SIGXFSZ."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler; elsewhere the process's setting stands
+        return
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, kept: str | None = None) -> Iterator[Path]:
+    """A temporary path to write ``path``'s contents to; renamed over ``path`` when the block ends.
+
+    The temporary file is in the same folder (so the rename is atomic) and
+    has the same suffix (libraries that choose a format by suffix, or insist
+    on one, such as NumPy's ``.npz`` and Keras's ``.keras``, write it as
+    ``path``). The folder must exist: a missing one is a failed write.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file.
+    kept : str, optional
+        What the error message says was kept, when a write fails.
+
+    Yields
+    ------
+    Path
+        Write the whole file here (any library, any number of writes).
+
+    Raises
+    ------
+    WriteError
+        A write, the flush or the rename failed with an ``OSError`` (full disk,
+        read-only folder, file-size limit); the temporary file is gone.
+        Other exceptions (Ctrl-C included) are raised unchanged, after the
+        temporary file is removed.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        with _size_limit_as_error():
+            yield tmp
+            _sync_file(tmp)
+            os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, Exception) and _is_write_failure(exc):
+            raise write_failed(path, exc, kept=kept) from None
+        raise
+    _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def open_atomic(
+    path: str | Path,
+    mode: str = "w",
+    *,
+    newline: str | None = None,
+    kept: str | None = None,
+) -> Iterator[IO[Any]]:
+    """``open(path, mode)`` for writing, through :func:`atomic_path`: whole or not at all.
+
+    Parameters
+    ----------
+    path : path-like
+    mode : {"w", "wb"}
+        Text (UTF-8) or bytes.
+    newline : str, optional
+        As for :func:`open` (``""`` for the csv module).
+    kept : str, optional
+        See :func:`atomic_path`.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"open_atomic writes a new file: mode 'w' or 'wb', got {mode!r}")
+    encoding = "utf-8" if mode == "w" else None
+    with (
+        atomic_path(path, kept=kept) as tmp,
+        open(tmp, mode, encoding=encoding, newline=newline) as fh,
+    ):
+        yield fh
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, kept: str | None = None) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path``, whole or not at all; see :func:`atomic_path`."""
+    with open_atomic(path, "wb" if isinstance(data, bytes) else "w", kept=kept) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def file_in_the_way(folder: Path) -> Path | None:
@@ -37,8 +235,10 @@ def file_in_the_way(folder: Path) -> Path | None:
     return None
 
 
-def os_reason(exc: Exception) -> str:
+def os_reason(exc: BaseException) -> str:
     """A failed write in a few words: the system's name for its errno ("No space left on device")."""
+    if isinstance(exc, WriteError):
+        return exc.reason
     code = getattr(exc, "errno", None)
     if code is None:  # h5py puts the errno in its message text
         match = re.search(r"errno = (\d+)", str(exc))
@@ -56,21 +256,45 @@ def reserve(path: Path, n_bytes: int) -> None:
     space (it lacks ``fallocate``) is left to fail at write time, as before.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    # A file-size limit (ulimit -f) would kill the process with SIGXFSZ: get EFBIG instead.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN) if in_main else None
     try:
-        os.posix_fallocate(fd, 0, max(1, n_bytes))
+        with _size_limit_as_error():
+            os.posix_fallocate(fd, 0, max(1, n_bytes))
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
     finally:
         os.close(fd)
-        if in_main:
-            signal.signal(signal.SIGXFSZ, previous)
 
 
-def close_quietly(f: h5py.File) -> None:
+def check_room(needs: list[tuple[Path, int, str]], *, advice: str) -> None:
+    """Refuse, in one line, files that cannot fit on their disks, before anything is written.
+
+    Parameters
+    ----------
+    needs : list of (folder, bytes, what)
+        The folders to write into, how many bytes each needs and what they
+        are ("2,000 examples"); folders on one disk add up.
+    advice : str
+        What to do instead, ending the message.
+    """
+    by_device: dict[int, tuple[Path, int, str]] = {}  # device -> (folder, bytes, what)
+    for folder, n_bytes, what in needs:
+        device = os.stat(folder).st_dev
+        old = by_device.get(device)
+        if old is None:
+            by_device[device] = (folder, n_bytes, what)
+        else:
+            by_device[device] = (old[0], old[1] + n_bytes, f"{old[2]} and {what}")
+    for folder, n_bytes, what in by_device.values():
+        free = shutil.disk_usage(folder).free
+        if n_bytes > free:
+            raise InverSynthError(
+                f"the dataset needs {format_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
+                f"has {format_size(free)} free; {advice}"
+            )
+
+
+def close_quietly(f: Any) -> None:
     """Close after a failure; a second failure (the disk still full) must not hide the first."""
     with contextlib.suppress(Exception):
         f.close()
@@ -83,9 +307,12 @@ def format_size(n_bytes: int) -> str:
 
 
 def create_preallocated(
-    f: h5py.File, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
+    f: Any, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
 ) -> None:
-    """A chunked dataset whose storage is allocated at creation and never filled."""
+    """A chunked dataset of the open ``h5py.File`` ``f``, its storage allocated at creation and never filled."""
+    import h5py  # here: the result-file helpers above serve processes that never open HDF5
+    import numpy as np
+
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk(chunks)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)

@@ -142,6 +142,12 @@ class SoundGenerator(abc.ABC):
         )
         return self.parameter_set.check_indices(indices)
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most synths load nothing
+        """Load what the first render needs (compiled code), ahead of it.
+
+        Worker processes call it when they start, before their first job.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook, most synths hold nothing
         """Release resources (worker processes, plugin instances). Safe to call twice."""
 

@@ -1,7 +1,8 @@
 """The dataset writer: sample -> render -> write an HDF5 dataset, in chunks, across processes.
 
 The file format is :mod:`generators.schema`; :mod:`generators.dataset` reads it.
-Rendering runs in the worker pool of :mod:`generators.pool`.
+Rendering runs in the worker pool of :mod:`generators.pool`, a chunk at a time
+(:mod:`generators.chunks`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import threading
 import time
 from collections.abc import Generator
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from generators.chunks import Chunk, Rendered, render_chunk
 from generators.errors import InverSynthError
+from generators.interrupts import raise_if_interrupted
 from generators.lock import DatasetLock
 from generators.options import (
     MAX_CHUNK_SIZE,
@@ -31,9 +33,8 @@ from generators.options import (
     MAX_SEED,
     MAX_WORKERS,
 )
-from generators.parameters import ParameterSet
 from generators.pool import map_in_workers
-from generators.sampling import load_sampler
+from generators.resume_check import attrs_difference
 from generators.schema import (
     CREATED_BY,
     EXAMPLE_ARRAYS,
@@ -41,11 +42,11 @@ from generators.schema import (
     FORMAT_VERSION,
     LABEL_DTYPE,
     PROGRESS_ARRAY,
-    SILENCE_PEAK,
     attr_value,
     partial_path,
 )
 from generators.storage import (
+    check_room,
     close_quietly,
     create_preallocated,
     file_in_the_way,
@@ -64,83 +65,6 @@ _MAX_CHUNK_BYTES = 1_000_000_000  # audio of one chunk; a worker holds two at a 
 _ALL_FAILED_ABORT = 16  # this many examples in, all failed: the synth cannot render at all
 # Fixed HDF5 format bounds: the same options give the same bytes with any newer library.
 _LIBVER = ("earliest", "v110")
-
-# Dataset attributes -> the option that sets them, for messages.
-_OPTION_OF = {
-    "seed": "--seed",
-    "total_examples": "--num_examples",
-    "n_examples": "--num_examples",
-    "example_offset": "--shard",
-    "shard": "--shard",
-    "sample_rate": "--sample_rate",
-    "n_samples": "--length",
-    "chunk_size": "--chunk_size",
-    "generator": "the synth",
-    "generator_config": "the synth's options",
-    "parameter_set": "the synth's parameters",
-    "format_version": "the format version (made by another version of the toolkit)",
-}
-
-
-class Rendered(NamedTuple):
-    """A rendered chunk, as sent back from a worker."""
-
-    chunk_id: int
-    labels: np.ndarray  # [n, n_parameters] int16
-    values: np.ndarray  # [n, n_parameters] float32
-    audio: np.ndarray  # [n, n_samples] float32
-    failed: np.ndarray  # [n] bool
-    n_silent: int  # examples that rendered silent (failed ones not counted)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A unit of work: dataset rows ``[row, row + n)``, global examples ``[start, start + n)``."""
-
-    chunk_id: int
-    row: int
-    start: int
-    n: int
-
-
-def render_chunk(
-    generator: SoundGenerator,
-    chunk: Chunk,
-    *,
-    seed: int,
-    sampler: dict[str, Any] | None = None,
-    wav_directory: str | None = None,
-    wav_prefix: str = "example",
-) -> Rendered:
-    """Sample and render one chunk; optionally write its WAV files (not those of failed examples).
-
-    The examples depend only on ``(seed, chunk.start + i)``: the dataset writer
-    and the training stream (:mod:`models.common.stream`) render with this.
-    ``sampler`` is the spec of a :mod:`generators.sampling` sampler (None:
-    uniform draws); it is built once per process.
-    """
-    if sampler is None:
-        indices, audio, failed = generator.render_examples(
-            seed=seed, start=chunk.start, n_examples=chunk.n
-        )
-    else:
-        indices, audio, failed = generator.render_examples(
-            seed=seed, start=chunk.start, n_examples=chunk.n, sampler=load_sampler(sampler)
-        )
-    values = generator.parameter_set.to_values(indices).astype(np.float32)
-    audio = np.asarray(audio, dtype=np.float32)
-    failed = np.asarray(failed, dtype=bool)
-    audio[failed] = 0.0
-    if wav_directory is not None:
-        import soundfile as sf
-
-        for i in np.flatnonzero(~failed):
-            path = Path(wav_directory) / f"{wav_prefix}_{chunk.start + i:07d}.wav"
-            sf.write(path, audio[i], generator.sample_rate, subtype="FLOAT")
-    peaks = np.max(np.abs(audio), axis=1)  # [n]
-    n_silent = int(np.sum(~(peaks >= SILENCE_PEAK) & ~failed))  # NaN peaks count as silent
-    labels = indices.astype(LABEL_DTYPE)
-    return Rendered(chunk.chunk_id, labels, values, audio, failed, n_silent)
 
 
 class _ChunkSink:
@@ -356,28 +280,15 @@ class DatasetCreator:
 
     def _check_disk(self, n_rows: int) -> None:
         """Refuse to start when a new file of ``n_rows`` examples cannot fit on its disk."""
-        needs: dict[int, tuple[Path, int, str]] = {}  # device -> (folder, bytes, what)
-
-        def need(folder: Path, n_bytes: int, what: str) -> None:
-            device = os.stat(folder).st_dev
-            old = needs.get(device)
-            if old is None:
-                needs[device] = (folder, n_bytes, what)
-            else:
-                needs[device] = (old[0], old[1] + n_bytes, f"{old[2]} and {what}")
-
-        need(self.path.parent, self._file_bytes(n_rows), f"{n_rows:,} examples")
+        needs = [(self.path.parent, self._file_bytes(n_rows), f"{n_rows:,} examples")]
         if self.wav_directory is not None:
             wav_bytes = n_rows * (4 * self.generator.n_samples + 80)
-            need(self.wav_directory, wav_bytes, "their WAV files")
-        for folder, n_bytes, what in needs.values():
-            free = shutil.disk_usage(folder).free
-            if n_bytes > free:
-                raise InverSynthError(
-                    f"the dataset needs {format_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
-                    f"has {format_size(free)} free; make fewer or shorter examples, or split the "
-                    "dataset with --shard K/N over several disks"
-                )
+            needs.append((self.wav_directory, wav_bytes, "their WAV files"))
+        check_room(
+            needs,
+            advice="make fewer or shorter examples, or split the dataset with --shard K/N "
+            "over several disks",
+        )
 
     def _create_file(self) -> h5py.File:
         """A new partial file, its disk space reserved (so no later write can run out of it)."""
@@ -391,16 +302,14 @@ class DatasetCreator:
         size = self._file_bytes(n_rows)
         try:
             reserve(self.partial_path, size)
-        except OSError as exc:
-            self.partial_path.unlink(missing_ok=True)
-            raise InverSynthError(
-                f"cannot create {where} ({format_size(size)}): {os_reason(exc)}"
-            ) from None
-        try:
             f = h5py.File(self.partial_path, "w", libver=_LIBVER)
-        except OSError as exc:
+        except BaseException as exc:
             self.partial_path.unlink(missing_ok=True)
-            raise InverSynthError(f"cannot create {where}: {os_reason(exc)}") from None
+            if isinstance(exc, OSError):
+                raise InverSynthError(
+                    f"cannot create {where} ({format_size(size)}): {os_reason(exc)}"
+                ) from None
+            raise
         try:
             # Early allocation: every chunk's place in the file exists from the
             # start, so writing a chunk later only writes raw data (no index
@@ -420,10 +329,12 @@ class DatasetCreator:
             f.attrs["created_by"] = CREATED_BY
             f.flush()
             reserve(self.partial_path, f.id.get_filesize())
-        except (OSError, RuntimeError) as exc:  # RuntimeError: h5py's failed flush
+        except BaseException as exc:  # a full disk, a Ctrl-C: the file holds nothing yet
             close_quietly(f)
-            self.partial_path.unlink(missing_ok=True)  # holds nothing yet
-            raise InverSynthError(f"cannot create {where}: {os_reason(exc)}") from None
+            self.partial_path.unlink(missing_ok=True)  # not resumable: a --resume starts afresh
+            if isinstance(exc, OSError | RuntimeError):  # RuntimeError: h5py's failed flush
+                raise InverSynthError(f"cannot create {where}: {os_reason(exc)}") from None
+            raise
         return f
 
     def _open_for_resume(self) -> h5py.File:
@@ -434,7 +345,7 @@ class DatasetCreator:
                 f"cannot resume from {str(self.partial_path)!r}: it is not a readable HDF5 file "
                 f"({os_reason(exc)}); delete it, or run with --overwrite to start again"
             ) from None
-        difference = _difference(f.attrs, self._attrs())
+        difference = attrs_difference(f.attrs, self._attrs())
         missing = [k for k in (FAILED_ARRAY, PROGRESS_ARRAY) if k not in f]
         if difference is None and missing:
             difference = f"it has no {missing[0]!r} array"
@@ -475,7 +386,7 @@ class DatasetCreator:
             with h5py.File(self.path, "r") as f:
                 wanted = self._attrs()
                 del wanted["chunk_size"]  # how it was cut into work; the rows are the same
-                difference = _difference(f.attrs, wanted)
+                difference = attrs_difference(f.attrs, wanted)
                 complete = bool(attr_value(f.attrs, "complete")) if "complete" in f.attrs else False
                 self.n_silent = int(attr_value(f.attrs, "silent_examples") or 0)
                 self.n_failed = (
@@ -533,6 +444,7 @@ class DatasetCreator:
             f = self._open(resume=resume, overwrite=overwrite)
             try:
                 self._fill(f)
+                raise_if_interrupted()  # never marked complete after a Ctrl-C or SIGTERM
                 f.attrs["complete"] = True
                 f.flush()
                 self.n_silent = int(f.attrs["silent_examples"])
@@ -584,6 +496,7 @@ class DatasetCreator:
             for result in results:
                 note.cancel()
                 sink.write(result)
+                raise_if_interrupted()  # a Ctrl-C dropped in h5py's finalizers ends it here
         finally:
             note.cancel()
             results.close()  # a failed write ends the workers at once
@@ -615,41 +528,3 @@ def _startup_note(workers: int) -> None:
         "compiles its code, which can take a minute; later runs start at once)",
         file=sys.stderr,
     )
-
-
-def _difference(stored: h5py.AttributeManager, wanted: dict[str, Any]) -> str | None:
-    """How a file's attributes differ from a run's, naming the option (None if they agree)."""
-    for key, value in wanted.items():
-        have = attr_value(stored, key) if key in stored else None
-        if have == value or (key == "parameter_set" and _same_parameters(have, value)):
-            continue
-        option = _OPTION_OF.get(key, key)
-        if have is None:
-            return f"the file has no {key!r} attribute"
-        if key in ("generator_config", "parameter_set"):
-            detail = _json_difference(have, value)
-            return f"{option} differ: {detail}"
-        return f"{option} differs: the file has {key}={have!r}, this run asks {key}={value!r}"
-    return None
-
-
-def _same_parameters(have: Any, want: Any) -> bool:
-    """Two parameter-set JSON texts of one set, levels within LEVEL_RTOL (another CPU's file)."""
-    try:
-        return ParameterSet.from_json(str(have)).matches(ParameterSet.from_json(str(want)))
-    except InverSynthError:
-        return False
-
-
-def _json_difference(have: str, want: str) -> str:
-    """The first top-level entry in which two JSON objects differ, as ``key: file X, run Y``."""
-    try:
-        a, b = json.loads(have), json.loads(want)
-    except (TypeError, json.JSONDecodeError):
-        return "the file's entry is not valid JSON"
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                x, y = json.dumps(a.get(key)), json.dumps(b.get(key))
-                return f"{key}: the file has {x:.80}, this run asks {y:.80}"
-    return "the file's and this run's differ"

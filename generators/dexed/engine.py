@@ -31,7 +31,6 @@ read strictly and without dexed-py (:mod:`generators.dexed.sysex`).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from generators.dexed.sysex import (
     unpack_bank,
 )
 from generators.errors import InverSynthError
+from generators.storage import write_atomic, write_failed
 
 __all__ = [
     "ENGINE_PARAMETERS",
@@ -369,15 +369,12 @@ def voice_name(voice: np.ndarray) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary name in the same folder, then rename it to ``path``."""
+    """Write ``data`` whole or not at all (:func:`generators.storage.write_atomic`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
     except OSError as exc:
-        raise InverSynthError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+        raise write_failed(path, exc) from None
+    write_atomic(path, data)
     return path
 
 

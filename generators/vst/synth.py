@@ -18,6 +18,7 @@ import numpy as np
 from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet, example_uniforms
 from generators.schema import SILENCE_PEAK
+from generators.storage import write_atomic, write_failed
 from generators.synth import RenderedExamples, SoundGenerator
 from generators.validate import check_float, check_int
 from generators.vst.config import check_plugin_path, load_plugin_config, resolve_index
@@ -411,10 +412,9 @@ class VSTGenerator(SoundGenerator):
         data = fxp_bytes(uid=info["uid"], version=info["version"], values=every, name=preset_name)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
         except OSError as exc:
-            raise InverSynthError(f"cannot write preset {str(out)!r}: {exc.strerror}") from None
-        return out
+            raise write_failed(out, exc) from None
+        return write_atomic(out, data)
 
     def render_preset(self, path: str | Path) -> np.ndarray:
         """Render the note with the patch of an ``.fxp`` preset file: float32 [n_samples]."""

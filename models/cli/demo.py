@@ -41,6 +41,7 @@ from generators.fm_generator import FMGenerator
 from generators.outputs import mark_demo_folder
 from generators.parameters import ALL_GROUP
 from generators.sine_generator import SineGenerator
+from generators.storage import write_atomic
 from generators.validate import check_positive_int
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
@@ -249,10 +250,14 @@ def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple
 
 def _write_foreign_sound(sounds_dir: Path) -> tuple[Path, None]:
     """The plucked string as a 44.1 kHz stereo WAV: a sound the synth did not make."""
+    import io
+
     import soundfile as sf
 
     foreign = sounds_dir / "plucked_string_44k_stereo.wav"
-    sf.write(foreign, plucked_string(), 44100, subtype="PCM_16")
+    buffer = io.BytesIO()
+    sf.write(buffer, plucked_string(), 44100, subtype="PCM_16", format="WAV")
+    write_atomic(foreign, buffer.getvalue())
     return foreign, None
 
 

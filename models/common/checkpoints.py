@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.storage import WriteError, open_atomic
 from models.common.data import EpochClock
 from models.common.records import write_json_atomic
 from models.common.run import (
@@ -91,7 +91,18 @@ class _RunCheckpointSteps:
         self.epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = dict(logs or {})
+        try:
+            self._end_epoch(epoch, dict(logs or {}))
+        except WriteError as exc:  # a full disk: say what the run keeps, and how to go on
+            done = TrainState.load(self.run_dir).epochs_done  # as recorded, not as counted
+            kept = (
+                f"the run keeps its {done} finished epoch(s): make room and continue it with --resume"
+                if done
+                else "no epoch of the run had finished"
+            )
+            raise exc.keeping(kept) from None
+
+    def _end_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
         self.diverged = not_finite(logs, self.model)
         if self.diverged is not None:
             # Nothing of this epoch is kept: not its weights, not its history row, not
@@ -129,19 +140,20 @@ class _RunCheckpointSteps:
             st.wait += 1
 
     def _append_history(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Add the epoch's row: the file is written anew (a few KB), so never half a row."""
         path = self.run_dir / HISTORY_FILE
         if not self.state.history_columns:
             self.state.history_columns = ["epoch", *sorted(logs)]
         columns = self.state.history_columns
         row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        with open_atomic(path, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-            if new:
+            if before:
+                fh.write(before)
+            else:
                 writer.writeheader()
             writer.writerow(row)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def not_finite(logs: dict[str, Any], model: Any) -> str | None:
@@ -185,7 +197,5 @@ def trim_history(run_dir: Path, epochs_done: int) -> None:
     header, body = rows[0], rows[1:]
     kept = [r for r in body if r and int(float(r[0])) <= epochs_done]
     if len(kept) != len(body):
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with open_atomic(path, newline="") as fh:
             csv.writer(fh).writerows([header, *kept])
-        os.replace(tmp, path)

@@ -15,9 +15,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from generators.storage import atomic_path
 from models.common.metrics import ALL_GROUP, Evaluation
 
-__all__ = ["plot_history", "plot_per_parameter", "plot_top_k_by_group", "top_k_figure"]
+__all__ = [
+    "plot_history",
+    "plot_per_parameter",
+    "plot_top_k_by_group",
+    "save_png",
+    "top_k_figure",
+]
+
+
+def save_png(fig: Any, out: Path, *, dpi: int = 120) -> Path:
+    """Write a figure to ``out`` as PNG, whole or not at all, and close it."""
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return Path(out)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -58,9 +75,7 @@ def plot_history(history_csv: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out)
 
 
 def plot_per_parameter(evaluation: Evaluation, out: Path, *, title: str = "") -> Path:
@@ -98,17 +113,13 @@ def plot_per_parameter(evaluation: Evaluation, out: Path, *, title: str = "") ->
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out)
 
 
 def plot_top_k_by_group(evaluation: Evaluation, out: Path, *, title: str = "") -> Path:
     """Top-k accuracy against k for every parameter group (the paper's Fig. 4), as PNG."""
     fig = top_k_figure(evaluation, title=title)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out)
 
 
 def top_k_figure(evaluation: Evaluation, *, title: str = "") -> Any:

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from generators.errors import InverSynthError
-from generators.storage import file_in_the_way
+from generators.storage import WriteError, file_in_the_way, write_atomic, write_failed
 from models.common.run import (
     BEST_MODEL,
     HISTORY_FILE,
@@ -150,12 +150,15 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
     run_dir, destination = Path(run_dir), Path(destination)
     _check_destination(run_dir, destination, overwrite=overwrite)
     run = load_run(run_dir)  # compile=False: the optimizer's moments are not loaded
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    except OSError as exc:
+        raise write_failed(destination, exc, kept="nothing was written") from None
     try:
         for name in (STATE_FILE, HISTORY_FILE):
             if (run_dir / name).is_file():
-                shutil.copy2(run_dir / name, staging / name)
+                write_atomic(staging / name, (run_dir / name).read_bytes())
         # The dataset by file name only: where it lay on the training machine means
         # nothing elsewhere (without the file, matching goes without a lookup).
         names = [Path(p).name for p in run.info.dataset_paths]
@@ -166,8 +169,11 @@ def export_run(run_dir: str | Path, destination: str | Path, *, overwrite: bool 
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the export is not
         _replace_folder(staging, destination)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | WriteError):  # a full disk, a read-only folder: one line
+            kept = f"nothing of the export is left; {str(run_dir)!r} is untouched"
+            raise write_failed(destination, exc, kept=kept) from None
         raise
     return destination
 

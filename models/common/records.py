@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
 from generators.errors import InverSynthError
+from generators.storage import write_atomic
 
 __all__ = ["JsonRecord", "json_safe", "write_json_atomic", "write_text_atomic"]
 
@@ -32,15 +32,8 @@ def json_safe(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file and rename it over ``path`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write ``text`` whole or not at all (:func:`generators.storage.write_atomic`)."""
+    return write_atomic(path, text)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

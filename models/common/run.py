@@ -43,6 +43,7 @@ import numpy as np
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
+from generators.storage import atomic_path
 from generators.validate import check_audio, check_positive_int
 from models.common.data import Split
 from models.common.model_file import (
@@ -138,15 +139,10 @@ def save_model_atomic(model: Any, path: Path, *, info: RunInfo | None = None) ->
         )
     if info is None and (path.parent / RUN_FILE).is_file():
         info = RunInfo.load(path.parent)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the suffix
-    try:
+    with atomic_path(path) as tmp:  # the same suffix: Keras insists on .keras
         model.save(tmp)
         if info is not None:
             write_model_record(tmp, info.model_description())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from generators.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
+from generators.storage import write_atomic
 from generators.validate import check_audio
 
 __all__ = [
@@ -369,12 +370,11 @@ def _pcm16(audio: np.ndarray) -> np.ndarray:
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write [n_samples] audio as 16-bit PCM WAV (plays everywhere), clipped to [-1, 1]."""
-    import soundfile as sf
+    """Write [n_samples] audio as 16-bit PCM WAV (plays everywhere), clipped to [-1, 1].
 
-    p = Path(path)
-    sf.write(str(p), _pcm16(audio), int(sample_rate), subtype="PCM_16", format="WAV")
-    return p
+    Made in memory and written whole or not at all (:func:`generators.storage.write_atomic`).
+    """
+    return write_atomic(path, wav_bytes(audio, sample_rate))
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:

@@ -18,8 +18,6 @@ compare directly.
 from __future__ import annotations
 
 import csv
-import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from generators.errors import InverSynthError
 from generators.parameters import ALL_GROUP
+from generators.storage import atomic_path, open_atomic
 from models.common.markup import markdown_text, plot_text
 from models.common.paper import (
     PAPER_GROUPS,
@@ -361,13 +360,12 @@ def plot_comparison(summaries: Sequence[RunSummary], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
     fig = comparison_figure(summaries)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
+        with atomic_path(out) as tmp:  # never a half-drawn file under the final name
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-    os.replace(tmp, out)  # never a half-drawn file under the final name
     return out
 
 
@@ -424,11 +422,10 @@ def write_comparison(
     files = {"markdown": out / "comparison.md", "csv": out / "comparison.csv"}
     write_text_atomic(files["markdown"], format_markdown(summaries, paper=paper))
     fields, rows = _csv_rows(summaries)
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(files["csv"], text.getvalue())  # never a half-written table
+    with open_atomic(files["csv"], newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
     if plot:
         files["plot"] = plot_comparison(summaries, out / "comparison.png")
     return files

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.storage import atomic_path, open_atomic
 from models.common.metrics import Evaluation
 from models.common.records import JsonRecord
 from models.common.run import EVALUATION_DIR
@@ -236,14 +237,13 @@ class Predictions:
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / PREDICTIONS_FILE
-        tmp = path.with_name(f".{path.stem}.tmp.npz")  # numpy insists on the suffix
-        np.savez_compressed(
-            tmp,
-            example_indices=self.example_indices,
-            true_indices=self.true_indices,
-            scores=self.scores,
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # the same suffix: numpy insists on .npz
+            np.savez_compressed(
+                tmp,
+                example_indices=self.example_indices,
+                true_indices=self.true_indices,
+                scores=self.scores,
+            )
         return path
 
     @classmethod
@@ -353,12 +353,10 @@ def write_per_parameter_csv(folder: str | Path, evaluation: Evaluation) -> Path:
     """``per_parameter.csv``: name, levels, top-1..5 accuracy, MAE, MPR of every parameter."""
     path = Path(folder) / PER_PARAMETER_CSV
     rows = [p.to_dict() for p in evaluation.parameters]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with open_atomic(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 
@@ -444,13 +442,12 @@ class Matches:
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / MATCHES_FILE
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
         arrays: dict[str, Any] = {
             f"method_{name}": np.asarray(v, dtype=np.int64) for name, v in self.indices.items()
         }
         arrays["example_indices"] = np.asarray(self.example_indices, dtype=np.int64)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **arrays)
         return path
 
     @classmethod
@@ -554,11 +551,9 @@ def write_reconstruction_csv(
 ) -> Path:
     """``reconstruction.csv``: the example index and every metric, one row per example."""
     path = Path(folder) / RECONSTRUCTION_CSV
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with open_atomic(path, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["example_index", *per_example])
         for i, index in enumerate(example_indices):
             writer.writerow([int(index), *(f"{per_example[k][i]:.6g}" for k in per_example)])
-    os.replace(tmp, path)
     return path

@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from generators.storage import atomic_path
 from models.common.markup import plot_text
 from models.matching.metrics import FLOOR_DB, log_magnitude_stft
 
@@ -124,11 +124,9 @@ def plot_spectrograms(
         if title:  # a file name is no formula
             fig.suptitle(plot_text(title), fontsize=FONT_PT, y=0.99, va="top")
         try:
-            if isinstance(out, str | os.PathLike):
-                path = Path(out)
-                tmp = path.with_name(f".{path.name}.tmp")
-                fig.savefig(tmp, dpi=dpi, format="png")
-                os.replace(tmp, path)  # never a half-drawn file under the final name
+            if isinstance(out, str | os.PathLike):  # a file: whole or not at all
+                with atomic_path(out) as tmp:
+                    fig.savefig(tmp, dpi=dpi, format="png")
             else:
                 fig.savefig(out, dpi=dpi, format="png")
         finally:

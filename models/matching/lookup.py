@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import numpy as np
 
 from generators.dataset import SynthDataset, open_dataset
 from generators.errors import InverSynthError
+from generators.storage import atomic_path
 from models.matching.distance import MultiResolutionDistance, Resolution
 
 __all__ = ["INDEX_FEATURES", "DatasetLookup", "Neighbours", "index_features", "index_path"]
@@ -349,11 +349,6 @@ def _index_problem(features: np.ndarray, labels: np.ndarray, dataset: SynthDatas
 
 
 def _write_index(path: Path, *, key: str, features: np.ndarray, labels: np.ndarray) -> None:
-    """Write the index to a temporary file and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
+    """Write the index whole or not at all (a failed write names the folder and its free space)."""
+    with atomic_path(path) as tmp:
         np.savez(tmp, key=np.array(key), features=features, labels=labels)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InverSynthError(f"cannot write the lookup index {str(path)!r}: {exc}") from None
