@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generators.errors import InverSynthError
+from generators.storage import WriteError, write_failed
 from models.common.records import write_json_atomic
 from models.matching.audio_io import resample, write_wav
 from models.matching.figures import plot_spectrograms
@@ -208,7 +209,15 @@ class _Staging:
         final = self.folder / name
         temporary = self.folder / f".{final.stem}.{os.getpid()}.tmp{final.suffix}"
         self.staged[kind] = (temporary, final)
-        writer(temporary)
+        try:
+            writer(temporary)
+        except (OSError, WriteError) as exc:  # a full disk: named by the file it was to be
+            kept = (
+                "nothing of this match is written, and the earlier match of this name is kept"
+                if final.exists()
+                else "nothing of this match is written"
+            )
+            raise write_failed(final, exc, kept=kept) from None
 
     def commit(self) -> dict[str, Path]:
         for temporary, final in self.staged.values():
