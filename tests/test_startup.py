@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,18 @@ def pid_of_worker(synth: Any, job: int) -> int:
     return os.getpid()
 
 
+def exit_code_of(process: Any, timeout_s: float = 30.0) -> int | None:
+    """The exit code of an ended worker, waiting for it at most ``timeout_s``.
+
+    Not ``join()`` alone: the pool's own thread may reap the worker at the same
+    moment, and ``join()`` then returns before the exit code is recorded.
+    """
+    deadline = time.monotonic() + timeout_s
+    while process.exitcode is None and time.monotonic() < deadline:
+        process.join(timeout=0.1)
+    return process.exitcode
+
+
 SINE = {"sample_rate": 8192, "n_samples": 512, "n_levels": 4}
 
 
@@ -122,6 +135,5 @@ def test_workers_started_for_a_command_that_is_refused_end_with_it_at_once() -> 
         processes = list(pool._started[pool._key("sine", SINE, 2)]._processes.values())
         raise InverSynthError("refused")
     for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == -signal.SIGTERM  # ended, not left to finish starting
+        assert exit_code_of(process) == -signal.SIGTERM  # ended, not left to finish starting
     assert pool._started == {}
