@@ -71,6 +71,8 @@ class SoundGenerator(abc.ABC):
     # False for a synth that runs processes of its own (plugin hosts): a worker pool
     # process cannot hold one each (the training stream renders in such a pool).
     streams_in_workers: ClassVar[bool] = True
+    # How a user makes a lookup dataset of this synth, said when a match goes without one.
+    lookup_hint: ClassVar[str] = ""
 
     def __init__(self, *, sample_rate: int, n_samples: int) -> None:
         self.sample_rate = check_positive_int(sample_rate, "sample_rate")

@@ -134,6 +134,11 @@ class DexedGenerator(SoundGenerator):
 
     name = "dexed"
     renders_in_parallel = True  # its engine threads: ``workers`` of them
+    lookup_hint = (
+        "DX7 banks of your own make one: python -m generators.dexed collect BANKS.syx "
+        "--output data/dx7_voices.npz, then python -m generators.dexed bank --collection "
+        "data/dx7_voices.npz --role training --config plugin_config/dexed_voice.json --name dx7voices"
+    )
 
     def __init__(
         self,

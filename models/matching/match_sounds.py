@@ -160,9 +160,11 @@ def open_lookup(
             f"the {method!r} method needs a dataset of the {run.generator_name!r} synth: "
             f"{why}; give --lookup_dataset FILE"
         )
+    hint = getattr(generator, "lookup_hint", "")
     note = (
         f"{method} without a lookup: {why}; it starts from the network's guess alone "
-        f"(give --lookup_dataset FILE, a dataset of the {run.generator_name!r} synth)"
+        f"(give --lookup_dataset FILE, a dataset of the {run.generator_name!r} synth"
+        + (f"; {hint})" if hint else ")")
     )
     return None, None, (note,)
 
