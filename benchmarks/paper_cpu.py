@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from generators.options import add_workers_argument
+from core.options import add_workers_argument
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,6 +6,6 @@
 * :mod:`generators.schema`: the dataset file format; :mod:`generators.writer` writes
   it (one writer per file: :mod:`generators.lock`), :mod:`generators.dataset` reads it;
 * :mod:`generators.pool`: worker processes that each hold a synth;
-* :mod:`generators.cli`, :mod:`generators.options`: command-line plumbing and the
-  options that commands share; :mod:`generators.validate`: checks of single values.
+* :mod:`generators.dataset_options`: the options of the dataset-making commands
+  (those every command shares, and the command-line plumbing, are :mod:`core`).
 """

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from core.storage import write_atomic
 from generators.sampling import load_sampler
 from generators.schema import LABEL_DTYPE, SILENCE_PEAK
-from generators.storage import write_atomic
 from generators.synth import SoundGenerator
 
 __all__ = ["Chunk", "Rendered", "render_chunk"]

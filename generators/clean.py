@@ -35,8 +35,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generators.cli import env_default, env_value, make_parser, run_cli
-from generators.errors import InverSynthError
+from core.commandline import make_parser, run_cli
+from core.environment import env_default, env_value
+from core.errors import InverSynthError
+from core.storage import format_size
 from generators.outputs import (
     COMPARISON_FILES,
     DEMO_FOLDERS,
@@ -59,7 +61,6 @@ from generators.outputs import (
     predictions_folder,
 )
 from generators.schema import lock_path
-from generators.storage import format_size
 
 __all__ = ["CleanPlan", "check_folder", "clean", "main", "output_folders", "plan_clean"]
 

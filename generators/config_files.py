@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "check_keys",

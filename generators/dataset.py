@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
-from generators.cli import make_parser, run_cli
-from generators.errors import InverSynthError
+from core.commandline import make_parser, run_cli
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.schema import (
     EXAMPLE_ARRAYS,

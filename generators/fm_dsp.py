@@ -40,7 +40,7 @@ import math
 import numba
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "CONTROL_NAMES",

@@ -38,13 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import env_default, make_parser, non_negative_float, run_cli
-from generators.errors import InverSynthError
+from core.checks import check_float
+from core.commandline import make_parser, non_negative_float, run_cli
+from core.environment import env_default
+from core.errors import InverSynthError
+from core.options import add_bool_argument
+from generators.dataset_options import add_dataset_arguments, n_samples_from_args
 from generators.generate import create_dataset_from_args
-from generators.options import add_bool_argument, add_dataset_arguments, n_samples_from_args
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import SoundGenerator
-from generators.validate import check_float
 
 __all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.fm_dsp import (
     CONTROL_NAMES,
     MAX_BLEP_DT,

@@ -1,7 +1,7 @@
 """Making a dataset from a command line: the dataset options in, a checked file out.
 
 The FM, plugin and DX7 commands share this: it runs :class:`~generators.writer.DatasetCreator`
-as the options of :func:`generators.options.add_dataset_arguments` say, then
+as the options of :func:`core.options.add_dataset_arguments` say, then
 checks what came out (silent or failed examples).
 """
 
@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from generators.errors import InverSynthError
-from generators.options import cap_workers, parse_shard
+from core.errors import InverSynthError
+from core.options import cap_workers
+from generators.dataset_options import parse_shard
 from generators.pool import started_workers
 from generators.schema import SILENCE_PEAK, dataset_path
 from generators.synth import SoundGenerator
@@ -21,7 +22,7 @@ __all__ = ["check_outcome", "create_dataset_from_args"]
 
 
 def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace) -> Path:
-    """Run a :class:`DatasetCreator` as the dataset options (:mod:`generators.options`) say.
+    """Run a :class:`DatasetCreator` as the dataset options (:mod:`core.options`) say.
 
     More ``--workers`` than CPU cores are cut to the core count, with a
     warning. After the run, a warning says when more than half the examples

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.schema import lock_path
 
 __all__ = ["DatasetLock"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import h5py
 
-from generators.cli import env_default
+from core.environment import env_default
 from generators.schema import READABLE_VERSIONS, attr_value
 
 __all__ = [

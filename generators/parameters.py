@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "ALL_GROUP",

@@ -34,8 +34,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from core.checks import check_positive_int
 from generators.synth import SoundGenerator, load_generator
-from generators.validate import check_positive_int
 
 __all__ = ["JOBS_PER_WORKER", "map_in_workers", "started_workers"]
 

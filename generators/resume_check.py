@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
 from generators.schema import attr_value
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = ["SAMPLERS", "ExampleSampler", "load_sampler", "read_sampler_spec"]
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 if TYPE_CHECKING:  # only for annotations: a process that opens no file need not import HDF5
     import h5py

@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import make_parser, run_cli
+from core.commandline import make_parser, run_cli
 
 FOLDERS = ("data", "runs", "wavs")
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.checks import check_positive_int
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
-from generators.validate import check_positive_int
 
 if TYPE_CHECKING:
     from generators.sampling import ExampleSampler

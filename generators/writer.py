@@ -23,16 +23,15 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from core.checks import check_int
+from core.errors import InverSynthError
+from core.interrupts import raise_if_interrupted
+from core.options import MAX_EXAMPLES, MAX_SEED, MAX_WORKERS
+from core.storage import file_in_the_way, format_size, os_reason
 from generators.chunks import Chunk, Rendered, render_chunk
-from generators.errors import InverSynthError
-from generators.interrupts import raise_if_interrupted
+from generators.dataset_options import MAX_CHUNK_SIZE
+from generators.disk_space import check_room, close_quietly, create_preallocated, reserve
 from generators.lock import DatasetLock
-from generators.options import (
-    MAX_CHUNK_SIZE,
-    MAX_EXAMPLES,
-    MAX_SEED,
-    MAX_WORKERS,
-)
 from generators.pool import map_in_workers
 from generators.resume_check import attrs_difference
 from generators.schema import (
@@ -45,17 +44,7 @@ from generators.schema import (
     attr_value,
     partial_path,
 )
-from generators.storage import (
-    check_room,
-    close_quietly,
-    create_preallocated,
-    file_in_the_way,
-    format_size,
-    os_reason,
-    reserve,
-)
 from generators.synth import SoundGenerator
-from generators.validate import check_int
 
 __all__ = ["Chunk", "DatasetCreator", "Rendered", "render_chunk"]
 

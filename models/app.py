@@ -7,7 +7,7 @@ same command restricted to one kind of model. Options: ``--help``, and
 
 from __future__ import annotations
 
-from generators.cli import run_cli
+from core.commandline import run_cli
 from models.cli.training_app import EntryPoint
 from models.common.model_table import MODELS
 

@@ -23,8 +23,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import make_parser, run_cli
-from generators.options import add_output_dir_argument
+from core.commandline import make_parser, run_cli
+from core.options import add_output_dir_argument
 from models.matching.comparison import compare_runs, write_comparison
 from models.matching.evaluation_folder import EVALUATION_DIR
 

@@ -23,9 +23,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import make_parser, positive_int, run_cli
-from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
-from generators.validate import check_int
+from core.checks import check_int
+from core.commandline import make_parser, positive_int, run_cli
+from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from models.cli.demo import DEMO_BUDGET_RENDERS, DEMO_SYNTHS, run_demo, run_pretrained_demo
 from models.common.model_table import MODELS
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED

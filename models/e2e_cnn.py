@@ -6,7 +6,7 @@ followed by C6's layers. Options: ``--help``, and :mod:`models.cli.training_app`
 
 from __future__ import annotations
 
-from generators.cli import run_cli
+from core.commandline import run_cli
 from models.cli.training_app import EntryPoint
 from models.common.model_table import E2E_MODELS
 

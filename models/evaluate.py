@@ -26,8 +26,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import env_default, make_parser, positive_int, run_cli
-from generators.options import (
+from core.commandline import make_parser, positive_int, run_cli
+from core.environment import env_default
+from core.options import (
     add_max_examples_argument,
     add_no_progress_argument,
     add_output_dir_argument,

@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import make_parser, run_cli
+from core.commandline import make_parser, run_cli
 
 __all__ = ["get_parser", "main"]
 

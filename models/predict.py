@@ -49,8 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
-from generators.cli import (
-    env_default,
+from core.commandline import (
     make_parser,
     non_negative_float,
     non_negative_int,
@@ -58,8 +57,9 @@ from generators.cli import (
     positive_int,
     run_cli,
 )
-from generators.errors import InverSynthError
-from generators.options import add_output_dir_argument, add_seed_argument, add_workers_argument
+from core.environment import env_default
+from core.errors import InverSynthError
+from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.outputs import mark_predictions_folder, predictions_folder
 from models.cli.options import add_budget_arguments
 from models.matching.legend import legend_lines, with_descriptions

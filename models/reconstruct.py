@@ -24,12 +24,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from generators.cli import make_parser, positive_int, run_cli
-from generators.options import (
-    add_max_examples_argument,
-    add_no_progress_argument,
-    add_workers_argument,
-)
+from core.commandline import make_parser, positive_int, run_cli
+from core.options import add_max_examples_argument, add_no_progress_argument, add_workers_argument
 from models.cli.options import add_evaluated_run_arguments, add_match_evaluation_arguments
 from models.matching.resynthesis import evaluate_reconstruction
 

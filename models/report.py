@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from generators.cli import make_parser, positive_int, run_cli
-from generators.options import add_seed_argument, output_file
+from core.commandline import make_parser, positive_int, run_cli
+from core.options import add_seed_argument, output_file
 from models.cli.options import add_evaluated_run_arguments
 from models.matching.report import write_report
 

@@ -25,9 +25,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.cli import bounded_float, bounded_int, env_default, make_parser, run_cli
-from generators.errors import InverSynthError
-from generators.options import add_bool_argument, add_output_dir_argument
+from core.commandline import bounded_float, bounded_int, make_parser, run_cli
+from core.environment import env_default
+from core.errors import InverSynthError
+from core.options import add_bool_argument, add_output_dir_argument
 from generators.outputs import SERVE_FOLDER
 
 __all__ = ["get_parser", "main"]

@@ -6,7 +6,7 @@ so datasets hold only waveforms. Options: ``--help``, and :mod:`models.cli.train
 
 from __future__ import annotations
 
-from generators.cli import run_cli
+from core.commandline import run_cli
 from models.cli.training_app import EntryPoint
 from models.common.model_table import SPECTROGRAM_MODELS
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.common.architectures import build_model, count_trainable
 from models.common.model_table import MODELS, PAPER_MODELS
 from models.common.stft import n_frames

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from generators import cli
+from core import commandline, environment
 from generators.clean import main
 from generators.outputs import (
     COMPARISON_FILES,
@@ -51,7 +51,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # no .env here
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     _dataset(work / "data" / "fm_data.hdf5")
     np.savez(work / "data" / "fm_data.hdf5.index.npz", key=np.array("k"), features=[1], labels=[2])
     (work / "data" / "notes.txt").write_text("mine")
@@ -64,7 +64,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (work / "runs" / "mine" / "precious.txt").write_text("mine")
     (work / "wavs").mkdir()  # not an output folder of clean's
     yield work
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 def test_lists_and_deletes_nothing_without_yes(workdir: Path, capsys) -> None:
@@ -197,7 +197,7 @@ def test_folders_that_are_or_hold_the_project_home_or_root_are_refused(
     # --yes only where a failure of this test could cost nothing but its own folders.
     argv = [] if value in ("PROJECT", "/") else ["--yes"]
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, argv)
+        commandline.run_cli(main, argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"error: INVERSYNTH_{variable}=") and relation in err
@@ -210,7 +210,7 @@ def test_an_empty_variable_is_the_default_folder_not_the_working_folder(
 ) -> None:
     monkeypatch.setenv("INVERSYNTH_OUTPUT_DIR", "")
     (workdir / ".env").write_text("INVERSYNTH_DATASET_DIRECTORY=\n")
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     assert main(["--yes"]) == 0
     assert (workdir / "wavs").is_dir() and (workdir / ".env").exists()
     assert not (workdir / "runs" / "C1_sine").exists()

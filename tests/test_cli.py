@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from generators import cli, options, schema
-from generators.errors import InverSynthError
+from core import commandline, environment
+from core.errors import InverSynthError
+from generators import dataset_options, schema
 from generators.start import start
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,32 +21,32 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _fresh_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.chdir(tmp_path)
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 def test_env_file_sets_defaults_and_environment_wins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     (tmp_path / ".env").write_text("INVERSYNTH_SEED=12\nINVERSYNTH_WRITE_WAVS=yes\n")
-    assert cli.env_default("SEED", 0) == 12
-    assert cli.env_default("WRITE_WAVS", False) is True
-    assert cli.env_default("WORKERS", 3) == 3
+    assert environment.env_default("SEED", 0) == 12
+    assert environment.env_default("WRITE_WAVS", False) is True
+    assert environment.env_default("WORKERS", 3) == 3
     monkeypatch.setenv("INVERSYNTH_SEED", "40")
-    assert cli.env_default("SEED", 0) == 40
+    assert environment.env_default("SEED", 0) == 40
 
 
 def test_malformed_env_value_names_the_variable_and_value(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("INVERSYNTH_NUM_EXAMPLES=lots\n")
     with pytest.raises(InverSynthError, match=r"INVERSYNTH_NUM_EXAMPLES in \.env: .*'lots'"):
-        cli.env_default("NUM_EXAMPLES", 10)
+        environment.env_default("NUM_EXAMPLES", 10)
 
 
 def test_command_line_overrides_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("INVERSYNTH_NUM_EXAMPLES=77\nINVERSYNTH_NAME=envname\n")
-    parser = cli.make_parser()
-    options.add_dataset_arguments(parser, default_name="x")
+    parser = commandline.make_parser()
+    dataset_options.add_dataset_arguments(parser, default_name="x")
     args = parser.parse_args([])
     assert (args.num_examples, args.name) == (77, "envname")
     args = parser.parse_args(["--num_examples", "5"])
@@ -54,13 +55,13 @@ def test_command_line_overrides_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/8", (2, 8))])
 def test_parse_shard(text: str, expected: tuple[int, int]) -> None:
-    assert options.parse_shard(text) == expected
+    assert dataset_options.parse_shard(text) == expected
 
 
 @pytest.mark.parametrize("text", ["0/4", "5/4", "2", "a/b", "1/0"])
 def test_parse_shard_refuses_bad_values(text: str) -> None:
     with pytest.raises(InverSynthError, match="shard"):
-        options.parse_shard(text)
+        dataset_options.parse_shard(text)
 
 
 def test_shard_file_names() -> None:
@@ -73,15 +74,15 @@ def test_run_cli_turns_package_errors_into_one_line(capsys: pytest.CaptureFixtur
         raise InverSynthError("--num_examples must be > 0, got -3")
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(failing, [])
+        commandline.run_cli(failing, [])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err == "error: --num_examples must be > 0, got -3\n"
 
 
 def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = cli.make_parser(prog="prog")
-    options.add_dataset_arguments(parser, default_name="x")
+    parser = commandline.make_parser(prog="prog")
+    dataset_options.add_dataset_arguments(parser, default_name="x")
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--num_examples", "-3"])
     assert exit_info.value.code == 2
@@ -102,7 +103,9 @@ def test_start_creates_folders_and_never_overwrites_env(tmp_path: Path) -> None:
 def _variables_the_code_reads() -> set[str]:
     """Every INVERSYNTH_ name an option reads: env_default("X", ...) and env="X" keywords."""
     used: set[str] = set()
-    for source in list((REPO / "generators").rglob("*.py")) + list((REPO / "models").rglob("*.py")):
+    for source in [
+        p for package in ("core", "generators", "models") for p in (REPO / package).rglob("*.py")
+    ]:
         text = source.read_text()
         used |= set(re.findall(r'env_default\(\s*"([A-Z0-9_]+)"', text))
         # Shared options name their variable as an argument: env="SEED".
@@ -113,7 +116,7 @@ def _variables_the_code_reads() -> set[str]:
 
 def test_env_example_documents_exactly_the_variables_the_code_reads() -> None:
     used = _variables_the_code_reads()
-    documented = cli.known_variables()
+    documented = environment.known_variables()
     assert used and documented == used, (
         f"read but not in .env.example: {sorted(used - documented)}; "
         f"in .env.example but read by no option: {sorted(documented - used)}"
@@ -129,12 +132,12 @@ def test_an_empty_variable_is_unset_in_the_environment_and_in_dotenv(
     (tmp_path / ".env").write_text("INVERSYNTH_DATASET_DIRECTORY=\nINVERSYNTH_SEED=7\n")
     monkeypatch.setenv("INVERSYNTH_SEED", "")
     monkeypatch.setenv("INVERSYNTH_OUTPUT_DIR", " ")
-    assert cli.env_default("DATASET_DIRECTORY", Path("data"), Path) == Path("data")
-    assert cli.env_default("OUTPUT_DIR", Path("runs"), Path) == Path("runs")
-    assert cli.env_value("DATASET_DIRECTORY") is None
-    assert cli.env_default("SEED", 0) == 7  # an empty environment value does not hide .env
-    parser = cli.make_parser()
-    options.add_dataset_arguments(parser, default_name="x")
+    assert environment.env_default("DATASET_DIRECTORY", Path("data"), Path) == Path("data")
+    assert environment.env_default("OUTPUT_DIR", Path("runs"), Path) == Path("runs")
+    assert environment.env_value("DATASET_DIRECTORY") is None
+    assert environment.env_default("SEED", 0) == 7  # an empty environment value does not hide .env
+    parser = commandline.make_parser()
+    dataset_options.add_dataset_arguments(parser, default_name="x")
     assert parser.parse_args([]).dataset_directory == Path("data")
 
 
@@ -146,13 +149,13 @@ def test_a_dotenv_that_is_not_a_file_is_an_error(tmp_path: Path, kind: str) -> N
         (tmp_path / ".env").symlink_to(tmp_path / "gone")
     expected = "is not a file" if kind == "folder" else "is a broken link"
     with pytest.raises(InverSynthError, match=expected):
-        cli.env_default("SEED", 0)
+        environment.env_default("SEED", 0)
 
 
 def test_a_line_of_nul_bytes_is_an_error_naming_its_line(tmp_path: Path) -> None:
     (tmp_path / ".env").write_bytes(b"INVERSYNTH_SEED=3\n\0\0\0\0\nINVERSYNTH_WORKERS=1\n")
     with pytest.raises(InverSynthError, match=r"^\.env line 2: .*NUL"):
-        cli.env_default("SEED", 0)
+        environment.env_default("SEED", 0)
 
 
 def test_a_misspelt_variable_is_named_with_the_closest_known_one(
@@ -162,18 +165,18 @@ def test_a_misspelt_variable_is_named_with_the_closest_known_one(
 
     (tmp_path / ".env").write_text("# mine\nINVERSYNTH_SEED=3\n\nINVERSYNTH_NUM_EXAMPLE=200\n")
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, ["--num_examples", "4", "--no_progress"])
+        commandline.run_cli(main, ["--num_examples", "4", "--no_progress"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "INVERSYNTH_NUM_EXAMPLE (in .env line 4); did you mean INVERSYNTH_NUM_EXAMPLES?" in err
     assert not (tmp_path / "data").exists()  # refused before anything was written
     (tmp_path / ".env").write_text("INVERSYNTH_SEED=3\n")
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     monkeypatch.setenv("INVERSYNTH_WORKRES", "2")
     with pytest.raises(InverSynthError, match=r"WORKRES \(in the environment\); did you mean "):
-        cli.make_parser()
+        commandline.make_parser()
     monkeypatch.delenv("INVERSYNTH_WORKRES")
-    cli.make_parser()  # every variable known: no error
+    commandline.make_parser()  # every variable known: no error
 
 
 @pytest.mark.parametrize(
@@ -192,7 +195,7 @@ def test_a_bad_training_variable_is_named_before_tensorflow_loads(
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('tensorflow' in sys.modules, file=sys.stderr))\n"
-        "from generators.cli import run_cli\n"
+        "from core.commandline import run_cli\n"
         "from models.spectrogram_cnn import main\n"
         "run_cli(main, ['--dataset_name', 'fm'])\n"
     )

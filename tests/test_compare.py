@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.compare import main
 from models.matching.comparison import (
     compare_runs,

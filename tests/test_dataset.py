@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.schema import FORMAT_VERSION
 from generators.sine_generator import SineGenerator
 from generators.synth import load_generator

@@ -12,14 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
-from generators.cli import run_cli
+from core.commandline import run_cli
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.dexed import engine
 from generators.dexed.commands import main
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import read_bank
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
-from generators.errors import InverSynthError
 from generators.synth import load_generator
 from generators.writer import DatasetCreator
 

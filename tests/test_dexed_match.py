@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.common.data import Split
 
 REPO = Path(__file__).resolve().parents[1]

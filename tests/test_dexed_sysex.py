@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators.cli import run_cli
+from core.commandline import run_cli
+from core.errors import InverSynthError
 from generators.dexed.engine import read_bank, read_syx_voices, read_voice_syx
 from generators.dexed.sysex import MAX_SYX_BYTES, checksum
-from generators.errors import InverSynthError
 
 
 def _dexed() -> Any:

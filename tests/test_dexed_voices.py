@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import InverSynthError
 from generators.dexed import engine, voices
 from generators.dexed.commands import main
 from generators.dexed.voice_mix import VoiceMix
@@ -21,7 +22,6 @@ from generators.dexed.voices import (
     held_out_keys,
     voice_key,
 )
-from generators.errors import InverSynthError
 from generators.sampling import load_sampler, read_sampler_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.metrics import evaluate_scores
 from models.matching.evaluation_folder import (

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy.signal import get_window, lfilter
 
+from core.errors import InverSynthError
 from generators import fm_dsp, fm_reference
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.fm_dsp import SAW, SINE, SQUARE, TRIANGLE, WAVEFORMS
 from generators.fm_generator import FM_PARAMETERS, FMGenerator, main, render_fm
 from generators.synth import load_generator

@@ -1,6 +1,6 @@
 """A full disk, a file-size limit or a read-only folder: one line, and nothing half-written.
 
-Every result file goes through :mod:`generators.storage`; a failed write
+Every result file goes through :mod:`core.storage`; a failed write
 ends a command in one line naming the folder, its free space, the cause and
 what was kept, and leaves no temporary file and the earlier file as it was.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators import cli, storage
+from core import commandline, environment, storage
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models.common.plots import save_png
@@ -36,9 +36,9 @@ def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
     for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
         monkeypatch.delenv(key)
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 _REAL_SYNC = storage._sync_file
@@ -132,7 +132,7 @@ SIZE_LIMITED = textwrap.dedent(
     from pathlib import Path
     import numpy as np
     sys.path.insert(0, sys.argv[2])
-    from generators import storage
+    from core import storage
     from models.common.plots import save_png
     from models.matching.audio_io import write_wav
     import matplotlib.pyplot as plt
@@ -237,7 +237,7 @@ def trained_run(sine_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def _command(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, argv)
+        commandline.run_cli(main, argv)
     code = exit_info.value.code
     return int(code) if isinstance(code, int) else 1, capsys.readouterr().err
 

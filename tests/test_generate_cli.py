@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators import cli
+from core import commandline, environment
 from generators.dataset import open_dataset
 from generators.fm_generator import main
 
@@ -19,14 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.chdir(tmp_path)  # no .env of the repository leaks into these runs
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, argv)
+        commandline.run_cli(main, argv)
     code = exit_info.value.code
     return int(code if isinstance(code, int) else 1), capsys.readouterr().err
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.matching.match_output import PEAK_CEILING_DBFS, loudness_gain, rms_dbfs
 from models.matching.objective import MatchProgress
 from tests.test_predict import N_SAMPLES, RATE, _tone, loaded_run, tiny_run  # noqa: F401
@@ -106,7 +106,7 @@ def test_the_loudness_gain_stops_before_the_peak_reaches_full_scale():
 
 
 def test_predict_refuses_a_bad_output_rate_in_one_line(tmp_path, tiny_run, capsys):  # noqa: F811
-    from generators.cli import run_cli
+    from core.commandline import run_cli
     from models.predict import main
 
     path = tmp_path / "tone.wav"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator

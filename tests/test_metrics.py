@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.metrics import (
     ALL_GROUP,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet, example_uniforms
 
 level_counts = st.lists(st.integers(min_value=2, max_value=20), min_size=1, max_size=8)

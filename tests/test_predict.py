@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generators.errors import InverSynthError
+from core.checks import check_audio
+from core.errors import InverSynthError
 from generators.sine_generator import SineGenerator
-from generators.validate import check_audio
 from models.common.data import Split
 from models.matching.audio_io import (
     fit_length,
@@ -502,7 +502,7 @@ def test_hybrid_records_its_budget_and_is_never_farther_than_the_network(
     ],
 )
 def test_bad_matching_options_exit_2_in_one_line(tmp_path, tiny_run, capsys, extra, message):
-    from generators.cli import run_cli
+    from core.commandline import run_cli
     from models.predict import main
 
     path = tmp_path / "tone.wav"
@@ -516,7 +516,7 @@ def test_bad_matching_options_exit_2_in_one_line(tmp_path, tiny_run, capsys, ext
 
 
 def test_a_lookup_dataset_of_another_synth_exits_2_in_one_line(tmp_path, tiny_run, capsys):
-    from generators.cli import run_cli
+    from core.commandline import run_cli
     from generators.writer import DatasetCreator
     from models.predict import main
 

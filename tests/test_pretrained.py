@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
 from models.cli.demo import HELD_OUT_SEED
@@ -155,7 +155,7 @@ def test_the_pretrained_demo_matches_new_sounds_at_once(
     assert not (out / "runs").exists() and not (out / "data").exists()  # nothing trained
     # A second demo into the same folder is refused, naming what it would replace.
     with pytest.raises(SystemExit):
-        from generators.cli import run_cli
+        from core.commandline import run_cli
 
         run_cli(main, ["--pretrained", "--output_dir", str(out)])
     assert "pass --overwrite" in capsys.readouterr().err

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models.common.data import Split

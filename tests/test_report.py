@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.plots import (
     plot_history,

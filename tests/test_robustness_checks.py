@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators.cli import run_cli
-from generators.errors import InverSynthError
+from core.commandline import run_cli
+from core.errors import InverSynthError
 from models.common.run import BEST_MODEL, RUN_FILE, RunInfo
 from models.matching.comparison import compare_runs, write_comparison
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON

@@ -24,10 +24,11 @@ import h5py
 import numpy as np
 import pytest
 
-from generators import cli, options, writer
+from core import commandline, environment, options
+from core.errors import InverSynthError
+from generators import dataset_options, writer
 from generators.dataset import main as describe_main
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.fm_generator import main as fm_main
 from generators.generate import create_dataset_from_args
 from generators.parameters import Parameter
@@ -48,9 +49,9 @@ def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
     for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
         monkeypatch.delenv(key)
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 def sine() -> SineGenerator:
@@ -66,7 +67,7 @@ def make(path: Path, **kwargs: Any) -> Path:
 def run_command(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Exit code and stderr of a command run as ``run_cli`` runs it."""
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, argv)
+        commandline.run_cli(main, argv)
     code = exit_info.value.code
     return int(code if isinstance(code, int) else 1), capsys.readouterr().err
 
@@ -127,7 +128,7 @@ RUN_SLOW = textwrap.dedent(
     """
     import os, sys
     import slow_synth
-    from generators.cli import run_cli
+    from core.commandline import run_cli
     from generators.writer import DatasetCreator
 
     def main(argv):
@@ -522,8 +523,8 @@ class _Quiet(SineGenerator):
 
 
 def dataset_namespace(tmp_path: Path, **changes: Any) -> argparse.Namespace:
-    parser = cli.make_parser()
-    options.add_dataset_arguments(parser, default_name="q")
+    parser = commandline.make_parser()
+    dataset_options.add_dataset_arguments(parser, default_name="q")
     args = parser.parse_args(
         [
             "--num_examples",
@@ -633,7 +634,7 @@ FILE_SIZE_LIMIT = textwrap.dedent(
     """
     import resource, sys
     resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
-    from generators.cli import run_cli
+    from core.commandline import run_cli
     from generators.sine_generator import SineGenerator
     from generators.writer import DatasetCreator
 
@@ -748,7 +749,7 @@ def test_a_folder_under_a_file_is_named_as_the_obstacle(
 
 BIG_OUTPUT = textwrap.dedent(
     """
-    from generators.cli import run_cli
+    from core.commandline import run_cli
 
     def main(argv):
         for i in range(200_000):  # far more than a pipe holds

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 import generators.schema
-from generators.cli import _dotenv, run_cli
-from generators.errors import InverSynthError
-from generators.options import default_workers
+from core.commandline import run_cli
+from core.environment import _dotenv
+from core.errors import InverSynthError
+from core.options import default_workers
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models import (

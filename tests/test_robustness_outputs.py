@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from generators import cli
-from generators.cli import run_cli
+from core import commandline, environment
+from core.commandline import run_cli
 from models.common.pretrained import PRETRAINED_FM_RUN
 
 NEKOBI = "/usr/lib/vst/Nekobi-vst.so"
@@ -23,9 +23,9 @@ def _no_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
         monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)  # no .env here
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 def one_line_error(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -174,7 +174,7 @@ def test_a_run_name_is_a_plain_name(tmp_path: Path, capsys, name: str) -> None:
     assert "a run name must be a plain name" in err and "--output_dir" in err
     assert not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
     config = TrainConfig(model="C6", dataset=["fm_data.hdf5"], run_name=name)
-    with pytest.raises(cli.InverSynthError, match="a run name must be a plain name"):
+    with pytest.raises(commandline.InverSynthError, match="a run name must be a plain name"):
         config.validate()  # the library refuses it too
 
 

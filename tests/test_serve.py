@@ -27,7 +27,7 @@ import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.outputs import match_record_files
 from generators.parameters import ParameterSet
 from generators.sine_generator import SineGenerator

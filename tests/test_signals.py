@@ -25,7 +25,8 @@ import h5py
 import numpy as np
 import pytest
 
-from generators import cli, writer
+from core import commandline, environment
+from generators import writer
 from generators.schema import lock_path
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
@@ -38,9 +39,9 @@ def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
     for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
         monkeypatch.delenv(key)
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
     yield
-    cli._dotenv.cache_clear()
+    environment._dotenv.cache_clear()
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_a_signal_dropped_in_a_finalizer_still_ends_the_run_and_keeps_a_partial_
         return 0
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.run_cli(main, [])
+        commandline.run_cli(main, [])
     err = capsys.readouterr().err
     assert exit_info.value.code == code, err
     assert "Exception ignored" not in err and "Traceback" not in err, err
@@ -119,7 +120,7 @@ def test_a_signal_dropped_in_a_finalizer_still_ends_the_run_and_keeps_a_partial_
     # The handlers are put back afterwards: nothing recorded leaks into the next command.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(SystemExit) as again:
-        cli.run_cli(lambda argv: 0, [])
+        commandline.run_cli(lambda argv: 0, [])
     assert again.value.code == 0
 
 

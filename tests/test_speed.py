@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.cli.training_app import _train_config
 from models.common.speed import (
     bfloat16_support,

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import InverSynthError
 from generators import pool
-from generators.errors import InverSynthError
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("numba", "llvmlite", "scipy", "matplotlib", "librosa", "tensorflow", "keras", "soundfile")

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models import spectrogram_cnn

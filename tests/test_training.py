@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator
 from models import e2e_cnn, spectrogram_cnn

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from generators.cli import run_cli
+from core.commandline import run_cli
+from core.errors import InverSynthError
 from generators.dataset import open_dataset
-from generators.errors import InverSynthError
 from generators.synth import load_generator
 from generators.vst import cli as vst_cli
 from generators.vst import hosts

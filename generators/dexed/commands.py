@@ -24,7 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import HelpFormatter, bounded_int, env_default, make_parser
+from core.checks import MAX_CHECK_EXAMPLES, check_render_size
+from core.commandline import HelpFormatter, bounded_int, make_parser
+from core.environment import env_default
+from core.errors import InverSynthError
+from core.options import add_seed_argument
+from generators.dataset_options import (
+    add_dataset_arguments,
+    add_length_argument,
+    add_note_arguments,
+    add_sample_rate_argument,
+    n_samples_from_args,
+)
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import describe_rows, engine_parameter, read_syx_voices
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
@@ -34,18 +45,8 @@ from generators.dexed.voices import (
     VoiceCollection,
     gather_voices,
 )
-from generators.errors import InverSynthError
 from generators.generate import create_dataset_from_args
-from generators.options import (
-    add_dataset_arguments,
-    add_length_argument,
-    add_note_arguments,
-    add_sample_rate_argument,
-    add_seed_argument,
-    n_samples_from_args,
-)
 from generators.schema import SILENCE_PEAK, dataset_path
-from generators.validate import MAX_CHECK_EXAMPLES, check_render_size
 
 DEFAULT_CONFIG = Path("plugin_config/dexed_medium.json")
 ROLES = ("training", "validation")  # a collection's roles, in the order of their codes
@@ -194,8 +195,8 @@ def _describe_config(path: Path) -> list[str]:
 def check_config(generator: DexedGenerator, *, seed: int, n_examples: int) -> dict[str, float]:
     """Render ``n_examples`` random examples: the silent fraction, levels and speed.
 
-    ``n_examples`` is at most :data:`~generators.validate.MAX_CHECK_EXAMPLES` and
-    1 GiB of audio (:func:`~generators.validate.check_render_size`).
+    ``n_examples`` is at most :data:`~core.checks.MAX_CHECK_EXAMPLES` and
+    1 GiB of audio (:func:`~core.checks.check_render_size`).
     """
     n_examples = check_render_size(n_examples, generator.n_samples, name="--examples")
     t0 = time.perf_counter()

@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InverSynthError
 from generators.config_files import (
     check_keys,
     check_unique_names,
@@ -72,7 +73,6 @@ from generators.config_files import (
     read_config,
 )
 from generators.dexed.engine import EngineParameter, engine_parameter
-from generators.errors import InverSynthError
 
 __all__ = ["DexedConfig", "Fixed", "Varied", "load_dexed_config"]
 

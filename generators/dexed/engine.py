@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InverSynthError
+from core.storage import write_atomic, write_failed
 from generators.dexed.sysex import (
     BANK_SIZE,
     SINGLE_VOICE_HEADER,
@@ -50,8 +52,6 @@ from generators.dexed.sysex import (
     split_messages,
     unpack_bank,
 )
-from generators.errors import InverSynthError
-from generators.storage import write_atomic, write_failed
 
 __all__ = [
     "ENGINE_PARAMETERS",
@@ -369,7 +369,7 @@ def voice_name(voice: np.ndarray) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` whole or not at all (:func:`generators.storage.write_atomic`)."""
+    """Write ``data`` whole or not at all (:func:`core.storage.write_atomic`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

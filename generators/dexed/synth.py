@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from core.errors import InverSynthError
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
     ENGINE_PARAMETERS,
@@ -45,7 +46,6 @@ from generators.dexed.engine import (
     write_bank,
     write_voice_syx,
 )
-from generators.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import RenderedExamples, SoundGenerator
 from generators.writer import DatasetCreator

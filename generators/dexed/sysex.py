@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "BANK_SIZE",

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import InverSynthError
 from generators.dexed.engine import ENGINE_PARAMETERS, N_ENGINE_PARAMETERS
 from generators.dexed.voices import TRAINING, VoiceCollection
-from generators.errors import InverSynthError
 
 if TYPE_CHECKING:
     from generators.synth import SoundGenerator

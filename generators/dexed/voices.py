@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import InverSynthError
 from generators.dexed.engine import (
     N_ENGINE_PARAMETERS,
     VOICE_BYTES,
     read_syx_voices,
     values_from_voices,
 )
-from generators.errors import InverSynthError
 
 __all__ = [
     "HELD_OUT_SET",

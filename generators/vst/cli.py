@@ -20,21 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from generators.cli import HelpFormatter, bounded_int, env_default, make_parser
-from generators.errors import InverSynthError
-from generators.generate import create_dataset_from_args
-from generators.options import (
-    add_bool_argument,
+from core.checks import MAX_CHECK_EXAMPLES, check_render_size
+from core.commandline import HelpFormatter, bounded_int, make_parser
+from core.environment import env_default
+from core.errors import InverSynthError
+from core.options import add_bool_argument, add_seed_argument, cap_workers, output_file
+from generators.dataset_options import (
     add_dataset_arguments,
     add_length_argument,
     add_note_arguments,
     add_sample_rate_argument,
-    add_seed_argument,
-    cap_workers,
     n_samples_from_args,
-    output_file,
 )
-from generators.validate import MAX_CHECK_EXAMPLES, check_render_size
+from generators.generate import create_dataset_from_args
 from generators.vst.describe import (
     describe_plugin,
     format_plugin_table,

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from core.checks import check_int
+from core.errors import InverSynthError
 from generators.config_files import (
     check_keys,
     check_unique_names,
@@ -65,9 +67,7 @@ from generators.config_files import (
     parameter_entries,
     read_config,
 )
-from generators.errors import InverSynthError
 from generators.parameters import MAX_LEVELS
-from generators.validate import check_int
 
 __all__ = [
     "INSTALL_HINT",

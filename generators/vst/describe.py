@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.vst.config import check_plugin_path
 from generators.vst.hosts import PluginHostPool, default_timeout_s
 

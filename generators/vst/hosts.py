@@ -4,7 +4,7 @@ A :class:`PluginHostPool` owns host processes (started on first use, ended by
 :meth:`PluginHostPool.close`), so that plugin code never runs in the calling
 process, which may have TensorFlow loaded. A host that crashes or hangs costs
 only the example it was rendering, which is retried in a fresh host. An
-example that fails every retry raises :class:`~generators.errors.InverSynthError`
+example that fails every retry raises :class:`~core.errors.InverSynthError`
 naming it, or, with ``render(..., skip_failures=True)`` (the dataset writer),
 is reported as failed with a one-line warning while the rest render on.
 """
@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.cli import bounded_float, bounded_int, env_default
-from generators.errors import InverSynthError
+from core.commandline import bounded_float, bounded_int
+from core.environment import env_default
+from core.errors import InverSynthError
 
 __all__ = [
     "MAX_RETRIES",

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.checks import check_float, check_int
+from core.errors import InverSynthError
+from core.storage import write_atomic, write_failed
 from generators.parameters import Parameter, ParameterSet, example_uniforms
 from generators.schema import SILENCE_PEAK
-from generators.storage import write_atomic, write_failed
 from generators.synth import RenderedExamples, SoundGenerator
-from generators.validate import check_float, check_int
 from generators.vst.config import check_plugin_path, load_plugin_config, resolve_index
 from generators.vst.hosts import (
     MAX_RETRIES,

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.checks import check_positive_int
+from core.errors import InverSynthError
+from core.storage import write_atomic
 from generators.fm_generator import FMGenerator
 from generators.outputs import mark_demo_folder
 from generators.parameters import ALL_GROUP
 from generators.sine_generator import SineGenerator
-from generators.storage import write_atomic
-from generators.validate import check_positive_int
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
 from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON

@@ -2,7 +2,7 @@
 
 The options every toolkit command shares (``--seed``, ``--workers``,
 ``--no_progress``, ``--output_dir``, ``--max_examples``) are
-:mod:`generators.options`'; this module adds the evaluated-run arguments of ``reconstruct`` and
+:mod:`core.options`'; this module adds the evaluated-run arguments of ``reconstruct`` and
 ``report``, the matching methods of ``reconstruct`` and ``evaluate``, and a
 match's budget (theirs and ``predict``'s).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from generators.cli import positive_float, positive_int
-from generators.options import add_seed_argument
+from core.commandline import positive_float, positive_int
+from core.options import add_seed_argument
 
 __all__ = [
     "add_budget_arguments",

@@ -31,18 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from generators.cli import (
+from core.commandline import (
     bounded_float,
     bounded_int,
-    env_default,
-    env_value,
     make_parser,
     non_negative_float,
     one_of,
     positive_float,
 )
-from generators.errors import InverSynthError
-from generators.options import (
+from core.environment import env_default, env_value
+from core.errors import InverSynthError
+from core.options import (
     MAX_EXAMPLES,
     add_bool_argument,
     add_max_examples_argument,

@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.common.model_table import (
     DATA_FORMATS,
     DENSE_UNITS,

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
-from generators.storage import WriteError, open_atomic
+from core.errors import InverSynthError
+from core.storage import WriteError, open_atomic
 from models.common.data import EpochClock
 from models.common.records import write_json_atomic
 from models.common.run import (

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from core.checks import check_positive_int
+from core.errors import InverSynthError
 from generators.dataset import SynthDataset
-from generators.errors import InverSynthError
-from generators.validate import check_positive_int
 
 __all__ = [
     "SPLIT_NAMES",

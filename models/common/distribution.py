@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = ["get_strategy", "is_chief"]
 

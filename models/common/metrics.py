@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ALL_GROUP, ParameterSet, default_group
 from models.common.paper import PAPER_GROUPS
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.common.tensorflow_env import import_tensorflow
 

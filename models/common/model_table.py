@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generators.errors import InverSynthError
-from generators.validate import check_int
+from core.checks import check_int
+from core.errors import InverSynthError
 from models.common.stft import N_FFT
 
 __all__ = [

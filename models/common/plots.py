@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from generators.storage import atomic_path
+from core.storage import atomic_path
 from models.common.metrics import ALL_GROUP, Evaluation
 
 __all__ = [

@@ -21,8 +21,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from generators.errors import InverSynthError
-from generators.storage import WriteError, file_in_the_way, write_atomic, write_failed
+from core.errors import InverSynthError
+from core.storage import WriteError, file_in_the_way, write_atomic, write_failed
 from models.common.run import (
     BEST_MODEL,
     HISTORY_FILE,

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from generators.errors import InverSynthError
-from generators.storage import write_atomic
+from core.errors import InverSynthError
+from core.storage import write_atomic
 
 __all__ = ["JsonRecord", "json_safe", "write_json_atomic", "write_text_atomic"]
 
@@ -32,7 +32,7 @@ def json_safe(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` whole or not at all (:func:`generators.storage.write_atomic`)."""
+    """Write ``text`` whole or not at all (:func:`core.storage.write_atomic`)."""
     return write_atomic(path, text)
 
 

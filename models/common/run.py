@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from core.checks import check_audio, check_positive_int
+from core.errors import InverSynthError
+from core.storage import atomic_path
 from generators.dataset import SynthDataset, open_dataset
-from generators.errors import InverSynthError
 from generators.parameters import ParameterSet
-from generators.storage import atomic_path
-from generators.validate import check_audio, check_positive_int
 from models.common.data import Split
 from models.common.model_file import (
     check_model_matches,

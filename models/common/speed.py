@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "LEARNING_RATE_RULES",

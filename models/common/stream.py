@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InverSynthError
 from generators.dataset import SynthDataset
-from generators.errors import InverSynthError
 from generators.pool import map_in_workers
 from generators.synth import generator_class
 from generators.writer import Chunk, Rendered, render_chunk

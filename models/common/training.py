@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from core.checks import check_float, check_int, check_non_negative_int
+from core.errors import InverSynthError
+from core.options import check_plain_name
 from generators.dataset import SynthDataset, open_dataset
-from generators.errors import InverSynthError
-from generators.options import check_plain_name
 from generators.parameters import DECODINGS
-from generators.validate import check_float, check_int, check_non_negative_int
 from models.common.checkpoints import (
     TrainState,
     checkpoint_callbacks,

@@ -7,10 +7,10 @@ model takes: mono, at the model's sample rate, exactly its length (the part
 from ``offset_s`` on; :func:`load_segments` cuts several parts), and says
 which part it kept and what it had to change (:attr:`ModelInput.notes`) so
 that nothing happens silently. Bad files (missing, unreadable, empty, silent, NaN) raise
-:class:`~generators.errors.InverSynthError` with a one-line message.
+:class:`~core.errors.InverSynthError` with a one-line message.
 
 Audio arrays are checked where they enter the toolkit's functions by
-:func:`generators.validate.check_audio` (shape, length, finite samples).
+:func:`core.checks.check_audio` (shape, length, finite samples).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.checks import check_audio
+from core.errors import InverSynthError
+from core.storage import write_atomic
 from generators.schema import SILENCE_PEAK
-from generators.storage import write_atomic
-from generators.validate import check_audio
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -372,7 +372,7 @@ def _pcm16(audio: np.ndarray) -> np.ndarray:
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     """Write [n_samples] audio as 16-bit PCM WAV (plays everywhere), clipped to [-1, 1].
 
-    Made in memory and written whole or not at all (:func:`generators.storage.write_atomic`).
+    Made in memory and written whole or not at all (:func:`core.storage.write_atomic`).
     """
     return write_atomic(path, wav_bytes(audio, sample_rate))
 

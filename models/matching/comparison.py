@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
+from core.storage import atomic_path, open_atomic
 from generators.parameters import ALL_GROUP
-from generators.storage import atomic_path, open_atomic
 from models.common.markup import markdown_text, plot_text
 from models.common.paper import (
     PAPER_GROUPS,

@@ -39,7 +39,7 @@ from functools import cache
 import numpy as np
 import scipy.fft
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from core.checks import check_positive_int
+from core.errors import InverSynthError
 from generators.dataset import SynthDataset
-from generators.errors import InverSynthError
-from generators.validate import check_positive_int
 from models.common.data import usable_indices
 from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes

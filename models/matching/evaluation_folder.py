@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
-from generators.storage import atomic_path, open_atomic
+from core.errors import InverSynthError
+from core.storage import atomic_path, open_atomic
 from models.common.metrics import Evaluation
 from models.common.records import JsonRecord
 from models.common.run import EVALUATION_DIR

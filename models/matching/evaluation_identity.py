@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.common.run import RunInfo
 from models.matching.evaluation_folder import (
     METRICS_FILE,

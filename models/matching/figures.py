@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.storage import atomic_path
+from core.storage import atomic_path
 from models.common.markup import plot_text
 from models.matching.metrics import FLOOR_DB, log_magnitude_stft
 

@@ -31,7 +31,7 @@ def _synth_parameters(
         return parameters
     if generator_name not in _CHEAP_SYNTHS or generator_config is None:
         return None
-    from generators.errors import InverSynthError
+    from core.errors import InverSynthError
     from generators.synth import load_generator
 
     try:

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InverSynthError
+from core.storage import atomic_path
 from generators.dataset import SynthDataset, open_dataset
-from generators.errors import InverSynthError
-from generators.storage import atomic_path
 from models.matching.distance import MultiResolutionDistance, Resolution
 
 __all__ = ["INDEX_FEATURES", "DatasetLookup", "Neighbours", "index_features", "index_path"]

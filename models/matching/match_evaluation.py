@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.errors import InverSynthError
+from core.checks import check_positive_int
+from core.errors import InverSynthError
 from generators.synth import load_generator
-from generators.validate import check_positive_int
 from models.common.run import RunInfo
 from models.matching.distance import MultiResolutionDistance
 from models.matching.evaluation_folder import Matches, MatchingRecord, Predictions

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
-from generators.storage import WriteError, write_failed
+from core.errors import InverSynthError
+from core.storage import WriteError, write_failed
 from models.common.records import write_json_atomic
 from models.matching.audio_io import resample, write_wav
 from models.matching.figures import plot_spectrograms

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.cli import env_default
-from generators.errors import InverSynthError
+from core.environment import env_default
+from core.errors import InverSynthError
 from models.matching.audio_io import load_for_model
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup

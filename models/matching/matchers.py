@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import DECODINGS
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup

@@ -58,8 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
-from generators.validate import check_audio, check_positive_int
+from core.checks import check_audio, check_positive_int
+from core.errors import InverSynthError
 from models.common.records import JsonRecord
 from models.common.stft import HOP_LENGTH, N_FFT, n_frames
 

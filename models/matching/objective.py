@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.matching.distance import MultiResolutionDistance, Target
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = ["MIN_VOICED_FRACTION", "Pitch", "estimate_pitch", "note_name"]
 

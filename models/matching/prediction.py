@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.checks import check_audio
+from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
-from generators.validate import check_audio
 from models.matching.audio_io import ModelInput, load_for_model, load_segments
 from models.matching.legend import with_descriptions
 from models.matching.metrics import compare_audio

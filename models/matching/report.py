@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ALL_GROUP, ParameterSet
 from models.common.metrics import ParameterMetrics, group_parameters
 from models.common.records import write_text_atomic

@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.errors import InverSynthError
+from core.checks import check_positive_int
+from core.errors import InverSynthError
 from generators.pool import map_in_workers
 from generators.synth import generator_class, load_generator
-from generators.validate import check_positive_int
 from models.common.run import RunInfo
 from models.matching.evaluation_folder import (
     MATCHES_FILE,

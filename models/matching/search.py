@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.parameters import ParameterSet
 from models.matching.distance import MultiResolutionDistance
 from models.matching.moves import part_swaps, step_options, stepped_descent

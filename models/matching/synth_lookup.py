@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.matching.lookup import INDEX_FEATURES, DatasetLookup, index_features
 from models.matching.match_result import LookupRecord
 

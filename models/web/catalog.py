@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.web.library import RunSummary, describe_run, synth_missing
 
 __all__ = ["ModelChoice", "find_model", "list_models"]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = ["Job", "JobCancelledError", "JobQueue"]
 
@@ -106,7 +106,7 @@ class JobQueue:
     ----------
     work : callable
         ``work(job) -> result``, run in the worker thread. It raises
-        :class:`~generators.errors.InverSynthError` for a job that cannot be
+        :class:`~core.errors.InverSynthError` for a job that cannot be
         done (its message is shown), :class:`JobCancelledError` when cancelled.
     max_waiting : int > 0
         Jobs that may wait at once; :meth:`submit` refuses more.

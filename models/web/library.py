@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
 from models.common.pretrained import PRETRAINED_DIR
 from models.common.run import BEST_MODEL, RunInfo

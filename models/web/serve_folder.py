@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from generators.outputs import SERVE_MARKER, lock_holder
 
 __all__ = ["MARKER", "ServeFolderLock", "open_serve_folder"]

@@ -47,7 +47,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.web.catalog import ModelChoice, find_model, list_models
 from models.web.jobs import FINISHED, QUEUED, Job, JobQueue
 from models.web.library import (

@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import Protocol
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 from models.web.library import AUDIO_EXTENSIONS
 
 __all__ = [

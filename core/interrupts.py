@@ -11,7 +11,7 @@ So the handlers installed by :func:`install` record the signal before they
 raise. A raise that lands in a finalizer is dropped quietly (the recorded
 signal stands for it); long loops call :func:`raise_if_interrupted` between
 units of work (the dataset writer after every chunk), which raises it again
-where it unwinds properly, and :func:`generators.cli.run_cli` calls it once
+where it unwinds properly, and :func:`core.commandline.run_cli` calls it once
 more after the command returns, so the exit code is 130 or 143 whatever
 happened to the first raise.
 """

@@ -1,7 +1,7 @@
 """Checks of single values at an API's boundary, with the toolkit's one-line messages.
 
 Every check returns the value in its canonical type, or raises
-:class:`~generators.errors.InverSynthError` with a message that names the
+:class:`~core.errors.InverSynthError` with a message that names the
 argument and echoes the bad value (``n_examples must be a positive integer,
 got -3``). ``name`` is how the caller's user knows the value: ``"seed"`` in a
 library call, ``"--seed"`` in a command, ``"config.json: 'id'"`` in a file.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "MAX_CHECK_EXAMPLES",

@@ -1,4 +1,4 @@
-"""Files on disk: result files written whole or not at all, and the dataset writer's HDF5 space.
+"""Result files written whole or not at all, and a failed write said in one line.
 
 Every result file of the toolkit (JSON, CSV, NPZ, WAV, PNG, ``.keras``
 checkpoints, ``.fxp`` / ``.syx`` presets) is written by :func:`atomic_path`,
@@ -9,10 +9,7 @@ temporary file is removed, the earlier file of that name is left as it was,
 and a failed write becomes one :class:`WriteError` line naming the folder,
 its free space and the cause.
 
-A dataset is allocated in full before the first example renders
-(:func:`reserve`, :func:`create_preallocated`), so that a full disk or a
-file-size limit ends the run at once, in one line, and never halfway with a
-file that cannot be resumed.
+A dataset's space is reserved before it is written: :mod:`generators.disk_space`.
 """
 
 from __future__ import annotations
@@ -28,20 +25,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from generators.errors import InverSynthError
+from core.errors import InverSynthError
 
 __all__ = [
     "WriteError",
     "atomic_path",
-    "check_room",
-    "close_quietly",
-    "create_preallocated",
     "file_in_the_way",
     "format_size",
     "free_bytes",
     "open_atomic",
     "os_reason",
-    "reserve",
+    "size_limit_as_error",
     "write_atomic",
     "write_failed",
 ]
@@ -133,7 +127,7 @@ def _sync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _size_limit_as_error() -> Iterator[None]:
+def size_limit_as_error() -> Iterator[None]:
     """A file-size limit (``ulimit -f``) fails a write with EFBIG instead of killing with SIGXFSZ."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set a handler; elsewhere the process's setting stands
@@ -177,7 +171,7 @@ def atomic_path(path: str | os.PathLike[str], *, kept: str | None = None) -> Ite
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        with _size_limit_as_error():
+        with size_limit_as_error():
             yield tmp
             _sync_file(tmp)
             os.replace(tmp, path)
@@ -249,75 +243,7 @@ def os_reason(exc: BaseException) -> str:
     return text[:200] or type(exc).__name__
 
 
-def reserve(path: Path, n_bytes: int) -> None:
-    """Allocate the first ``n_bytes`` of ``path`` on disk now (creating it); raises OSError.
-
-    Existing contents stay as they are. A file system that cannot reserve
-    space (it lacks ``fallocate``) is left to fail at write time, as before.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with _size_limit_as_error():
-            os.posix_fallocate(fd, 0, max(1, n_bytes))
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-    finally:
-        os.close(fd)
-
-
-def check_room(needs: list[tuple[Path, int, str]], *, advice: str) -> None:
-    """Refuse, in one line, files that cannot fit on their disks, before anything is written.
-
-    Parameters
-    ----------
-    needs : list of (folder, bytes, what)
-        The folders to write into, how many bytes each needs and what they
-        are ("2,000 examples"); folders on one disk add up.
-    advice : str
-        What to do instead, ending the message.
-    """
-    by_device: dict[int, tuple[Path, int, str]] = {}  # device -> (folder, bytes, what)
-    for folder, n_bytes, what in needs:
-        device = os.stat(folder).st_dev
-        old = by_device.get(device)
-        if old is None:
-            by_device[device] = (folder, n_bytes, what)
-        else:
-            by_device[device] = (old[0], old[1] + n_bytes, f"{old[2]} and {what}")
-    for folder, n_bytes, what in by_device.values():
-        free = shutil.disk_usage(folder).free
-        if n_bytes > free:
-            raise InverSynthError(
-                f"the dataset needs {format_size(n_bytes)} ({what}) but the disk of {str(folder)!r} "
-                f"has {format_size(free)} free; {advice}"
-            )
-
-
-def close_quietly(f: Any) -> None:
-    """Close after a failure; a second failure (the disk still full) must not hide the first."""
-    with contextlib.suppress(Exception):
-        f.close()
-
-
 def format_size(n_bytes: int) -> str:
     if n_bytes >= 1e9:
         return f"{n_bytes / 1e9:,.1f} GB"
     return f"{n_bytes / 1e6:,.1f} MB"
-
-
-def create_preallocated(
-    f: Any, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
-) -> None:
-    """A chunked dataset of the open ``h5py.File`` ``f``, its storage allocated at creation and never filled."""
-    import h5py  # here: the result-file helpers above serve processes that never open HDF5
-    import numpy as np
-
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_chunk(chunks)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-    dcpl.set_obj_track_times(False)  # no time stamps: one seed, one set of bytes
-    space = h5py.h5s.create_simple(shape)
-    tid = h5py.h5t.py_create(np.dtype(dtype))
-    h5py.h5d.create(f.id, name.encode(), tid, space, dcpl=dcpl)
