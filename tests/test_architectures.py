@@ -11,7 +11,7 @@ import pytest
 from core.errors import InverSynthError
 from models.common.architectures import build_model, count_trainable
 from models.common.model_table import MODELS, PAPER_MODELS
-from models.common.stft import n_frames
+from models.common.spectral import n_frames
 
 N_LEVELS = [16] * 23  # the paper's FM synth: 23 parameters x 16 classes = 368 outputs
 

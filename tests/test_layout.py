@@ -35,7 +35,7 @@ def test_matching_without_a_model_needs_no_tensorflow() -> None:
     script = (
         "import sys\n"
         "import models.matching.metrics, models.matching.evaluation_folder\n"
-        "import models.matching.resynthesis, models.common.paper, models.common.stft\n"
+        "import models.matching.resynthesis, models.common.paper, models.common.spectral\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     done = subprocess.run(

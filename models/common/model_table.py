@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from core.checks import check_int
 from core.errors import InverSynthError
-from models.common.stft import N_FFT
+from models.common.spectral import N_FFT
 
 __all__ = [
     "CONV_LAYERS",

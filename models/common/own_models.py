@@ -6,7 +6,7 @@ than to moving its large early feature maps (32 x 129 x 32, then
 16 x 65 x 71 per example) through memory, so M1 shrinks those first:
 
 * a log-mel input, 64 frames x 128 mel bands, instead of 64 x 257 STFT bins:
-  the same STFT (:mod:`models.common.stft`), its power summed by fixed
+  the same STFT (:mod:`models.common.spectral`), its power summed by fixed
   triangular mel filters (:func:`mel_filterbank`), spaced as pitch is (the
   synth's notes are on a log scale);
 * a fixed input normalisation: dB relative to each example's peak, floored
@@ -28,7 +28,7 @@ import numpy as np
 from keras import layers, ops
 
 from models.common.model_table import ConvSpec, ModelSpec
-from models.common.stft import N_FFT
+from models.common.spectral import N_FFT
 
 __all__ = ["LogMel", "mel_filterbank", "own_conv_stack", "own_front_end"]
 

@@ -1,6 +1,6 @@
 """The spectrogram front end: a log-magnitude STFT computed by kapre layers inside the model.
 
-The framing of :mod:`models.common.stft` (window 512, Hann, hop 256, 257
+The framing of :mod:`models.common.spectral` (window 512, Hann, hop 256, 257
 bins, zero-padded at the end: 16384 samples give the paper's 64 x 257 input),
 magnitude in dB (kapre's ``10 * log10(max(|X|, 1e-5))``, floored 80 dB below
 each example's peak).
@@ -15,7 +15,7 @@ import kapre  # noqa: F401 - registers kapre's layers for loading saved models
 from kapre import STFT, Magnitude, MagnitudeToDecibel
 from keras import layers
 
-from models.common.stft import HOP_LENGTH, N_FFT
+from models.common.spectral import HOP_LENGTH, N_FFT
 
 __all__ = ["log_stft_layers"]
 

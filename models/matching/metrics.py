@@ -61,7 +61,7 @@ import numpy as np
 from core.checks import check_audio, check_positive_int
 from core.errors import InverSynthError
 from models.common.records import JsonRecord
-from models.common.stft import HOP_LENGTH, N_FFT, n_frames
+from models.common.spectral import HOP_LENGTH, N_FFT, n_frames
 
 __all__ = [
     "FLOOR_DB",

@@ -31,7 +31,7 @@ from generators.parameters import ALL_GROUP, ParameterSet
 from models.common.metrics import ParameterMetrics, group_parameters
 from models.common.records import write_text_atomic
 from models.common.run import RunInfo
-from models.common.stft import HOP_LENGTH, N_FFT
+from models.common.spectral import HOP_LENGTH, N_FFT
 from models.matching.audio_io import wav_bytes
 from models.matching.evaluation_folder import (
     PLOT_FILES,
