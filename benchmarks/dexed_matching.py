@@ -40,8 +40,8 @@ import numpy as np
 
 from generators.dataset import open_dataset
 from models.matching.distance import MultiResolutionDistance
-from models.matching.metrics import reconstruction_metrics
 from models.matching.objective import Objective
+from models.matching.sound_metrics import reconstruction_metrics
 
 HELD_OUT_SEED = 987654  # which held-out voices and random patches, the same in every run
 

@@ -52,7 +52,7 @@ def guess_quality(run_dir: Path, dataset: Path, *, test_split: bool) -> tuple[fl
     """
     from generators.dataset import open_dataset
     from models.common.run import load_run
-    from models.matching.metrics import reconstruction_metrics
+    from models.matching.sound_metrics import reconstruction_metrics
 
     run = load_run(run_dir)
     with open_dataset(dataset) as ds:

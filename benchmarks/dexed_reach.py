@@ -31,7 +31,7 @@ import numpy as np
 from generators.dexed.engine import engine_parameter, read_bank
 from generators.dexed.synth import DexedGenerator
 from generators.dexed.voices import TRAINING, VALIDATION, VoiceCollection
-from models.matching.metrics import reconstruction_metrics
+from models.matching.sound_metrics import reconstruction_metrics
 
 FAMILIES: dict[str, Callable[[str], bool]] = {
     "env_rate": lambda n: n.startswith("op") and "_env_rate" in n,

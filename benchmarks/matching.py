@@ -38,7 +38,7 @@ from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS, make_matcher
-from models.matching.metrics import reconstruction_metrics
+from models.matching.sound_metrics import reconstruction_metrics
 
 
 def ensure_dataset(

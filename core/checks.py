@@ -140,8 +140,12 @@ def check_audio(
     n_samples: int | None = None,
     batch: bool = False,
     dtype: type[np.floating[Any]] = np.float32,
+    length_reason: str = "",
 ) -> np.ndarray:
     """Audio given to a function, checked: its shape, its length, finite samples.
+
+    The one audio check: the reconstruction metrics, the matching distance,
+    the matchers and the commands' inputs all call it.
 
     Parameters
     ----------
@@ -153,6 +157,9 @@ def check_audio(
         The length it must have; otherwise any length > 0.
     batch : bool
     dtype : numpy float type
+    length_reason : str
+        Why it must have ``n_samples`` samples, for the error message
+        (``"the 'fm' synth's length at 16384 Hz"``).
 
     Returns
     -------
@@ -174,7 +181,8 @@ def check_audio(
         good = x.ndim == (2 if batch else 1) and x.shape[-1] == n_samples
         expected = f"[batch, {int(n_samples)}]" if batch else f"[{int(n_samples)}]"
     if not good:
-        raise InverSynthError(f"{name} must have shape {expected}, got {np.shape(audio)}")
+        reason = f" ({length_reason})" if length_reason else ""
+        raise InverSynthError(f"{name} must have shape {expected}{reason}, got {np.shape(audio)}")
     if not np.isfinite(x).all():
         raise InverSynthError(f"{name} contains NaN or infinite samples")
     return x

@@ -4,7 +4,7 @@
 ``python -m models.evaluate`` saved (``evaluation/predictions.npz``), plays the
 run's synth with every predicted parameter set, in worker processes, and
 compares each resynthesis with the test sound it was predicted from
-(:mod:`models.matching.metrics`: rho_STFT, rho_FT, F_delta, spectral
+(:mod:`models.matching.sound_metrics`: rho_STFT, rho_FT, F_delta, spectral
 convergence, log-spectral distance, MFCC L1). It writes, next to
 ``metrics.json``:
 

@@ -22,7 +22,7 @@ from models.matching.evaluation_folder import (
     read_metrics,
     read_reconstruction,
 )
-from models.matching.metrics import METRICS, summarize
+from models.matching.sound_metrics import METRICS, summarize
 
 
 def _metrics_record() -> MetricsRecord:

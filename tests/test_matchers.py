@@ -330,8 +330,12 @@ def test_bad_budgets_are_refused_in_one_line(budget: dict, match: str) -> None:
 
 def test_a_sound_of_the_wrong_length_is_refused() -> None:
     matcher = make_matcher("search", generator=sine())
-    with pytest.raises(InverSynthError, match=r"shape \[2048\]"):
+    with pytest.raises(
+        InverSynthError, match=r"shape \[2048\] \(the '\w+' synth's length at \d+ Hz\)"
+    ):
         matcher.match(np.zeros(100), max_renders=5)
+    with pytest.raises(InverSynthError, match="the sound to match contains NaN"):
+        matcher.match(np.full(2048, np.nan), max_renders=5)
 
 
 # --------------------------------------------------------------------------

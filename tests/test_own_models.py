@@ -13,18 +13,8 @@ from generators.writer import DatasetCreator
 from models import spectrogram_cnn
 from models.common.architectures import build_model, count_trainable
 from models.common.model_table import SPECTROGRAM_MODELS
-from models.common.own_models import mel_filterbank
 
 M1_WEIGHTS = 1_982_096  # for 368 outputs (the FM synth's 23 x 16)
-
-
-def test_mel_filterbank_is_librosas_htk_filterbank() -> None:
-    import librosa
-
-    ours = mel_filterbank(sample_rate=16384)
-    theirs = librosa.filters.mel(sr=16384, n_fft=512, n_mels=128, htk=True, norm=None).T
-    assert ours.shape == (257, 128)
-    np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
 def test_m1_size_input_and_saving(tmp_path: Path) -> None:

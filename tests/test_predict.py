@@ -22,7 +22,7 @@ from models.matching.audio_io import (
     read_audio,
     wav_bytes,
 )
-from models.matching.metrics import METRICS
+from models.matching.sound_metrics import METRICS
 
 RATE = 8192
 N_SAMPLES = 4096
@@ -131,6 +131,7 @@ def test_check_audio_refuses_what_no_function_can_use():
         (np.zeros((2, 4)), {}, r"x must have shape \[n_samples\]"),
         (np.zeros(0), {}, "n_samples > 0"),
         (np.zeros(3), {"n_samples": 4}, r"shape \[4\], got \(3,\)"),
+        (np.zeros(3), {"n_samples": 4, "length_reason": "why"}, r"shape \[4\] \(why\), got \(3,\)"),
         (np.zeros((2, 3)), {"n_samples": 4, "batch": True}, r"shape \[batch, 4\]"),
         (np.zeros((1, 2, 3)), {"batch": True}, "shape"),
         (np.array([0.0, np.inf]), {}, "x contains NaN or infinite samples"),

@@ -7,7 +7,8 @@ than to moving its large early feature maps (32 x 129 x 32, then
 
 * a log-mel input, 64 frames x 128 mel bands, instead of 64 x 257 STFT bins:
   the same STFT (:mod:`models.common.spectral`), its power summed by fixed
-  triangular mel filters (:func:`mel_filterbank`), spaced as pitch is (the
+  triangular mel filters (:func:`~models.common.spectral.mel_filterbank`,
+  HTK scale, peak 1), spaced as pitch is (the
   synth's notes are on a log scale);
 * a fixed input normalisation: dB relative to each example's peak, floored
   at -80 dB, mapped to [-1, 1] (the paper's net sees raw dB, tens of units);
@@ -28,36 +29,14 @@ import numpy as np
 from keras import layers, ops
 
 from models.common.model_table import ConvSpec, ModelSpec
-from models.common.spectral import N_FFT
+from models.common.spectral import (
+    LOG_MEL_POWER_FLOOR,
+    N_INPUT_MELS,
+    PEAK_FLOOR_DB,
+    mel_filterbank,
+)
 
-__all__ = ["LogMel", "mel_filterbank", "own_conv_stack", "own_front_end"]
-
-N_MELS = 128
-FLOOR_DB = 80.0  # below each example's peak
-
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)  # HTK
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(*, sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """Triangular filters on the HTK mel scale, 0 Hz to Nyquist, peak 1.
-
-    Returns
-    -------
-    weights : np.ndarray [n_fft // 2 + 1, n_mels], float32
-        ``power_bins @ weights`` is the mel power (``librosa.filters.mel(htk=True, norm=None).T``).
-    """
-    bins_hz = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)  # [n_bins]
-    edges_hz = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2.0), n_mels + 2))
-    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]  # [n_mels] each
-    rising = (bins_hz[:, None] - lower) / (centre - lower)  # [n_bins, n_mels]
-    falling = (upper - bins_hz[:, None]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+__all__ = ["LogMel", "own_conv_stack", "own_front_end"]
 
 
 @keras.saving.register_keras_serializable(package="InverSynth")
@@ -78,7 +57,7 @@ class LogMel(layers.Layer):
     def __init__(
         self,
         sample_rate: int,
-        n_mels: int = N_MELS,
+        n_mels: int = N_INPUT_MELS,
         data_format: str = "channels_last",
         **kwargs: Any,
     ) -> None:
@@ -86,14 +65,18 @@ class LogMel(layers.Layer):
         self.sample_rate = int(sample_rate)
         self.n_mels = int(n_mels)
         self.data_format = data_format
-        self._weights = mel_filterbank(sample_rate=self.sample_rate, n_mels=self.n_mels)
+        # The HTK scale, peak 1: [n_bins, n_mels] (librosa's htk=True, norm=None).
+        self._weights = mel_filterbank(
+            sample_rate=self.sample_rate, n_mels=self.n_mels, htk=True
+        ).astype(np.float32)
 
     def call(self, magnitude: Any) -> Any:
         pattern = "btfc,fm->btmc" if self.data_format == "channels_last" else "bctf,fm->bctm"
         power = ops.einsum(pattern, ops.square(magnitude), ops.cast(self._weights, magnitude.dtype))
-        db = 10.0 * ops.log(ops.maximum(power, 1e-10)) / np.log(10.0)
+        db = 10.0 * ops.log(ops.maximum(power, LOG_MEL_POWER_FLOOR)) / np.log(10.0)
         db = db - ops.max(db, axis=(1, 2, 3), keepdims=True)  # 0 dB at each example's peak
-        return ops.maximum(db, -FLOOR_DB) / (FLOOR_DB / 2.0) + 1.0  # [-80, 0] dB -> [-1, 1]
+        # [PEAK_FLOOR_DB, 0] = [-80, 0] dB -> [-1, 1]
+        return ops.maximum(db, PEAK_FLOOR_DB) / (-PEAK_FLOOR_DB / 2.0) + 1.0
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         shape = list(input_shape)

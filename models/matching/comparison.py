@@ -43,7 +43,7 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
 )
 from models.matching.evaluation_identity import check_evaluation_of_run
-from models.matching.metrics import METRICS, MetricSummary, format_metric, metric_heading
+from models.matching.sound_metrics import METRICS, MetricSummary, format_metric, metric_heading
 
 __all__ = [
     "RunSummary",

@@ -25,7 +25,8 @@ For sounds no synth made (recordings), two options keep it sane:
   its floor), so a recording at another level than the synth plays can still
   match in shape.
 
-NumPy and SciPy only; features are float32. Precompute a target once
+NumPy and SciPy only (the transforms are :mod:`models.common.spectral`'s);
+features are float32. Precompute a target once
 (:meth:`MultiResolutionDistance.target`), then call
 :meth:`MultiResolutionDistance.distance` with batches of candidate audio.
 """
@@ -34,25 +35,29 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
-import scipy.fft
 
+from core.checks import check_audio
 from core.errors import InverSynthError
+from models.common.spectral import (
+    ABSOLUTE_FLOOR_DB,
+    band_power,
+    mel_filterbank,
+    n_frames,
+    power_stft,
+    power_to_db,
+)
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",
     "MultiResolutionDistance",
     "Resolution",
     "Target",
-    "band_filters",
 ]
 
-FLOOR_DB = -100.0  # the reconstruction metrics' floor
 _MIN_THREAD_BATCH = 8  # candidates a scoring thread gets at least
 _LEVEL_HEADROOM_DB = 100.0
-_DB_PER_NEPER = np.float32(10.0 / np.log(10.0))  # 10 log10(p) = this * ln(p)
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Resolution:
 
     def n_frames(self, n_samples: int) -> int:
         """Frames of ``n_samples`` samples, zero-padded at the end to a whole number of hops."""
-        return -(-int(n_samples) // self.hop_length)
+        return n_frames(n_samples, hop_length=self.hop_length)
 
 
 # The metrics' own STFT (512 / 256, every bin), the same STFT summed into 24 mel
@@ -105,54 +110,6 @@ DEFAULT_RESOLUTIONS: tuple[Resolution, ...] = (
     Resolution(n_fft=512, hop_length=256, n_bands=24),
     Resolution(n_fft=2048, hop_length=2048, n_bands=32),
 )
-
-
-@cache
-def _window(n_fft: int) -> np.ndarray:
-    """Periodic Hann window, scaled so that a full-scale sine reads 0 dB: float32 [n_fft]."""
-    n = np.arange(n_fft)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)
-    return (window / (np.sum(window) / 2.0)).astype(np.float32)
-
-
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-@cache
-def band_filters(*, sample_rate: int, n_fft: int, n_bands: int) -> np.ndarray:
-    """Triangular mel bands of peak 1, from 0 Hz to Nyquist, none narrower than one bin.
-
-    Peak 1 (not unit area) keeps a sine in the middle of a band at its STFT
-    level, so the dB scale and the floor mean the same at every resolution.
-
-    Returns
-    -------
-    filters : np.ndarray [n_fft // 2 + 1, n_bands], float32
-    """
-    bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)  # [n_bins]
-    centers = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2.0), n_bands + 2))
-    # Below the point where mel bands get narrower than a bin, space them by a bin.
-    centers = np.maximum(centers, np.arange(n_bands + 2) * (bin_hz[1] - bin_hz[0]))
-    lower, center, upper = centers[:-2], centers[1:-1], centers[2:]  # [n_bands]
-    rise = (bin_hz[:, None] - lower[None, :]) / (center - lower)[None, :]
-    fall = (upper[None, :] - bin_hz[:, None]) / (upper - center)[None, :]
-    return np.clip(np.minimum(rise, fall), 0.0, 1.0).astype(np.float32)
-
-
-def _power_frames(audio: np.ndarray, resolution: Resolution) -> np.ndarray:
-    """[batch, n_samples] float32 -> power [batch, n_frames, n_fft // 2 + 1] float32."""
-    n_fft, hop = resolution.n_fft, resolution.hop_length
-    frames = resolution.n_frames(audio.shape[1])
-    padded = np.zeros((audio.shape[0], (frames - 1) * hop + n_fft), dtype=np.float32)
-    padded[:, : audio.shape[1]] = audio
-    framed = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
-    spectrum = scipy.fft.rfft(framed * _window(n_fft), axis=-1)  # complex64
-    return np.asarray(spectrum.real**2 + spectrum.imag**2, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -198,7 +155,7 @@ class MultiResolutionDistance:
         *,
         sample_rate: int,
         resolutions: tuple[Resolution, ...] = DEFAULT_RESOLUTIONS,
-        floor_db: float = FLOOR_DB,
+        floor_db: float = ABSOLUTE_FLOOR_DB,
         dynamic_range_db: float | None = None,
         level_invariant: bool = False,
         threads: int = 1,
@@ -225,9 +182,7 @@ class MultiResolutionDistance:
         total = sum(r.weight for r in self.resolutions)
         self._weights = [r.weight / total for r in self.resolutions]
         self._filters = [
-            band_filters(sample_rate=self.sample_rate, n_fft=r.n_fft, n_bands=r.n_bands)
-            if r.n_bands
-            else None
+            _band_filters(sample_rate=self.sample_rate, resolution=r) if r.n_bands else None
             for r in self.resolutions
         ]
 
@@ -242,24 +197,22 @@ class MultiResolutionDistance:
         -------
         features : list of np.ndarray [batch, n_frames, n_bands], float32, one per resolution
         """
-        x = _check_audio(audio)
+        x = check_audio(audio, name="audio", batch=True)
         # Level-invariant: keep 100 dB more below the floor, so that a quiet candidate
         # shifted up to the target's level is not clipped at the floor it had before.
         floor_db = self.floor_db - (_LEVEL_HEADROOM_DB if self.level_invariant else 0.0)
-        floor_power = np.float32(10.0 ** (floor_db / 10.0))
         spectra: dict[tuple[int, int], np.ndarray] = {}  # views of one STFT share its FFT
         out = []
         for resolution, filters in zip(self.resolutions, self._filters, strict=True):
             key = (resolution.n_fft, resolution.hop_length)
             if key not in spectra:
-                spectra[key] = _power_frames(x, resolution)
+                spectra[key] = power_stft(
+                    x, n_fft=resolution.n_fft, hop_length=resolution.hop_length
+                )
             power = spectra[key]
             if filters is not None:
-                # A 2-D product: NumPy's stacked (3-D) matmul does not use BLAS and is 50x slower.
-                batch, frames, bins = power.shape
-                power = (power.reshape(batch * frames, bins) @ filters).reshape(batch, frames, -1)
-            # np.log is several times faster than np.log10 on float32.
-            out.append(_DB_PER_NEPER * np.log(np.maximum(power, floor_power)))
+                power = band_power(power, filters=filters)
+            out.append(power_to_db(power, floor_db=floor_db))
         return out
 
     def target(self, audio: np.ndarray) -> Target:
@@ -290,7 +243,7 @@ class MultiResolutionDistance:
         -------
         distance : np.ndarray [batch], float64, dB >= 0
         """
-        x = _check_audio(audio)
+        x = check_audio(audio, name="audio", batch=True)
         if self.threads == 1 or x.shape[0] < 2 * _MIN_THREAD_BATCH:
             return self.distance_from_features(target, self.features(x))
         if self._pool is None:
@@ -337,16 +290,19 @@ def _fit_level(target: np.ndarray, candidates: np.ndarray, floor: float) -> np.n
     return candidates - offset[:, None, None].astype(np.float32)
 
 
-def _check_audio(audio: np.ndarray) -> np.ndarray:
-    """[n_samples] or [batch, n_samples] finite audio -> float32 [batch, n_samples]."""
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise InverSynthError(
-            f"audio must have shape [n_samples] or [batch, n_samples] with n_samples > 0, "
-            f"got {np.shape(audio)}"
-        )
-    if not np.isfinite(x).all():
-        raise InverSynthError("audio contains NaN or infinite samples")
-    return x
+def _band_filters(*, sample_rate: int, resolution: Resolution) -> np.ndarray:
+    """A resolution's mel bands: HTK scale, peak 1, none narrower than one bin.
+
+    Peak 1 (not unit area) keeps a sine in the middle of a band at its STFT
+    level, so the dB scale and the floor mean the same at every resolution.
+
+    Returns
+    -------
+    filters : np.ndarray [n_fft // 2 + 1, n_bands], float32
+    """
+    return mel_filterbank(
+        sample_rate=sample_rate,
+        n_fft=resolution.n_fft,
+        n_mels=resolution.n_bands,
+        min_width_bins=True,
+    ).astype(np.float32)

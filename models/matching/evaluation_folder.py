@@ -45,7 +45,7 @@ from core.storage import atomic_path, open_atomic
 from models.common.metrics import Evaluation
 from models.common.records import JsonRecord
 from models.common.run import EVALUATION_DIR
-from models.matching.metrics import METRICS, REPRESENTATION, MetricSummary
+from models.matching.sound_metrics import METRICS, REPRESENTATION, MetricSummary
 
 __all__ = [
     "EVALUATION_DIR",
@@ -382,8 +382,8 @@ def _summaries(data: Mapping[str, Any]) -> dict[str, MetricSummary]:
 class MatchingRecord(JsonRecord):
     """The matching methods' figures on the first ``n_examples`` evaluated sounds.
 
-    ``methods[name]`` holds one :class:`~models.matching.metrics.MetricSummary`
-    per metric of :data:`~models.matching.metrics.METRICS` and ``distance_db``
+    ``methods[name]`` holds one :class:`~models.matching.sound_metrics.MetricSummary`
+    per metric of :data:`~models.matching.sound_metrics.METRICS` and ``distance_db``
     (the matchers' multi-resolution distance); ``renders_mean`` and
     ``seconds_mean`` what a sound cost each method.
     """
@@ -475,8 +475,8 @@ class ReconstructionRecord(JsonRecord):
     """``reconstruction.json``: how close the resyntheses of a run's predictions sound.
 
     ``summary`` and ``chance`` (random patches against the same sounds, when
-    measured) hold one :class:`~models.matching.metrics.MetricSummary` per
-    metric of :data:`~models.matching.metrics.METRICS`.
+    measured) hold one :class:`~models.matching.sound_metrics.MetricSummary` per
+    metric of :data:`~models.matching.sound_metrics.METRICS`.
     """
 
     model: str

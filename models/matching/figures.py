@@ -16,7 +16,7 @@ import numpy as np
 
 from core.storage import atomic_path
 from models.common.markup import plot_text
-from models.matching.metrics import FLOOR_DB, log_magnitude_stft
+from models.common.spectral import ABSOLUTE_FLOOR_DB, log_magnitude_stft
 
 __all__ = ["FONT_PT", "plot_spectrograms", "spectrograms_png"]
 
@@ -104,7 +104,7 @@ def plot_spectrograms(
         for ax, spec, label in zip(axes, spectrograms, labels, strict=True):
             image = ax.imshow(
                 spec.T, origin="lower", aspect="auto",
-                extent=(0.0, duration_s, 0.0, sample_rate / 2000.0), vmin=FLOOR_DB, vmax=0.0,
+                extent=(0.0, duration_s, 0.0, sample_rate / 2000.0), vmin=ABSOLUTE_FLOOR_DB, vmax=0.0,
                 cmap="magma", interpolation="nearest",
             )  # fmt: skip
             ax.set_title(plot_text(label))

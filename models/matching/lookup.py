@@ -28,10 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from core.checks import check_audio, check_positive_int
 from core.errors import InverSynthError
 from core.storage import atomic_path
 from generators.dataset import SynthDataset, open_dataset
-from models.matching.distance import MultiResolutionDistance, Resolution
+from models.common.spectral import (
+    ABSOLUTE_FLOOR_DB,
+    band_power,
+    mel_filterbank,
+    power_stft,
+    power_to_db,
+)
 
 __all__ = ["INDEX_FEATURES", "DatasetLookup", "Neighbours", "index_features", "index_path"]
 
@@ -48,21 +55,23 @@ def index_features(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
 
     Parameters
     ----------
-    audio : np.ndarray [batch, n_samples], float
+    audio : np.ndarray [batch, n_samples] (or [n_samples]), float
     sample_rate : int
         Hz.
 
     Returns
     -------
-    features : np.ndarray [batch, n_features], float32, dB (floored at -100)
+    features : np.ndarray [batch, n_features], float32
+        dB re a full-scale sine, floored at ``ABSOLUTE_FLOOR_DB`` (-100 dB).
     """
-    resolution = Resolution(
-        n_fft=INDEX_FEATURES["n_fft"],
-        hop_length=INDEX_FEATURES["hop_length"],
-        n_bands=INDEX_FEATURES["n_bands"],
-    )
-    distance = MultiResolutionDistance(sample_rate=sample_rate, resolutions=(resolution,))
-    db = distance.features(audio)[0]  # [batch, n_frames, n_bands]
+    rate = check_positive_int(sample_rate, "sample_rate")
+    x = check_audio(audio, name="audio", batch=True)  # float32 [batch, n_samples]
+    n_fft = INDEX_FEATURES["n_fft"]
+    power = power_stft(x, n_fft=n_fft, hop_length=INDEX_FEATURES["hop_length"])
+    filters = mel_filterbank(
+        sample_rate=rate, n_fft=n_fft, n_mels=INDEX_FEATURES["n_bands"], min_width_bins=True
+    ).astype(np.float32)  # the matching distance's bands: HTK scale, peak 1
+    db = power_to_db(band_power(power, filters=filters), floor_db=ABSOLUTE_FLOOR_DB)
     pool = INDEX_FEATURES["frame_pool"]
     frames = db.shape[1] - db.shape[1] % pool or db.shape[1]
     pooled = db[:, :frames].reshape(db.shape[0], -1, min(pool, frames), db.shape[2]).mean(axis=2)

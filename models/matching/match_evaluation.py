@@ -29,7 +29,8 @@ from models.matching.distance import MultiResolutionDistance
 from models.matching.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, make_matcher
-from models.matching.metrics import (
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+from models.matching.sound_metrics import (
     METRICS,
     MetricSummary,
     compare_audio,
@@ -37,7 +38,6 @@ from models.matching.metrics import (
     metric_heading,
     summarize,
 )
-from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
 __all__ = ["CHANCE_ROW", "DISTANCE_KEY", "format_matching_table", "match_evaluated"]
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from generators.parameters import ParameterSet
-from models.matching.metrics import format_metrics
 from models.matching.prediction import Prediction, class_verdict, format_value
+from models.matching.sound_metrics import format_metrics
 
 __all__ = [
     "LEAD_METRICS",

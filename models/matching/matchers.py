@@ -43,12 +43,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core.checks import check_audio
 from core.errors import InverSynthError
 from generators.parameters import DECODINGS
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
 from models.matching.match_result import LookupRecord, MatchResult
-from models.matching.metrics import compare_audio
 from models.matching.objective import (
     BUDGET_REFERENCE_S,
     DEFAULT_BUDGET_RENDERS,
@@ -58,6 +58,7 @@ from models.matching.objective import (
     check_budget,
 )
 from models.matching.search import search
+from models.matching.sound_metrics import compare_audio
 
 __all__ = [
     "BUDGET_REFERENCE_S",
@@ -187,7 +188,14 @@ class Matcher(abc.ABC):
         check_budget(max_renders=max_renders, time_limit_s=time_limit_s)
         if isinstance(seed, bool) or int(seed) != seed:
             raise InverSynthError(f"seed must be an integer, got {seed!r}")
-        x = self._check_audio(audio)
+        x = check_audio(
+            audio,
+            name="the sound to match",
+            n_samples=self.generator.n_samples,
+            length_reason=(
+                f"the {self.generator.name!r} synth's length at {self.generator.sample_rate} Hz"
+            ),
+        )
         start_s = time.monotonic()
         found = self._match(
             x,
@@ -218,18 +226,6 @@ class Matcher(abc.ABC):
             lookup=self.lookup_record,
             notes=self.notes,
         )
-
-    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
-        x = np.asarray(audio, dtype=np.float32)
-        n = self.generator.n_samples
-        if x.ndim != 1 or x.shape[0] != n:
-            raise InverSynthError(
-                f"a sound to match must have shape [{n}] (the {self.generator.name!r} synth's "
-                f"length at {self.generator.sample_rate} Hz), got {x.shape}"
-            )
-        if not np.isfinite(x).all():
-            raise InverSynthError("the sound to match contains NaN or infinite samples")
-        return x
 
     def _objective(
         self,

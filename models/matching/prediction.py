@@ -27,8 +27,8 @@ from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.matching.audio_io import ModelInput, load_for_model, load_segments
 from models.matching.legend import with_descriptions
-from models.matching.metrics import compare_audio
 from models.matching.pitch import Pitch, note_name
+from models.matching.sound_metrics import compare_audio
 
 if TYPE_CHECKING:
     from models.common.run import Run
@@ -145,7 +145,7 @@ class Prediction:
     resynthesis : np.ndarray [n_samples], float32, or None
         The run's synth playing ``values``.
     metrics : dict of str -> float, or None
-        :func:`~models.matching.metrics.compare_audio` of input and resynthesis.
+        :func:`~models.matching.sound_metrics.compare_audio` of input and resynthesis.
     true_indices : np.ndarray [n_parameters], int64, or None
         The true classes, for a sound whose parameters are known (a test example).
     match : MatchResult, or None

@@ -50,7 +50,9 @@ from models.matching.evaluation_identity import check_evaluation_of_run
 from models.matching.figures import spectrograms_png
 from models.matching.legend import describe_unit, with_descriptions
 from models.matching.match_text import LEAD_METRICS, listening_summary, true_class_note
-from models.matching.metrics import (
+from models.matching.prediction import class_verdict, format_value
+from models.matching.resynthesis import resynthesize
+from models.matching.sound_metrics import (
     METRICS,
     MetricSummary,
     compare_audio,
@@ -58,8 +60,6 @@ from models.matching.metrics import (
     format_metrics,
     metric_heading,
 )
-from models.matching.prediction import class_verdict, format_value
-from models.matching.resynthesis import resynthesize
 
 __all__ = ["synth_label", "write_report"]
 

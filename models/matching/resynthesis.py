@@ -2,7 +2,7 @@
 
 :func:`resynthesize` renders class indices with a synth, in "spawn" worker
 processes that never import TensorFlow, and measures each rendering against
-its reference (:mod:`models.matching.metrics`). :func:`evaluate_reconstruction`
+its reference (:mod:`models.matching.sound_metrics`). :func:`evaluate_reconstruction`
 does that for every prediction an evaluation saved (``predictions.npz``), and
 for random patches (parameters drawn like the dataset's) against the same
 sounds as chance level, and writes ``reconstruction.json`` and
@@ -42,7 +42,8 @@ from models.matching.evaluation_folder import (
     write_reconstruction_csv,
 )
 from models.matching.evaluation_identity import check_evaluation_of_run
-from models.matching.metrics import (
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+from models.matching.sound_metrics import (
     METRICS,
     MetricSummary,
     format_metric,
@@ -50,7 +51,6 @@ from models.matching.metrics import (
     reconstruction_metrics,
     summarize,
 )
-from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
 __all__ = [
     "CHANCE_SEED",

@@ -43,10 +43,10 @@ from models.matching.match_sounds import (
     run_matcher,
 )
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS
-from models.matching.metrics import METRICS
 from models.matching.objective import BUDGET_REFERENCE_S
 from models.matching.prediction import format_value
 from models.matching.report import synth_label
+from models.matching.sound_metrics import METRICS
 
 if TYPE_CHECKING:
     from models.common.run import Run

@@ -4,12 +4,13 @@ Every metric compares a *reference* (the sound to match) with an *estimate*
 (the synth played with the predicted parameters). NumPy and SciPy only, so
 the metrics run anywhere, including worker processes without TensorFlow.
 
-Representation (SPEC section 2, the models' own input): STFT with a periodic
+Representation (SPEC section 2, the models' own input; computed by
+:mod:`models.common.spectral`): STFT with a periodic
 Hann window of 512 samples, hop 256, the signal zero-padded at its end to a
 whole number of hops (16384 samples -> 64 frames x 257 bins), magnitude
 ``|X|``. The log-magnitude STFT is in dB relative to a full-scale sine
 (``20 * log10(|X| / (sum(window) / 2))``: a sine of amplitude 1 peaks at
-0 dB), floored at :data:`FLOOR_DB` = -100 dB so that silence and numerical
+0 dB), floored at :data:`~models.common.spectral.ABSOLUTE_FLOOR_DB` = -100 dB so that silence and numerical
 noise have a finite, fixed level.
 
 =========================  ====  ===========================================  ==========
@@ -53,7 +54,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -61,10 +61,18 @@ import numpy as np
 from core.checks import check_audio, check_positive_int
 from core.errors import InverSynthError
 from models.common.records import JsonRecord
-from models.common.spectral import HOP_LENGTH, N_FFT, n_frames
+from models.common.spectral import (
+    ABSOLUTE_FLOOR_DB,
+    HOP_LENGTH,
+    N_FFT,
+    N_MFCC,
+    N_MFCC_MELS,
+    magnitude_stft,
+    magnitude_to_db,
+    mfcc_from_magnitude,
+)
 
 __all__ = [
-    "FLOOR_DB",
     "METRICS",
     "REPRESENTATION",
     "MetricInfo",
@@ -72,19 +80,11 @@ __all__ = [
     "compare_audio",
     "format_metric",
     "format_metrics",
-    "log_magnitude_stft",
-    "magnitude_stft",
-    "mel_basis",
     "metric_heading",
-    "mfcc",
     "pearson",
     "reconstruction_metrics",
     "summarize",
 ]
-
-FLOOR_DB = -100.0  # dB re a full-scale sine; float32 rendering noise sits far below
-N_MELS = 40  # 128 bands would leave empty filters at 257 FFT bins
-N_MFCC = 20
 
 
 @dataclass(frozen=True)
@@ -150,137 +150,19 @@ METRICS: dict[str, MetricInfo] = {
 # The representation the metrics compare, as reconstruction.json records it.
 REPRESENTATION: dict[str, str] = {
     "stft": f"periodic Hann window {N_FFT}, hop {HOP_LENGTH}, zero-padded at the end; magnitude",
-    "log_magnitude": f"dB re a full-scale sine, floored at {FLOOR_DB:g} dB",
-    "mfcc": f"{N_MFCC} coefficients of {N_MELS} mel bands (DCT-II orthonormal of the dB mel power)",
+    "log_magnitude": f"dB re a full-scale sine, floored at {ABSOLUTE_FLOOR_DB:g} dB",
+    "mfcc": f"{N_MFCC} coefficients of {N_MFCC_MELS} mel bands (DCT-II orthonormal of the dB mel power)",
 }
 
 
 # --------------------------------------------------------------------------
-# Representations
+# Checks
 # --------------------------------------------------------------------------
 
 
 def _as_batch(audio: np.ndarray, name: str) -> np.ndarray:
     """[n_samples] or [batch, n_samples] finite audio -> float64 [batch, n_samples]."""
     return check_audio(audio, name=name, batch=True, dtype=np.float64)
-
-
-@cache
-def _window() -> np.ndarray:
-    """Periodic Hann window of N_FFT samples (the window of tf.signal.stft and librosa)."""
-    n = np.arange(N_FFT)
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)
-
-
-# Magnitude of a full-scale sine at the center of its bin: sum(window) / 2.
-_REFERENCE_MAGNITUDE = float(N_FFT / 4)
-
-
-def magnitude_stft(audio: np.ndarray) -> np.ndarray:
-    """Magnitude STFT, framed like the models' input.
-
-    Parameters
-    ----------
-    audio : np.ndarray [n_samples] or [batch, n_samples], float
-
-    Returns
-    -------
-    magnitude : np.ndarray [batch, n_frames, 257], float64
-        ``|X|`` (linear, not normalized); ``n_frames = ceil(n_samples / 256)``.
-    """
-    x = _as_batch(audio, "audio")
-    frames = n_frames(x.shape[1])
-    padded_length = (frames - 1) * HOP_LENGTH + N_FFT
-    padded = np.zeros((x.shape[0], padded_length), dtype=np.float64)
-    padded[:, : x.shape[1]] = x
-    # [batch, n_frames, N_FFT] view, no copy until the window multiplies it.
-    framed = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH]
-    return np.abs(np.fft.rfft(framed * _window(), axis=-1))
-
-
-def log_magnitude_stft(audio: np.ndarray) -> np.ndarray:
-    """Log-magnitude STFT in dB re a full-scale sine, floored at :data:`FLOOR_DB`.
-
-    Parameters
-    ----------
-    audio : np.ndarray [n_samples] or [batch, n_samples], float
-
-    Returns
-    -------
-    db : np.ndarray [batch, n_frames, 257], float64, >= FLOOR_DB
-    """
-    return _to_db(magnitude_stft(audio))
-
-
-def _to_db(magnitude: np.ndarray) -> np.ndarray:
-    floor = 10.0 ** (FLOOR_DB / 20.0)
-    return 20.0 * np.log10(np.maximum(magnitude / _REFERENCE_MAGNITUDE, floor))
-
-
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    linear = hz / (200.0 / 3.0)
-    logarithmic = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(hz >= 1000.0, logarithmic, linear)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    mel = np.asarray(mel, dtype=np.float64)
-    linear = mel * (200.0 / 3.0)
-    logarithmic = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
-    return np.where(mel >= 15.0, logarithmic, linear)
-
-
-@cache
-def mel_basis(sample_rate: int) -> np.ndarray:
-    """Triangular mel filters, area-normalized ("slaney"), from 0 Hz to Nyquist.
-
-    The same matrix as ``librosa.filters.mel(sr=sample_rate, n_fft=512,
-    n_mels=40)``, computed here because librosa's first call compiles for
-    seconds in every process.
-
-    Returns
-    -------
-    basis : np.ndarray [40, 257], float64
-    """
-    fft_hz = np.fft.rfftfreq(N_FFT, d=1.0 / sample_rate)  # [257]
-    edges_hz = _mel_to_hz(
-        np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(sample_rate / 2.0)), N_MELS + 2)
-    )  # [N_MELS + 2]
-    widths = np.diff(edges_hz)
-    ramps = edges_hz[:, None] - fft_hz[None, :]  # [N_MELS + 2, 257]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    basis = np.maximum(0.0, np.minimum(lower, upper))
-    basis *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
-    return basis
-
-
-def _mfcc_from_magnitude(magnitude: np.ndarray, sample_rate: int) -> np.ndarray:
-    """[batch, n_frames, 257] magnitude -> [batch, n_frames, N_MFCC] MFCCs."""
-    from scipy.fft import dct
-
-    power = (magnitude / _REFERENCE_MAGNITUDE) ** 2  # [batch, n_frames, 257]
-    mel = power @ mel_basis(sample_rate).T  # [batch, n_frames, N_MELS]
-    mel_db = 10.0 * np.log10(np.maximum(mel, 10.0 ** (FLOOR_DB / 10.0)))
-    return np.asarray(dct(mel_db, type=2, norm="ortho", axis=-1)[..., :N_MFCC])
-
-
-def mfcc(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
-    """MFCCs of the same STFT (librosa's definition, on the floored dB mel power).
-
-    Parameters
-    ----------
-    audio : np.ndarray [n_samples] or [batch, n_samples], float
-    sample_rate : int
-        Hz; places the mel bands.
-
-    Returns
-    -------
-    mfcc : np.ndarray [batch, n_frames, 20], float64
-    """
-    return _mfcc_from_magnitude(magnitude_stft(audio), _check_rate(sample_rate))
 
 
 def _check_rate(sample_rate: int) -> int:
@@ -351,8 +233,8 @@ def reconstruction_metrics(
 
     mag_ref = magnitude_stft(ref)  # [batch, n_frames, 257]
     mag_est = magnitude_stft(est)
-    db_ref = _to_db(mag_ref)
-    db_est = _to_db(mag_est)
+    db_ref = magnitude_to_db(mag_ref)
+    db_est = magnitude_to_db(mag_est)
     diff_db = db_ref - db_est  # [batch, n_frames, 257]
 
     f_delta = np.sqrt(np.sum(diff_db**2, axis=(1, 2)))
@@ -371,7 +253,10 @@ def reconstruction_metrics(
 
     lsd = np.mean(np.sqrt(np.mean(diff_db**2, axis=2)), axis=1)
     mfcc_l1 = np.mean(
-        np.abs(_mfcc_from_magnitude(mag_ref, rate) - _mfcc_from_magnitude(mag_est, rate)),
+        np.abs(
+            mfcc_from_magnitude(mag_ref, sample_rate=rate)
+            - mfcc_from_magnitude(mag_est, sample_rate=rate)
+        ),
         axis=(1, 2),
     )
     return {
