@@ -158,7 +158,7 @@ def main() -> None:
 
     from models.common.checkpoints import TrainState
     from models.common.paper import PAPER_MPR
-    from models.matching.evaluation import evaluate_run
+    from models.evaluation.run_evaluation import evaluate_run
 
     eval_reserve_s = 90.0
     train_budget_s = args.budget_s - (time.monotonic() - start) - eval_reserve_s

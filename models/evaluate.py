@@ -16,8 +16,8 @@ listening report (``report.html``, as ``python -m models.report``).
 The records name the run they are of (its fingerprint); results of another run
 in the output folder are replaced only with ``--overwrite``.
 
-The libraries are :mod:`models.matching.evaluation`,
-:mod:`models.matching.resynthesis` and :mod:`models.matching.report`.
+The libraries are :mod:`models.evaluation.run_evaluation`,
+:mod:`models.evaluation.resynthesis` and :mod:`models.evaluation.listening_report`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from core.options import (
     add_workers_argument,
 )
 from models.cli.options import add_match_evaluation_arguments
-from models.matching.evaluation import SPLITS, evaluate_run
+from models.evaluation.run_evaluation import SPLITS, evaluate_run
 
 __all__ = ["get_parser", "main"]
 
@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconstruction=not args.no_reconstruction,
     )
     if not args.no_reconstruction:
-        from models.matching.report import write_report
-        from models.matching.resynthesis import evaluate_reconstruction
+        from models.evaluation.listening_report import write_report
+        from models.evaluation.resynthesis import evaluate_reconstruction
 
         evaluate_reconstruction(
             args.run_dir,

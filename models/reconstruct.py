@@ -16,7 +16,7 @@ convergence, log-spectral distance, MFCC L1). It writes, next to
 
 and prints the summary table. An evaluation folder of another run
 (``--evaluation_dir``) is refused, naming both runs. The library is
-:mod:`models.matching.resynthesis`.
+:mod:`models.evaluation.resynthesis`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_max_examples_argument, add_no_progress_argument, add_workers_argument
 from models.cli.options import add_evaluated_run_arguments, add_match_evaluation_arguments
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.resynthesis import evaluate_reconstruction
 
 __all__ = ["get_parser", "main"]
 

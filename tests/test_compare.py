@@ -9,13 +9,13 @@ import pytest
 
 from core.errors import InverSynthError
 from models.compare import main
-from models.matching.comparison import (
+from models.evaluation.comparison import (
     compare_runs,
     comparison_figure,
     format_markdown,
     write_comparison,
 )
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.resynthesis import evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 

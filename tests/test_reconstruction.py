@@ -23,7 +23,12 @@ from models.common.data import Split
 from models.common.metrics import evaluate_scores
 from models.common.records import write_json_atomic
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import RECONSTRUCTION_CSV, RECONSTRUCTION_JSON
+from models.evaluation.evaluation_folder import RECONSTRUCTION_CSV, RECONSTRUCTION_JSON
+from models.evaluation.resynthesis import (
+    evaluate_reconstruction,
+    format_reconstruction_table,
+    resynthesize,
+)
 from models.matching.metrics import (
     FLOOR_DB,
     METRICS,
@@ -35,11 +40,6 @@ from models.matching.metrics import (
     pearson,
     reconstruction_metrics,
     summarize,
-)
-from models.matching.resynthesis import (
-    evaluate_reconstruction,
-    format_reconstruction_table,
-    resynthesize,
 )
 from models.reconstruct import main
 
@@ -268,9 +268,9 @@ def test_resynthesis_of_the_true_parameters_is_exact(tmp_path):
 
 
 def test_reconstruction_evaluation_files_and_parallel_workers(tmp_path, monkeypatch):
-    import models.matching.resynthesis
+    import models.evaluation.resynthesis
 
-    monkeypatch.setattr(models.matching.resynthesis, "_MIN_EXAMPLES_FOR_WORKERS", 1)
+    monkeypatch.setattr(models.evaluation.resynthesis, "_MIN_EXAMPLES_FOR_WORKERS", 1)
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
     serial = evaluate_reconstruction(run_dir, workers=1, chunk_size=3, progress=False, quiet=True)
     parallel = evaluate_reconstruction(run_dir, workers=2, chunk_size=3, progress=False, quiet=True)
@@ -384,7 +384,7 @@ def test_format_metric():
 
 
 def test_reconstruct_reports_each_matching_method_beside_random_patches(tmp_path, capsys):
-    from models.matching.evaluation_folder import Matches, read_reconstruction
+    from models.evaluation.evaluation_folder import Matches, read_reconstruction
 
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
     argv = [str(run_dir), "--workers", "1", "--no_progress", "--methods", "network", "hybrid"]

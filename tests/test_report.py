@@ -32,10 +32,8 @@ from models.common.plots import (
     top_k_figure,
 )
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import PLOT_FILES, Matches, read_metrics
-from models.matching.figures import FONT_PT, spectrograms_png
-from models.matching.prediction import class_verdict, format_value
-from models.matching.report import (
+from models.evaluation.evaluation_folder import PLOT_FILES, Matches, read_metrics
+from models.evaluation.listening_report import (
     SPECTROGRAM_DPI,
     _page,
     _parameter_table,
@@ -43,7 +41,9 @@ from models.matching.report import (
     synth_label,
     write_report,
 )
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.resynthesis import evaluate_reconstruction
+from models.matching.figures import FONT_PT, spectrograms_png
+from models.matching.prediction import class_verdict, format_value
 from models.report import main
 from tests.test_reconstruction import make_evaluated_run
 

@@ -20,9 +20,9 @@ import pytest
 from core.commandline import run_cli
 from core.errors import InverSynthError
 from models.common.run import BEST_MODEL, RUN_FILE, RunInfo
-from models.matching.comparison import compare_runs, write_comparison
-from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.comparison import compare_runs, write_comparison
+from models.evaluation.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+from models.evaluation.resynthesis import evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 HOSTILE = r"<img src=x onerror=alert(1)> | *$\foo$_"
@@ -143,7 +143,7 @@ def test_an_evaluation_of_another_synth_is_named(
 def test_evaluate_does_not_replace_another_runs_evaluation_unasked(
     two_runs: tuple[Path, Path], tiny_c1_run: Path, tmp_path: Path
 ) -> None:
-    from models.matching.evaluation import evaluate_run
+    from models.evaluation.run_evaluation import evaluate_run
 
     _, ce2e = two_runs
     folder = tmp_path / "evaluation"
@@ -180,7 +180,7 @@ def test_names_are_escaped_in_the_comparison(tmp_path: Path) -> None:
 
 
 def test_names_are_escaped_in_the_listening_report(tmp_path: Path) -> None:
-    from models.matching.report import write_report
+    from models.evaluation.listening_report import write_report
 
     run_dir = make_evaluated_run(tmp_path, run_name=HOSTILE, n_examples=12)
     page = write_report(run_dir, n_examples=1).read_text()

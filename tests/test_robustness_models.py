@@ -37,8 +37,8 @@ from models import (
     spectrogram_cnn,
 )
 from models.common.run import LATEST_MODEL, load_run, lock_run_folder, save_model_atomic
-from models.matching.evaluation_folder import Predictions
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.evaluation_folder import Predictions
+from models.evaluation.resynthesis import evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 REPO = Path(__file__).resolve().parents[1]

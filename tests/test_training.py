@@ -19,7 +19,7 @@ from generators.writer import DatasetCreator
 from models import e2e_cnn, spectrogram_cnn
 from models.common.run import load_run
 from models.evaluate import main as evaluate_main
-from models.matching.evaluation import evaluate_run
+from models.evaluation.run_evaluation import evaluate_run
 
 REPO = Path(__file__).resolve().parents[1]
 N_EXAMPLES = 480

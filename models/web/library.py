@@ -33,6 +33,7 @@ from core.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
 from models.common.pretrained import PRETRAINED_DIR
 from models.common.run import BEST_MODEL, RunInfo
+from models.evaluation.listening_report import synth_label
 from models.matching.audio_io import AUDIO_EXTENSIONS, read_audio
 from models.matching.match_sounds import (
     DEFAULT_BUDGET_RENDERS,
@@ -46,7 +47,6 @@ from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.metrics import METRICS
 from models.matching.objective import BUDGET_REFERENCE_S
 from models.matching.prediction import format_value
-from models.matching.report import synth_label
 
 if TYPE_CHECKING:
     from models.common.run import Run

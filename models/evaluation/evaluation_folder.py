@@ -25,7 +25,7 @@ are not replaced by results of other or fewer examples unless asked
 (:func:`check_replaceable`), so that figures of different example sets
 never stand side by side unnoticed; every record says how many examples it
 is of, and which run (``run_fingerprint``, checked by
-:mod:`models.matching.evaluation_identity`).
+:mod:`models.evaluation.evaluation_identity`).
 """
 
 from __future__ import annotations

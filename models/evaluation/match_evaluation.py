@@ -3,7 +3,7 @@
 :func:`match_evaluated` matches the first ``n_examples`` sounds a run's
 evaluation predicted (``predictions.npz``) with each method of
 :data:`~models.matching.matchers.MATCHERS`, and random patches drawn as the
-chance row of :mod:`models.matching.resynthesis` draws them, and summarizes
+chance row of :mod:`models.evaluation.resynthesis` draws them, and summarizes
 every reconstruction metric and the matchers' multi-resolution distance. It
 needs no TensorFlow: the network's scores of a sound are those the evaluation
 saved. The lookup (``lookup`` and ``hybrid``) is the evaluated dataset without
@@ -25,8 +25,8 @@ from core.checks import check_positive_int
 from core.errors import InverSynthError
 from generators.synth import load_generator
 from models.common.run import RunInfo
+from models.evaluation.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.distance import MultiResolutionDistance
-from models.matching.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, make_matcher
 from models.matching.metrics import (

@@ -36,13 +36,13 @@ from models.common.paper import (
 )
 from models.common.records import write_text_atomic
 from models.common.run import RUN_FILE, RunInfo
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     EVALUATION_DIR,
     METRICS_FILE,
     MetricsRecord,
     read_reconstruction,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
+from models.evaluation.evaluation_identity import check_evaluation_of_run
 from models.matching.metrics import METRICS, MetricSummary, format_metric, metric_heading
 
 __all__ = [

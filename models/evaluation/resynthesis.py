@@ -6,7 +6,7 @@ its reference (:mod:`models.matching.metrics`). :func:`evaluate_reconstruction`
 does that for every prediction an evaluation saved (``predictions.npz``), and
 for random patches (parameters drawn like the dataset's) against the same
 sounds as chance level, and writes ``reconstruction.json`` and
-``reconstruction.csv`` (:mod:`models.matching.evaluation_folder`): the paper's
+``reconstruction.csv`` (:mod:`models.evaluation.evaluation_folder`): the paper's
 Table 4. The synth is rebuilt from the run's record (``run.json``), so the
 resynthesis uses the very synth and settings that made the training data.
 """
@@ -27,7 +27,7 @@ from core.errors import InverSynthError
 from generators.pool import map_in_workers
 from generators.synth import generator_class, load_generator
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     MATCHES_FILE,
     PREDICTIONS_FILE,
     RECONSTRUCTION_JSON,
@@ -41,7 +41,7 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_reconstruction_csv,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
+from models.evaluation.evaluation_identity import check_evaluation_of_run
 from models.matching.metrics import (
     METRICS,
     MetricSummary,
@@ -291,7 +291,7 @@ def evaluate_reconstruction(
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
 
     Needs no TensorFlow: it starts from ``predictions.npz``, so call it after
-    :func:`models.matching.evaluation.evaluate_run`.
+    :func:`models.evaluation.run_evaluation.evaluate_run`.
 
     Parameters
     ----------
@@ -317,7 +317,7 @@ def evaluate_reconstruction(
         silently replaced by figures of 50).
     methods : sequence of str
         Matching methods (:data:`~models.matching.matchers.MATCHERS`) measured on the
-        first ``match_examples`` sounds (:mod:`models.matching.match_evaluation`),
+        first ``match_examples`` sounds (:mod:`models.evaluation.match_evaluation`),
         next to random patches; the matched indices go to ``matches.npz``.
         Empty: none.
     match_examples : int > 0
@@ -361,7 +361,7 @@ def evaluate_reconstruction(
     )
     matching = None
     if methods:
-        from models.matching.match_evaluation import match_evaluated
+        from models.evaluation.match_evaluation import match_evaluated
 
         matching, matches = match_evaluated(
             info, dataset_paths, predictions, methods=methods, n_examples=match_examples,
@@ -394,7 +394,7 @@ def evaluate_reconstruction(
     if not quiet:
         print(format_reconstruction_table(result))
         if matching is not None:
-            from models.matching.match_evaluation import format_matching_table
+            from models.evaluation.match_evaluation import format_matching_table
 
             print(format_matching_table(matching, split=split))
         print(f"reconstruction written to {files['json']} and {files['csv'].name}")

@@ -2,7 +2,7 @@
 
 :func:`evaluate_run` predicts every example, computes the metrics
 (:func:`~models.common.metrics.evaluate_scores`) and writes them into the
-run's evaluation folder (:mod:`models.matching.evaluation_folder`):
+run's evaluation folder (:mod:`models.evaluation.evaluation_folder`):
 ``metrics.json``, ``per_parameter.csv``, ``predictions.npz`` (what further
 analyses, e.g. resynthesis, start from) and the plots. :func:`format_table`
 is the summary printed: a row like the paper's Table 3 (mean MPR per group),
@@ -33,7 +33,7 @@ from models.common.data import usable_indices
 from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes
 from models.common.run import HISTORY_FILE, Run, RunInfo, load_run
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     MATCHES_FILE,
     METRICS_FILE,
     PLOT_FILES,
@@ -50,7 +50,7 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_per_parameter_csv,
 )
-from models.matching.evaluation_identity import foreign_records
+from models.evaluation.evaluation_identity import foreign_records
 
 __all__ = [
     "SPLITS",

@@ -32,8 +32,7 @@ from models.common.metrics import ParameterMetrics, group_parameters
 from models.common.records import write_text_atomic
 from models.common.run import RunInfo
 from models.common.stft import HOP_LENGTH, N_FFT
-from models.matching.audio_io import wav_bytes
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     PLOT_FILES,
     REPORT_FILE,
     Matches,
@@ -46,7 +45,9 @@ from models.matching.evaluation_folder import (
     read_metrics,
     read_reconstruction,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
+from models.evaluation.evaluation_identity import check_evaluation_of_run
+from models.evaluation.resynthesis import resynthesize
+from models.matching.audio_io import wav_bytes
 from models.matching.figures import spectrograms_png
 from models.matching.legend import describe_unit, with_descriptions
 from models.matching.match_text import LEAD_METRICS, listening_summary, true_class_note
@@ -59,7 +60,6 @@ from models.matching.metrics import (
     metric_heading,
 )
 from models.matching.prediction import class_verdict, format_value
-from models.matching.resynthesis import resynthesize
 
 __all__ = ["synth_label", "write_report"]
 
