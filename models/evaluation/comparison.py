@@ -74,7 +74,6 @@ class RunSummary:
     top1: dict[str, float]  # group -> top-1 accuracy in [0, 1]
     reconstruction: dict[str, MetricSummary] | None = None  # metric -> statistics
     chance: dict[str, MetricSummary] | None = None
-    reconstruction_examples: int | None = None
 
 
 def load_summary(
@@ -119,7 +118,6 @@ def load_summary(
         top1={g: m.top1 for g, m in groups.items()},
         reconstruction=None if reconstruction is None else reconstruction.summary,
         chance=None if reconstruction is None else reconstruction.chance,
-        reconstruction_examples=None if reconstruction is None else reconstruction.n_examples,
     )
 
 
