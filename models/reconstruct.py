@@ -13,6 +13,7 @@ convergence, log-spectral distance, MFCC L1). It writes, next to
   the synth played with parameters drawn like the dataset's, against the
   same test sounds), so that a value can be read against chance;
 * ``reconstruction.csv``: one row per test example;
+* ``listening.npz``: the sounds the listening report plays;
 
 and prints the summary table. An evaluation folder of another run
 (``--evaluation_dir``) is refused, naming both runs. The library is

@@ -5,7 +5,8 @@ for a sample of test sounds, the sound and its resynthesis (the run's synth
 playing the predicted parameters) as audio players, their spectrograms, the
 reconstruction metrics, and the predicted against the true value of every
 parameter; above them the run's summary when the evaluation files exist.
-One self-contained file that opens in any browser, offline. An evaluation
+One self-contained file that opens in any browser, offline. It plays the
+sounds ``python -m models.reconstruct`` kept (``listening.npz``): reconstruct first. An evaluation
 folder of another run (``--evaluation_dir``) is refused, naming both runs. The
 library is :mod:`models.evaluation.listening_report`.
 """

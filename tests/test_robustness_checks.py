@@ -183,6 +183,7 @@ def test_names_are_escaped_in_the_listening_report(tmp_path: Path) -> None:
     from models.evaluation.listening_report import write_report
 
     run_dir = make_evaluated_run(tmp_path, run_name=HOSTILE, n_examples=12)
+    evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True, chance=False)
     page = write_report(run_dir, n_examples=1).read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 

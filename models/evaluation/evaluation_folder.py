@@ -17,6 +17,9 @@ file                      what                                                 w
 ``reconstruction.csv``    one row of reconstruction metrics per example        ``models.reconstruct``
 ``matches.npz``           :class:`Matches`: the class indices each matching    ``models.reconstruct``
                           method found for the first examples (``--methods``)
+``listening.npz``         the sounds the report plays: test sounds, the        ``models.reconstruct``
+                          network's guess and the match, rendered
+                          (:mod:`models.evaluation.listening_sounds`)
 ``report.html``           the listening report                                 ``models.report``
 ========================  ===================================================  =====================
 

@@ -26,11 +26,12 @@ from core.checks import check_positive_int
 from core.errors import InverSynthError
 from generators.pool import map_in_workers
 from generators.synth import generator_class, load_generator
-from models.common.run import RunInfo
+from models.common.run import RunInfo, check_dataset
 from models.evaluation.evaluation_folder import (
     MATCHES_FILE,
     PREDICTIONS_FILE,
     RECONSTRUCTION_JSON,
+    Matches,
     Predictions,
     ReconstructionRecord,
     check_replaceable,
@@ -42,6 +43,8 @@ from models.evaluation.evaluation_folder import (
     write_reconstruction_csv,
 )
 from models.evaluation.evaluation_identity import check_evaluation_of_run
+from models.evaluation.listening_sounds import ListeningSounds, listening_rows, refined_matches
+from models.matching.legend import with_descriptions
 from models.matching.metrics import (
     METRICS,
     MetricSummary,
@@ -240,7 +243,6 @@ def _measure(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """Every metric of every prediction (and of a random patch): key -> [n] each."""
     from generators.dataset import open_dataset
-    from models.common.run import check_dataset
 
     parameter_set = info.parameter_set
     n = len(predictions)
@@ -359,7 +361,7 @@ def evaluate_reconstruction(
         chunk_size=int(chunk_size),
         progress=progress,
     )
-    matching = None
+    matching, matches = None, None
     if methods:
         from models.evaluation.match_evaluation import match_evaluated
 
@@ -387,10 +389,12 @@ def evaluate_reconstruction(
         "json": result.write(out_dir / RECONSTRUCTION_JSON),
         "csv": write_reconstruction_csv(out_dir, predictions.example_indices, per_example),
     }
-    if matching is not None:
+    if matches is not None:
         files["matches"] = matches.save(out_dir)
     else:
         (out_dir / MATCHES_FILE).unlink(missing_ok=True)  # no stale matches beside new figures
+    sounds = listening_sounds(info, dataset_paths, predictions, matches)
+    files["listening"] = sounds.save(out_dir)
     if not quiet:
         print(format_reconstruction_table(result))
         if matching is not None:
@@ -399,6 +403,52 @@ def evaluate_reconstruction(
             print(format_matching_table(matching, split=split))
         print(f"reconstruction written to {files['json']} and {files['csv'].name}")
     return replace(result, files=files)
+
+
+def _render(info: RunInfo, indices: np.ndarray) -> np.ndarray:
+    """The run's synth playing class indices [n, P], in this process: audio [n, n_samples]."""
+    (result,) = resynthesize(
+        info.generator_name, info.generator_config, [(indices, None, None)], workers=1,
+        keep_audio=True,
+    )  # fmt: skip
+    assert result.audio is not None  # keep_audio=True
+    return result.audio
+
+
+def listening_sounds(
+    info: RunInfo, dataset_paths: list[str], predictions: Predictions, matches: Matches | None
+) -> ListeningSounds:
+    """The sounds the listening report plays: test sounds, the network's guess, the match.
+
+    Of the rows :func:`~models.evaluation.listening_sounds.listening_rows` chooses;
+    the synth renders here, as the report would play it.
+    """
+    from generators.dataset import open_dataset
+
+    method, matched = refined_matches(matches)
+    rows = listening_rows(len(predictions), matched)
+    sample = predictions.take(rows)
+    with open_dataset(dataset_paths) as dataset:
+        check_dataset(info, dataset)
+        reference, labels = dataset.read(sample.example_indices)
+    if not np.array_equal(labels, sample.true_indices):
+        raise InverSynthError(
+            f"the dataset {dataset_paths} no longer matches the saved predictions; "
+            "evaluate the run again"
+        )
+    predicted = info.decode(sample.scores)
+    described = with_descriptions(
+        info.parameter_set, generator_name=info.generator_name,
+        generator_config=info.generator_config,
+    )  # fmt: skip
+    return ListeningSounds(
+        rows=rows, example_indices=sample.example_indices, true_indices=sample.true_indices,
+        predicted_indices=predicted, reference=np.asarray(reference, dtype=np.float32),
+        network=_render(info, predicted),
+        descriptions=tuple(p.description for p in described.parameters), method=method,
+        match_indices=None if matched is None else matched[rows],
+        match=None if matched is None else _render(info, matched[rows]),
+    )  # fmt: skip
 
 
 def _evaluated_split(out_dir: Path) -> str | None:

@@ -51,6 +51,7 @@ from models.evaluation.evaluation_folder import (
     write_per_parameter_csv,
 )
 from models.evaluation.evaluation_identity import foreign_records
+from models.evaluation.listening_sounds import LISTENING_FILE
 
 __all__ = [
     "SPLITS",
@@ -251,7 +252,13 @@ def _check_replaceable(
             "pass --overwrite to replace it, or --output_dir DIR to write elsewhere"
         )
     if foreign:  # replaced: nothing of the other run stays beside this run's results
-        for name in (RECONSTRUCTION_JSON, RECONSTRUCTION_CSV, MATCHES_FILE, REPORT_FILE):
+        for name in (
+            RECONSTRUCTION_JSON,
+            RECONSTRUCTION_CSV,
+            MATCHES_FILE,
+            LISTENING_FILE,
+            REPORT_FILE,
+        ):
             (out / name).unlink(missing_ok=True)
     old = _read_or_none(read_metrics, out) if (out / METRICS_FILE).is_file() else None
     if old is not None:
