@@ -448,17 +448,22 @@ def run_demo(
         _train(data_path, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed)
     with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
         from models.common.run import load_run
-        from models.evaluation.run_evaluation import evaluate_run
+        from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
         run = load_run(run_dir)
-        mpr = evaluate_run(run_dir, run=run, progress=False).evaluation.groups[ALL_GROUP].mpr
+        evaluated = evaluate_run(run_dir, EvaluationOptions(progress=False), run=run)
+        mpr = evaluated.evaluation.groups[ALL_GROUP].mpr
     with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
-        from models.evaluation.resynthesis import evaluate_reconstruction
+        from models.evaluation.match_evaluation import MatchingOptions
+        from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 
-        reconstruction = evaluate_reconstruction(
-            run_dir, workers=workers, progress=False, methods=("network", "hybrid"),
-            match_examples=DEMO_MATCH_EXAMPLES, budget_renders=budget_renders, budget_s=None,
+        matching = MatchingOptions(
+            methods=("network", "hybrid"), n_examples=DEMO_MATCH_EXAMPLES,
+            max_renders=budget_renders, time_limit_s=None,
         )  # fmt: skip
+        reconstruction = evaluate_reconstruction(
+            run_dir, ReconstructionOptions(workers=workers, progress=False, matching=matching)
+        )
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
         _match_sounds(

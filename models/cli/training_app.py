@@ -409,19 +409,18 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
 def _evaluate(run_dir: Path, args: argparse.Namespace) -> None:
     """The test-split evaluation, resynthesis and listening report of a trained run."""
     from models.evaluation.listening_report import write_report
-    from models.evaluation.resynthesis import evaluate_reconstruction
-    from models.evaluation.run_evaluation import evaluate_run
+    from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
+    from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
     # The model has just changed: what its evaluation folder holds is of an older one.
-    result = evaluate_run(run_dir, progress=not args.no_progress, overwrite=True)
+    progress = not args.no_progress
+    result = evaluate_run(run_dir, EvaluationOptions(progress=progress, overwrite=True))
     if not args.no_reconstruction:
-        evaluate_reconstruction(
-            run_dir,
-            evaluation_dir=result.output_dir,
-            workers=args.workers,
-            progress=not args.no_progress,
+        options = ReconstructionOptions(
+            evaluation_dir=result.output_dir, workers=args.workers, progress=progress,
             overwrite=True,
-        )
+        )  # fmt: skip
+        evaluate_reconstruction(run_dir, options)
         print(f"listening report: {write_report(run_dir, evaluation_dir=result.output_dir)}")
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.errors import InverSynthError
 from core.storage import atomic_path, open_atomic
 from generators.parameters import ALL_GROUP
@@ -313,8 +315,6 @@ def _plot_mpr(
     ax: Any, summaries: Sequence[RunSummary], groups: list[str], colours: dict[str, str]
 ) -> None:
     """Grouped bars: MPR per group, one bar per run."""
-    import numpy as np
-
     x = np.arange(len(groups))
     width = 0.8 / len(summaries)
     for i, s in enumerate(summaries):
@@ -336,8 +336,6 @@ def _plot_mpr(
 
 def _plot_rho_stft(ax: Any, summaries: Sequence[RunSummary], colours: dict[str, str]) -> None:
     """Horizontal bars from 0: rho_STFT mean per run in the run's colour, random patches grey."""
-    import numpy as np
-
     labels = [s.label for s in summaries]
     model = [100 * float(_stat(s.reconstruction, "rho_stft", "mean") or np.nan) for s in summaries]
     chance = [100 * float(_stat(s.chance, "rho_stft", "mean") or np.nan) for s in summaries]
