@@ -42,12 +42,12 @@ from models.evaluation.listening_report import (
     _page,
     _parameter_table,
     _png_width,
-    synth_label,
     write_report,
 )
 from models.evaluation.match_evaluation import MatchingOptions
 from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 from models.matching.figures import FONT_PT, spectrograms_png
+from models.matching.legend import synth_label
 from models.matching.prediction import class_verdict, format_value
 from models.report import main
 from tests.test_reconstruction import make_evaluated_run

@@ -53,7 +53,7 @@ from models.evaluation.evaluation_identity import check_evaluation_of_run
 from models.evaluation.listening_sounds import ListeningSounds
 from models.matching.audio_io import wav_bytes
 from models.matching.figures import spectrograms_png
-from models.matching.legend import describe_unit
+from models.matching.legend import describe_unit, synth_label
 from models.matching.match_text import LEAD_METRICS, listening_summary, true_class_note
 from models.matching.metrics import (
     METRICS,
@@ -65,7 +65,7 @@ from models.matching.metrics import (
 )
 from models.matching.prediction import class_verdict, format_value
 
-__all__ = ["synth_label", "write_report"]
+__all__ = ["write_report"]
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
@@ -432,18 +432,6 @@ def _example_card(
         f"{_details(measured, n_right, info.parameter_set.n_parameters)}</div>"
         f"{table}</section>"
     )
-
-
-def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
-    """The synth's name for people: a plugin's file name (``amsynth``), else ``the fm synth``."""
-    plugin = generator_config.get("plugin")
-    if isinstance(plugin, str) and plugin:
-        stem = Path(plugin.rstrip("/")).stem
-        for suffix in ("_vst", "-vst", ".vst", "_vst3", "-vst3"):
-            if stem.lower().endswith(suffix) and len(stem) > len(suffix):
-                return stem[: -len(suffix)]
-        return stem
-    return f"the {generator_name} synth"
 
 
 def _page(info: RunInfo, *, run_dir: Path, dataset_paths: list[str], body: str) -> str:

@@ -33,8 +33,8 @@ from core.errors import InverSynthError
 from generators.schema import SILENCE_PEAK
 from models.common.pretrained import PRETRAINED_DIR
 from models.common.run import BEST_MODEL, RunInfo
-from models.evaluation.listening_report import synth_label
 from models.matching.audio_io import AUDIO_EXTENSIONS, read_audio
+from models.matching.legend import synth_label
 from models.matching.match_sounds import (
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
