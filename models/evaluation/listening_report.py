@@ -469,9 +469,11 @@ def write_report(
     run_dir : path
         A run folder evaluated by ``python -m models.evaluate``.
     evaluation_dir : path, optional
-        Folder with ``predictions.npz`` (default ``{run_dir}/evaluation``).
+        Folder with ``predictions.npz`` and the sounds the reconstruction kept,
+        ``listening.npz`` (default ``{run_dir}/evaluation``).
     n_examples : int > 0
-        Test sounds shown (a random sample, the same for the same ``seed``).
+        Test sounds shown (a random sample of the kept ones, the same for the
+        same ``seed``).
     seed : int >= 0
     output : path, optional
         Default ``{evaluation_dir}/report.html``.
