@@ -158,7 +158,7 @@ def main() -> None:
 
     from models.common.checkpoints import TrainState
     from models.common.paper import PAPER_MPR
-    from models.matching.evaluation import evaluate_run
+    from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
     eval_reserve_s = 90.0
     train_budget_s = args.budget_s - (time.monotonic() - start) - eval_reserve_s
@@ -170,7 +170,7 @@ def main() -> None:
     t0 = time.monotonic()
     run_dir = _train(args, data_path, run_name, train_budget_s)
     training_s = time.monotonic() - t0
-    evaluation = evaluate_run(run_dir, progress=False).evaluation
+    evaluation = evaluate_run(run_dir, EvaluationOptions(progress=False)).evaluation
     total_s = time.monotonic() - start
     state = TrainState.load(run_dir)
 

@@ -14,7 +14,7 @@ present) and writes into ``--output_dir`` (default ``comparison``):
 
 Each evaluation folder must be its run's (its records carry the run's
 fingerprint): one of another run is refused, naming both. Names are escaped in
-the Markdown. The library is :mod:`models.matching.comparison`.
+the Markdown. The library is :mod:`models.evaluation.comparison`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from core.commandline import make_parser, run_cli
 from core.options import add_output_dir_argument
-from models.matching.comparison import compare_runs, write_comparison
-from models.matching.evaluation_folder import EVALUATION_DIR
+from models.evaluation.comparison import compare_runs, write_comparison
+from models.evaluation.evaluation_folder import EVALUATION_DIR
 
 __all__ = ["get_parser", "main"]
 

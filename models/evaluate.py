@@ -16,8 +16,8 @@ listening report (``report.html``, as ``python -m models.report``).
 The records name the run they are of (its fingerprint); results of another run
 in the output folder are replaced only with ``--overwrite``.
 
-The libraries are :mod:`models.matching.evaluation`,
-:mod:`models.matching.resynthesis` and :mod:`models.matching.report`.
+The libraries are :mod:`models.evaluation.run_evaluation`,
+:mod:`models.evaluation.resynthesis` and :mod:`models.evaluation.listening_report`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from core.options import (
     add_output_dir_argument,
     add_workers_argument,
 )
-from models.cli.options import add_match_evaluation_arguments
-from models.matching.evaluation import SPLITS, evaluate_run
+from models.cli.options import add_match_evaluation_arguments, matching_options
+from models.evaluation.listening_report import write_report
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
+from models.evaluation.run_evaluation import SPLITS, EvaluationOptions, evaluate_run
 
 __all__ = ["get_parser", "main"]
 
@@ -94,8 +96,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    result = evaluate_run(
-        args.run_dir,
+    options = EvaluationOptions(
         batch_size=args.batch_size,
         dataset_file=args.dataset_file,
         split=args.split,
@@ -107,24 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         overwrite=args.overwrite,
         reconstruction=not args.no_reconstruction,
     )
+    result = evaluate_run(args.run_dir, options)
     if not args.no_reconstruction:
-        from models.matching.report import write_report
-        from models.matching.resynthesis import evaluate_reconstruction
-
-        evaluate_reconstruction(
-            args.run_dir,
+        reconstruction = ReconstructionOptions(
             evaluation_dir=result.output_dir,
             max_examples=args.max_examples,
             workers=args.workers,
             progress=not args.no_progress,
             quiet=args.json,
             overwrite=args.overwrite,
-            methods=args.methods,
-            match_examples=args.match_examples,
-            budget_renders=args.budget_renders,
-            budget_s=args.budget_s,
-            seed=args.seed,
+            matching=matching_options(args),
         )
+        evaluate_reconstruction(args.run_dir, reconstruction)
         report = write_report(args.run_dir, evaluation_dir=result.output_dir)
         if not args.json:
             print(f"listening report: {report}")

@@ -13,10 +13,11 @@ convergence, log-spectral distance, MFCC L1). It writes, next to
   the synth played with parameters drawn like the dataset's, against the
   same test sounds), so that a value can be read against chance;
 * ``reconstruction.csv``: one row per test example;
+* ``listening.npz``: the sounds the listening report plays;
 
 and prints the summary table. An evaluation folder of another run
 (``--evaluation_dir``) is refused, naming both runs. The library is
-:mod:`models.matching.resynthesis`.
+:mod:`models.evaluation.resynthesis`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from collections.abc import Sequence
 
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_max_examples_argument, add_no_progress_argument, add_workers_argument
-from models.cli.options import add_evaluated_run_arguments, add_match_evaluation_arguments
-from models.matching.resynthesis import evaluate_reconstruction
+from models.cli.options import (
+    add_evaluated_run_arguments,
+    add_match_evaluation_arguments,
+    matching_options,
+)
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 
 __all__ = ["get_parser", "main"]
 
@@ -59,8 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    evaluate_reconstruction(
-        args.run_dir,
+    options = ReconstructionOptions(
         evaluation_dir=args.evaluation_dir,
         max_examples=args.max_examples,
         workers=args.workers,
@@ -68,12 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         chance=not args.no_chance,
         progress=not args.no_progress,
         overwrite=args.overwrite,
-        methods=args.methods,
-        match_examples=args.match_examples,
-        budget_renders=args.budget_renders,
-        budget_s=args.budget_s,
-        seed=args.seed,
+        matching=matching_options(args),
     )
+    evaluate_reconstruction(args.run_dir, options)
     return 0
 
 

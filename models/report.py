@@ -5,9 +5,10 @@ for a sample of test sounds, the sound and its resynthesis (the run's synth
 playing the predicted parameters) as audio players, their spectrograms, the
 reconstruction metrics, and the predicted against the true value of every
 parameter; above them the run's summary when the evaluation files exist.
-One self-contained file that opens in any browser, offline. An evaluation
+One self-contained file that opens in any browser, offline. It plays the
+sounds ``python -m models.reconstruct`` kept (``listening.npz``): reconstruct first. An evaluation
 folder of another run (``--evaluation_dir``) is refused, naming both runs. The
-library is :mod:`models.matching.report`.
+library is :mod:`models.evaluation.listening_report`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_seed_argument, output_file
 from models.cli.options import add_evaluated_run_arguments
-from models.matching.report import write_report
+from models.evaluation.listening_report import write_report
 
 __all__ = ["get_parser", "main"]
 

@@ -9,13 +9,13 @@ import pytest
 
 from core.errors import InverSynthError
 from models.compare import main
-from models.matching.comparison import (
+from models.evaluation.comparison import (
     compare_runs,
     comparison_figure,
     format_markdown,
     write_comparison,
 )
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 
@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     good = make_evaluated_run(root, wrong_fraction=0.1, model_name="C6", run_name="C6_sine")
     bad = make_evaluated_run(root, wrong_fraction=0.6, model_name="C1", run_name="C1_sine")
-    evaluate_reconstruction(good, workers=1, progress=False, quiet=True)
+    evaluate_reconstruction(good, ReconstructionOptions(workers=1, progress=False, quiet=True))
     return good, bad
 
 

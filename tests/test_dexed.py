@@ -311,7 +311,7 @@ def test_a_bank_becomes_a_dataset_of_its_voices(extra: Any, tmp_path: Path) -> N
 def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: Path) -> None:
     from models.common.data import Split
     from models.common.run import RunInfo, check_dataset
-    from models.matching.evaluation import training_rows
+    from models.evaluation.run_evaluation import training_rows
 
     gen = DexedGenerator(dexed_config=CONFIGS["small"], **SHORT)
     DatasetCreator(gen, path=tmp_path / "random_data.hdf5", n_examples=10, progress=False).run()

@@ -11,7 +11,7 @@ import pytest
 from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.metrics import evaluate_scores
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     METRICS_FILE,
     RECONSTRUCTION_JSON,
     MetricsRecord,

@@ -34,8 +34,8 @@ def test_matching_without_a_model_needs_no_tensorflow() -> None:
     # Resynthesis workers import these; TensorFlow would cost seconds and memory in each.
     script = (
         "import sys\n"
-        "import models.matching.sound_metrics, models.matching.evaluation_folder\n"
-        "import models.matching.resynthesis, models.common.paper, models.common.spectral\n"
+        "import models.matching.sound_metrics, models.evaluation.evaluation_folder\n"
+        "import models.evaluation.resynthesis, models.common.paper, models.common.spectral\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
     )
     done = subprocess.run(

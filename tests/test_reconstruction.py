@@ -24,8 +24,9 @@ from models.common.metrics import evaluate_scores
 from models.common.records import write_json_atomic
 from models.common.run import RunInfo
 from models.common.spectral import ABSOLUTE_FLOOR_DB, log_magnitude_stft, mfcc
-from models.matching.evaluation_folder import RECONSTRUCTION_CSV, RECONSTRUCTION_JSON
-from models.matching.resynthesis import (
+from models.evaluation.evaluation_folder import RECONSTRUCTION_CSV, RECONSTRUCTION_JSON
+from models.evaluation.resynthesis import (
+    ReconstructionOptions,
     evaluate_reconstruction,
     format_reconstruction_table,
     resynthesize,
@@ -245,7 +246,9 @@ def make_evaluated_run(
 
 def test_resynthesis_of_the_true_parameters_is_exact(tmp_path):
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.0)
-    result = evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+    result = evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True)
+    )
     s = result["summary"]
     assert s["f_delta"]["max"] == 0.0
     assert s["rho_stft"]["min"] == pytest.approx(1.0)
@@ -256,12 +259,16 @@ def test_resynthesis_of_the_true_parameters_is_exact(tmp_path):
 
 
 def test_reconstruction_evaluation_files_and_parallel_workers(tmp_path, monkeypatch):
-    import models.matching.resynthesis
+    import models.evaluation.resynthesis
 
-    monkeypatch.setattr(models.matching.resynthesis, "_MIN_EXAMPLES_FOR_WORKERS", 1)
+    monkeypatch.setattr(models.evaluation.resynthesis, "_MIN_EXAMPLES_FOR_WORKERS", 1)
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
-    serial = evaluate_reconstruction(run_dir, workers=1, chunk_size=3, progress=False, quiet=True)
-    parallel = evaluate_reconstruction(run_dir, workers=2, chunk_size=3, progress=False, quiet=True)
+    serial = evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, chunk_size=3, progress=False, quiet=True)
+    )
+    parallel = evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=2, chunk_size=3, progress=False, quiet=True)
+    )
     for key in METRICS:
         np.testing.assert_allclose(parallel["per_example"][key], serial["per_example"][key])
     n_test = 10
@@ -287,7 +294,8 @@ def test_reconstruction_evaluation_files_and_parallel_workers(tmp_path, monkeypa
 def test_max_examples_and_no_chance(tmp_path):
     run_dir = make_evaluated_run(tmp_path)
     result = evaluate_reconstruction(
-        run_dir, max_examples=4, chance=False, workers=1, progress=False, quiet=True
+        run_dir,
+        ReconstructionOptions(max_examples=4, chance=False, workers=1, progress=False, quiet=True),
     )
     assert result["n_examples"] == 4 and "chance" not in result
     assert result["per_example"]["f_delta"].shape == (4,)
@@ -301,10 +309,14 @@ def test_unevaluated_run_and_changed_dataset_are_refused(tmp_path):
     saved["true_indices"] = (saved["true_indices"] + 1) % 8
     np.savez(predictions, **saved)
     with pytest.raises(InverSynthError, match="no longer matches"):
-        evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+        evaluate_reconstruction(
+            run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True)
+        )
     predictions.unlink()
     with pytest.raises(InverSynthError, match=r"models\.evaluate"):
-        evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+        evaluate_reconstruction(
+            run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True)
+        )
 
 
 def test_resynthesize_renders_in_job_order():
@@ -363,7 +375,7 @@ def test_format_metric():
 
 
 def test_reconstruct_reports_each_matching_method_beside_random_patches(tmp_path, capsys):
-    from models.matching.evaluation_folder import Matches, read_reconstruction
+    from models.evaluation.evaluation_folder import Matches, read_reconstruction
 
     run_dir = make_evaluated_run(tmp_path, wrong_fraction=0.5)
     argv = [str(run_dir), "--workers", "1", "--no_progress", "--methods", "network", "hybrid"]

@@ -19,10 +19,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+import generators.dataset
+import generators.synth
 from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.plots import (
@@ -32,18 +35,20 @@ from models.common.plots import (
     top_k_figure,
 )
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import PLOT_FILES, Matches, read_metrics
-from models.matching.figures import FONT_PT, spectrograms_png
-from models.matching.prediction import class_verdict, format_value
-from models.matching.report import (
+from models.evaluation import resynthesis
+from models.evaluation.evaluation_folder import PLOT_FILES, Matches, read_metrics
+from models.evaluation.listening_report import (
     SPECTROGRAM_DPI,
     _page,
     _parameter_table,
     _png_width,
-    synth_label,
     write_report,
 )
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.match_evaluation import MatchingOptions
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
+from models.matching.figures import FONT_PT, spectrograms_png
+from models.matching.legend import synth_label
+from models.matching.prediction import class_verdict, format_value
 from models.report import main
 from tests.test_reconstruction import make_evaluated_run
 
@@ -153,7 +158,7 @@ def _draw_figures(run_dir: Path) -> None:
 def report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     run_dir = make_evaluated_run(root, n_examples=40, wrong_fraction=0.4)
-    evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True)
+    evaluate_reconstruction(run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True))
     _draw_figures(run_dir)
     return write_report(run_dir, n_examples=4, seed=3)
 
@@ -204,6 +209,10 @@ def test_the_browser_check_catches_broken_media(report, tmp_path):
 
 def test_report_without_reconstruction_summary_and_cli(tmp_path, capsys):
     run_dir = make_evaluated_run(tmp_path, n_examples=40)
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True, chance=False)
+    )
+    (run_dir / "evaluation" / "reconstruction.json").unlink()  # the sounds stay, no summary
     out = tmp_path / "elsewhere" / "r.html"
     assert main([str(run_dir), "--n_examples", "50", "--output", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
@@ -255,6 +264,9 @@ def _group_rows(page: str) -> list[tuple[str, str]]:
 
 def test_the_group_table_lists_the_groups_of_the_parameter_set(tmp_path):
     run_dir = make_evaluated_run(tmp_path, n_examples=40)
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True, chance=False)
+    )
     _with_groups(run_dir, {"frequency_hz": "Pitch", "amplitude": "Level"})
     page = write_report(run_dir, n_examples=1).read_text()
     assert _group_rows(page) == [
@@ -307,9 +319,14 @@ def test_figures_keep_their_legends_off_the_data(report):
 def test_the_report_plays_the_network_and_the_hybrid_match_side_by_side(tmp_path):
     run_dir = make_evaluated_run(tmp_path, n_examples=40, wrong_fraction=0.5)
     evaluate_reconstruction(
-        run_dir, workers=1, progress=False, quiet=True, methods=("network", "hybrid"),
-        match_examples=3, budget_renders=30,
-    )  # fmt: skip
+        run_dir,
+        ReconstructionOptions(
+            workers=1,
+            progress=False,
+            quiet=True,
+            matching=MatchingOptions(methods=("network", "hybrid"), n_examples=3, max_renders=30),
+        ),
+    )
     page = write_report(run_dir, n_examples=8, output=tmp_path / "r.html").read_text()
     # Only the 3 matched sounds are shown, each with 3 players: sound, hybrid, network.
     assert re.findall(r"id='example-(\d+)'", page) == ["30", "31", "32"]
@@ -338,7 +355,9 @@ def test_the_report_plays_the_network_and_the_hybrid_match_side_by_side(tmp_path
         )
         assert _png_width(png) == _png_width(three)  # the test sound, the match, the network
     # Without matches, two players per sound as before.
-    (run_dir / "evaluation" / "matches.npz").unlink()
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True)
+    )  # the network alone
     plain = write_report(run_dir, n_examples=8, output=tmp_path / "p.html").read_text()
     assert plain.count("<audio") == 16 and "hybrid match" not in plain
 
@@ -401,9 +420,16 @@ def matched_report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("matched")
     run_dir = make_evaluated_run(root, n_examples=40, wrong_fraction=0.5)
     evaluate_reconstruction(
-        run_dir, workers=1, progress=False, quiet=True, methods=("network", "lookup", "hybrid"),
-        match_examples=2, budget_renders=30,
-    )  # fmt: skip
+        run_dir,
+        ReconstructionOptions(
+            workers=1,
+            progress=False,
+            quiet=True,
+            matching=MatchingOptions(
+                methods=("network", "lookup", "hybrid"), n_examples=2, max_renders=30
+            ),
+        ),
+    )
     _draw_figures(run_dir)
     return write_report(run_dir, n_examples=2)
 
@@ -418,3 +444,49 @@ def test_the_report_reads_on_a_desktop_and_on_a_phone(matched_report, tmp_path, 
     assert len(layout["spectrograms"]) == 2
     label_px = FONT_PT * SPECTROGRAM_DPI / 72
     assert all(scale * label_px >= 9 for scale in layout["spectrograms"]), layout
+
+
+def test_the_report_reads_the_evaluation_folder_only(tmp_path, monkeypatch):
+    """The report renders nothing and opens no dataset: the reconstruction kept its sounds."""
+    run_dir = make_evaluated_run(tmp_path, n_examples=40, wrong_fraction=0.5)
+    evaluate_reconstruction(
+        run_dir,
+        ReconstructionOptions(
+            workers=1,
+            progress=False,
+            quiet=True,
+            matching=MatchingOptions(methods=("network", "hybrid"), n_examples=3, max_renders=30),
+        ),
+    )
+    expected = write_report(run_dir, n_examples=2, seed=1, output=tmp_path / "a.html")
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the report opened a dataset or built a synth")
+
+    monkeypatch.setattr(h5py, "File", refused)
+    monkeypatch.setattr(generators.dataset, "open_dataset", refused)
+    monkeypatch.setattr(generators.synth, "load_generator", refused)
+    monkeypatch.setattr(resynthesis, "load_generator", refused)
+    monkeypatch.setattr(resynthesis, "map_in_workers", refused)
+    page = write_report(run_dir, n_examples=2, seed=1, output=tmp_path / "b.html")
+    # The same page (but for the minute it was written in), every sound played.
+    stamp = re.compile(r"Written [^.]*\.")
+    assert stamp.sub("", page.read_text()) == stamp.sub("", expected.read_text())
+    assert page.read_text().count("<audio") == 6
+
+
+def test_the_report_refuses_sounds_of_other_predictions(tmp_path):
+    run_dir = make_evaluated_run(tmp_path, n_examples=40)
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True, chance=False)
+    )
+    path = run_dir / "evaluation" / "predictions.npz"
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["scores"] = arrays["scores"][:, ::-1].copy()  # evaluated again, another guess
+    np.savez(path, **arrays)
+    with pytest.raises(InverSynthError, match="other predictions"):
+        write_report(run_dir)
+    (run_dir / "evaluation" / "listening.npz").unlink()
+    with pytest.raises(InverSynthError, match=r"models\.reconstruct"):
+        write_report(run_dir)

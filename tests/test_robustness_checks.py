@@ -20,9 +20,10 @@ import pytest
 from core.commandline import run_cli
 from core.errors import InverSynthError
 from models.common.run import BEST_MODEL, RUN_FILE, RunInfo
-from models.matching.comparison import compare_runs, write_comparison
-from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.comparison import compare_runs, write_comparison
+from models.evaluation.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+from models.evaluation.match_evaluation import MatchingOptions
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 HOSTILE = r"<img src=x onerror=alert(1)> | *$\foo$_"
@@ -44,7 +45,12 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("identity")
     c6 = make_evaluated_run(root, model_name="C6", run_name="C6_sine", wrong_fraction=0.1)
     ce2e = make_evaluated_run(root, model_name="CE2E", run_name="CE2E_sine", wrong_fraction=0.6)
-    evaluate_reconstruction(ce2e, workers=1, progress=False, quiet=True, methods=())
+    evaluate_reconstruction(
+        ce2e,
+        ReconstructionOptions(
+            workers=1, progress=False, quiet=True, matching=MatchingOptions(methods=())
+        ),
+    )
     return c6, ce2e
 
 
@@ -143,15 +149,21 @@ def test_an_evaluation_of_another_synth_is_named(
 def test_evaluate_does_not_replace_another_runs_evaluation_unasked(
     two_runs: tuple[Path, Path], tiny_c1_run: Path, tmp_path: Path
 ) -> None:
-    from models.matching.evaluation import evaluate_run
+    from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
     _, ce2e = two_runs
     folder = tmp_path / "evaluation"
     shutil.copytree(ce2e / "evaluation", folder)
     with pytest.raises(InverSynthError, match=r"is of run .*CE2E_sine.*pass --overwrite"):
-        evaluate_run(tiny_c1_run, output_dir=folder, plots=False, progress=False, quiet=True)
+        evaluate_run(
+            tiny_c1_run,
+            EvaluationOptions(output_dir=folder, plots=False, progress=False, quiet=True),
+        )
     result = evaluate_run(
-        tiny_c1_run, output_dir=folder, plots=False, progress=False, quiet=True, overwrite=True
+        tiny_c1_run,
+        EvaluationOptions(
+            output_dir=folder, plots=False, progress=False, quiet=True, overwrite=True
+        ),
     )
     assert result.metrics.run_fingerprint == RunInfo.load(tiny_c1_run).fingerprint
     assert not (folder / RECONSTRUCTION_JSON).exists()  # the other run's figures went with it
@@ -180,9 +192,12 @@ def test_names_are_escaped_in_the_comparison(tmp_path: Path) -> None:
 
 
 def test_names_are_escaped_in_the_listening_report(tmp_path: Path) -> None:
-    from models.matching.report import write_report
+    from models.evaluation.listening_report import write_report
 
     run_dir = make_evaluated_run(tmp_path, run_name=HOSTILE, n_examples=12)
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True, chance=False)
+    )
     page = write_report(run_dir, n_examples=1).read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 

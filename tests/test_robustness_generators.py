@@ -911,7 +911,7 @@ def test_boolean_options_have_one_style(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_training_and_evaluation_leave_failed_examples_out(tmp_path: Path) -> None:
     from models.common.data import Split, usable_indices
-    from models.matching import evaluation
+    from models.evaluation import run_evaluation as evaluation
 
     path = tmp_path / "f_data.hdf5"
     gen = _FailingSine(sample_rate=8192, n_samples=N_SAMPLES)

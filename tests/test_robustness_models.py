@@ -37,8 +37,8 @@ from models import (
     spectrogram_cnn,
 )
 from models.common.run import LATEST_MODEL, load_run, lock_run_folder, save_model_atomic
-from models.matching.evaluation_folder import Predictions
-from models.matching.resynthesis import evaluate_reconstruction
+from models.evaluation.evaluation_folder import Predictions
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 from tests.test_reconstruction import make_evaluated_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,7 +184,9 @@ def test_a_reconstruction_of_fewer_examples_does_not_replace_one_of_more(
 ) -> None:
     run_dir = make_evaluated_run(tmp_path, n_examples=40)  # 10 test predictions
     folder = run_dir / "evaluation"
-    evaluate_reconstruction(run_dir, workers=1, progress=False, quiet=True, chance=False)
+    evaluate_reconstruction(
+        run_dir, ReconstructionOptions(workers=1, progress=False, quiet=True, chance=False)
+    )
     written = (folder / "reconstruction.json").read_text()
     argv = [str(run_dir), "--workers", "1", "--no_chance", "--no_progress"]
     code, _, err = run_command(reconstruct.main, [*argv, "--max_examples", "5"], capsys)

@@ -19,7 +19,7 @@ from generators.writer import DatasetCreator
 from models import e2e_cnn, spectrogram_cnn
 from models.common.run import load_run
 from models.evaluate import main as evaluate_main
-from models.matching.evaluation import evaluate_run
+from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
 REPO = Path(__file__).resolve().parents[1]
 N_EXAMPLES = 480
@@ -159,10 +159,14 @@ def test_early_stopping_keeps_the_best_model(tmp_path: Path) -> None:
 def test_mismatched_datasets_are_refused(trained: Path, data_dir: Path, tmp_path: Path) -> None:
     other_synth = make_dataset_file(tmp_path / "five_data.hdf5", n_levels=5, n=20)
     with pytest.raises(InverSynthError, match="parameter set"):
-        evaluate_run(trained, dataset_file=other_synth, quiet=True, progress=False)
+        evaluate_run(
+            trained, EvaluationOptions(dataset_file=other_synth, quiet=True, progress=False)
+        )
     # The same synth with another seed is a fair test set ...
     fresh = make_dataset_file(tmp_path / "fresh_data.hdf5", seed=99, n=40)
-    result = evaluate_run(trained, dataset_file=fresh, quiet=True, progress=False, plots=False)
+    result = evaluate_run(
+        trained, EvaluationOptions(dataset_file=fresh, quiet=True, progress=False, plots=False)
+    )
     assert result["metrics"]["n_examples"] == 40
     assert (trained / "evaluation_fresh" / "metrics.json").is_file()
     # ... but not a dataset to resume the run's training on.

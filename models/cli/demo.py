@@ -45,7 +45,7 @@ from generators.parameters import ALL_GROUP
 from generators.sine_generator import SineGenerator
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.run import BEST_MODEL, RUN_FILE
-from models.matching.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
+from models.evaluation.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
 from models.matching.objective import DEFAULT_BUDGET_RENDERS
 
 if TYPE_CHECKING:
@@ -448,17 +448,22 @@ def run_demo(
         _train(data_path, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed)
     with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
         from models.common.run import load_run
-        from models.matching.evaluation import evaluate_run
+        from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
         run = load_run(run_dir)
-        mpr = evaluate_run(run_dir, run=run, progress=False).evaluation.groups[ALL_GROUP].mpr
+        evaluated = evaluate_run(run_dir, EvaluationOptions(progress=False), run=run)
+        mpr = evaluated.evaluation.groups[ALL_GROUP].mpr
     with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
-        from models.matching.resynthesis import evaluate_reconstruction
+        from models.evaluation.match_evaluation import MatchingOptions
+        from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 
-        reconstruction = evaluate_reconstruction(
-            run_dir, workers=workers, progress=False, methods=("network", "hybrid"),
-            match_examples=DEMO_MATCH_EXAMPLES, budget_renders=budget_renders, budget_s=None,
+        matching = MatchingOptions(
+            methods=("network", "hybrid"), n_examples=DEMO_MATCH_EXAMPLES,
+            max_renders=budget_renders, time_limit_s=None,
         )  # fmt: skip
+        reconstruction = evaluate_reconstruction(
+            run_dir, ReconstructionOptions(workers=workers, progress=False, matching=matching)
+        )
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
     with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
         _match_sounds(
@@ -466,7 +471,7 @@ def run_demo(
             budget_renders=budget_renders,
         )  # fmt: skip
     with stages.step("6/6 listening report", "report"):
-        from models.matching.report import write_report
+        from models.evaluation.listening_report import write_report
 
         report = write_report(run_dir, n_examples=n_report, seed=seed)
         print(f"report: {report}")

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.commandline import positive_float, positive_int
 from core.options import add_seed_argument
+
+if TYPE_CHECKING:
+    from models.evaluation.match_evaluation import MatchingOptions
 
 __all__ = [
     "add_budget_arguments",
     "add_evaluated_run_arguments",
     "add_match_evaluation_arguments",
+    "matching_options",
 ]
 
 
@@ -75,3 +80,16 @@ def add_match_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_budget_arguments(group)
     add_seed_argument(group, env=None, help="the matchers' seed")
+
+
+def matching_options(args: argparse.Namespace) -> MatchingOptions:
+    """What :func:`add_match_evaluation_arguments` parsed, as the evaluation takes it."""
+    from models.evaluation.match_evaluation import MatchingOptions
+
+    return MatchingOptions(
+        methods=tuple(args.methods),
+        n_examples=args.match_examples,
+        max_renders=args.budget_renders,
+        time_limit_s=args.budget_s,
+        seed=args.seed,
+    )

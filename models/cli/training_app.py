@@ -4,9 +4,9 @@ Each entry point (:class:`EntryPoint`) only restricts the model choice and its
 default. Every option also has an environment/.env default
 (``INVERSYNTH_<NAME>``, listed in ``.env.example``); the command line wins.
 After training, the run is evaluated on its test split
-(:func:`models.matching.evaluation.evaluate_run`), its predictions resynthesized
-(:func:`models.matching.resynthesis.evaluate_reconstruction`) and its
-listening report written (:func:`models.matching.report.write_report`).
+(:func:`models.evaluation.run_evaluation.evaluate_run`), its predictions resynthesized
+(:func:`models.evaluation.resynthesis.evaluate_reconstruction`) and its
+listening report written (:func:`models.evaluation.listening_report.write_report`).
 
 Examples
 --------
@@ -408,20 +408,19 @@ def _train_config(args: argparse.Namespace, source: str) -> Any:
 
 def _evaluate(run_dir: Path, args: argparse.Namespace) -> None:
     """The test-split evaluation, resynthesis and listening report of a trained run."""
-    from models.matching.evaluation import evaluate_run
-    from models.matching.report import write_report
-    from models.matching.resynthesis import evaluate_reconstruction
+    from models.evaluation.listening_report import write_report
+    from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
+    from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
     # The model has just changed: what its evaluation folder holds is of an older one.
-    result = evaluate_run(run_dir, progress=not args.no_progress, overwrite=True)
+    progress = not args.no_progress
+    result = evaluate_run(run_dir, EvaluationOptions(progress=progress, overwrite=True))
     if not args.no_reconstruction:
-        evaluate_reconstruction(
-            run_dir,
-            evaluation_dir=result.output_dir,
-            workers=args.workers,
-            progress=not args.no_progress,
+        options = ReconstructionOptions(
+            evaluation_dir=result.output_dir, workers=args.workers, progress=progress,
             overwrite=True,
-        )
+        )  # fmt: skip
+        evaluate_reconstruction(run_dir, options)
         print(f"listening report: {write_report(run_dir, evaluation_dir=result.output_dir)}")
 
 

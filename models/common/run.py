@@ -14,7 +14,7 @@ A run is one folder, ``{output_dir}/{run_name}``:
 ``.lock``           held by the training that writes the folder (its process id)
 ``evaluation/``     metrics of the test split, plots, predictions, resynthesis
                     metrics, the listening report
-                    (:mod:`models.matching.evaluation_folder`)
+                    (:mod:`models.evaluation.evaluation_folder`)
 ==================  ============================================================
 
 :func:`load_run` needs nothing but the folder: the model predicts, the

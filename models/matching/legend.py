@@ -6,17 +6,19 @@ description (the shipped FM model among them) have none, so
 given synth, or one built from its registry name when that costs nothing
 (synths that render in this process and hold no resources). :func:`legend_lines`
 is the legend printed beside ``predict``'s table; the listening report and the
-JSON record carry the same text.
+JSON record carry the same text. :func:`synth_label` is the synth's own name for
+people (the report's title, the matching page's runs).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from generators.parameters import Parameter, ParameterSet
 
-__all__ = ["describe_unit", "legend_lines", "with_descriptions"]
+__all__ = ["describe_unit", "legend_lines", "synth_label", "with_descriptions"]
 
 # Synths built from their name just to read their parameters' descriptions: in-process,
 # no worker or host process to start.
@@ -77,6 +79,18 @@ def with_descriptions(
         )
         for p in parameter_set.parameters
     )  # fmt: skip
+
+
+def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
+    """The synth's name for people: a plugin's file name (``amsynth``), else ``the fm synth``."""
+    plugin = generator_config.get("plugin")
+    if isinstance(plugin, str) and plugin:
+        stem = Path(plugin.rstrip("/")).stem
+        for suffix in ("_vst", "-vst", ".vst", "_vst3", "-vst3"):
+            if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+                return stem[: -len(suffix)]
+        return stem
+    return f"the {generator_name} synth"
 
 
 def describe_unit(parameter: Parameter) -> str:

@@ -34,6 +34,7 @@ from generators.schema import SILENCE_PEAK
 from models.common.pretrained import PRETRAINED_DIR
 from models.common.run import BEST_MODEL, RunInfo
 from models.matching.audio_io import AUDIO_EXTENSIONS, read_audio
+from models.matching.legend import synth_label
 from models.matching.match_sounds import (
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
@@ -45,7 +46,6 @@ from models.matching.match_sounds import (
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS
 from models.matching.objective import BUDGET_REFERENCE_S
 from models.matching.prediction import format_value
-from models.matching.report import synth_label
 from models.matching.sound_metrics import METRICS
 
 if TYPE_CHECKING:

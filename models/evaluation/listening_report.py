@@ -1,7 +1,8 @@
 """A listening report of an evaluated run: hear and see how well the model matches sounds.
 
-:func:`write_report` writes ``{run_dir}/evaluation/report.html``: for a sample of test sounds, the sound and its resynthesis (the run's synth
-playing the predicted parameters) as audio players, their spectrograms, the
+:func:`write_report` writes ``{run_dir}/evaluation/report.html``: for a sample
+of test sounds, the sound and its resynthesis (the run's synth playing the
+predicted parameters) as audio players, their spectrograms, the
 reconstruction metrics, and the predicted against the true value of every
 parameter; above them the run's summary when the evaluation files exist:
 mean percentile rank per parameter group (the groups of the run's parameter
@@ -13,6 +14,10 @@ screen, one on a phone.
 The page is one self-contained file: audio as WAV and images as PNG embedded
 as base64 ``data:`` URIs, styles inline, no script and nothing fetched from a
 network, so it opens in any browser, offline, and can be mailed or archived.
+
+The report only reads the evaluation folder: the sounds it plays are those the
+reconstruction kept (``listening.npz``, :mod:`models.evaluation.listening_sounds`);
+it opens no dataset and builds no synth.
 """
 
 from __future__ import annotations
@@ -32,11 +37,9 @@ from models.common.metrics import ParameterMetrics, group_parameters
 from models.common.records import write_text_atomic
 from models.common.run import RunInfo
 from models.common.spectral import HOP_LENGTH, N_FFT
-from models.matching.audio_io import wav_bytes
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     PLOT_FILES,
     REPORT_FILE,
-    Matches,
     MatchingRecord,
     MetricsRecord,
     Predictions,
@@ -46,12 +49,13 @@ from models.matching.evaluation_folder import (
     read_metrics,
     read_reconstruction,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
+from models.evaluation.evaluation_identity import check_evaluation_of_run
+from models.evaluation.listening_sounds import ListeningSounds
+from models.matching.audio_io import wav_bytes
 from models.matching.figures import spectrograms_png
-from models.matching.legend import describe_unit, with_descriptions
+from models.matching.legend import describe_unit, synth_label
 from models.matching.match_text import LEAD_METRICS, listening_summary, true_class_note
 from models.matching.prediction import class_verdict, format_value
-from models.matching.resynthesis import resynthesize
 from models.matching.sound_metrics import (
     METRICS,
     MetricSummary,
@@ -61,7 +65,7 @@ from models.matching.sound_metrics import (
     metric_heading,
 )
 
-__all__ = ["synth_label", "write_report"]
+__all__ = ["write_report"]
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
@@ -328,17 +332,16 @@ def _parameter_table(
     )
 
 
-def _legend(info: RunInfo) -> str:
-    """What each parameter is: name, group, unit, description (the synth's, for older runs)."""
-    parameter_set = with_descriptions(
-        info.parameter_set, generator_name=info.generator_name,
-        generator_config=info.generator_config,
-    )  # fmt: skip
+def _legend(info: RunInfo, descriptions: tuple[str, ...]) -> str:
+    """What each parameter is: name, group, unit, description (the synth's, for older runs).
+
+    ``descriptions`` [P] are those the reconstruction kept (:class:`ListeningSounds`).
+    """
     rows = "".join(
         f"<tr><td class='name'><code>{_e(p.name)}</code></td><td class='name'>{_e(p.group)}</td>"
-        f"<td class='name'>{_e(describe_unit(p))}</td><td class='name'>{_e(p.description)}</td>"
-        "</tr>"
-        for p in parameter_set.parameters
+        f"<td class='name'>{_e(describe_unit(p))}</td><td class='name'>"
+        f"{_e(p.description or (descriptions[j] if j < len(descriptions) else ''))}</td></tr>"
+        for j, p in enumerate(info.parameter_set.parameters)
     )
     return (
         "<details class='legend'><summary>What the parameters are</summary>"
@@ -431,75 +434,6 @@ def _example_card(
     )
 
 
-def _read_sample(
-    info: RunInfo, dataset_paths: list[str], sample: Predictions
-) -> tuple[np.ndarray, np.ndarray]:
-    """The test sounds of ``sample`` [n, n_samples] and their resyntheses [n, n_samples]."""
-    from generators.dataset import open_dataset
-    from models.common.run import check_dataset
-
-    with open_dataset(dataset_paths) as dataset:
-        check_dataset(info, dataset)
-        reference, labels = dataset.read(sample.example_indices)
-    if not np.array_equal(labels, sample.true_indices):
-        raise InverSynthError(
-            f"the dataset {dataset_paths} no longer matches the saved predictions; "
-            "evaluate the run again"
-        )
-    predicted = info.decode(sample.scores)
-    (result,) = resynthesize(
-        info.generator_name,
-        info.generator_config,
-        [(predicted, None, None)],
-        workers=1,
-        keep_audio=True,
-    )
-    assert result.audio is not None  # keep_audio=True
-    return reference, result.audio
-
-
-def _refined_matches(eval_dir: Path, predictions: Predictions) -> tuple[str, np.ndarray | None]:
-    """The refining method of ``matches.npz`` (hybrid first) and its indices [m, P], if any.
-
-    Matches of other sounds than the first predictions (a stale file) are ignored.
-    """
-    try:
-        matches = Matches.load(eval_dir)
-    except InverSynthError:
-        return "", None
-    if matches is None:
-        return "", None
-    m = matches.example_indices.shape[0]
-    if m == 0 or not np.array_equal(matches.example_indices, predictions.example_indices[:m]):
-        return "", None
-    for method in ("hybrid", "search", "lookup"):
-        if method in matches.indices:
-            return method, matches.indices[method]
-    return "", None
-
-
-def _render(info: RunInfo, indices: np.ndarray) -> np.ndarray:
-    """The run's synth playing class indices [n, P]: audio [n, n_samples]."""
-    (result,) = resynthesize(
-        info.generator_name, info.generator_config, [(indices, None, None)], workers=1,
-        keep_audio=True,
-    )  # fmt: skip
-    assert result.audio is not None  # keep_audio=True
-    return result.audio
-
-
-def synth_label(generator_name: str, generator_config: dict[str, Any]) -> str:
-    """The synth's name for people: a plugin's file name (``amsynth``), else ``the fm synth``."""
-    plugin = generator_config.get("plugin")
-    if isinstance(plugin, str) and plugin:
-        stem = Path(plugin.rstrip("/")).stem
-        for suffix in ("_vst", "-vst", ".vst", "_vst3", "-vst3"):
-            if stem.lower().endswith(suffix) and len(stem) > len(suffix):
-                return stem[: -len(suffix)]
-        return stem
-    return f"the {generator_name} synth"
-
-
 def _page(info: RunInfo, *, run_dir: Path, dataset_paths: list[str], body: str) -> str:
     rate = info.sample_rate
     synth = synth_label(info.generator_name, info.generator_config)
@@ -535,9 +469,11 @@ def write_report(
     run_dir : path
         A run folder evaluated by ``python -m models.evaluate``.
     evaluation_dir : path, optional
-        Folder with ``predictions.npz`` (default ``{run_dir}/evaluation``).
+        Folder with ``predictions.npz`` and the sounds the reconstruction kept,
+        ``listening.npz`` (default ``{run_dir}/evaluation``).
     n_examples : int > 0
-        Test sounds shown (a random sample, the same for the same ``seed``).
+        Test sounds shown (a random sample of the kept ones, the same for the
+        same ``seed``).
     seed : int >= 0
     output : path, optional
         Default ``{evaluation_dir}/report.html``.
@@ -562,24 +498,21 @@ def write_report(
     n_total = len(predictions)
     if n_total == 0:
         raise InverSynthError(f"{str(eval_dir)!r} holds no predictions")
+    sounds = ListeningSounds.load(eval_dir)
+    sounds.check_of(predictions, info.decode(predictions.scores), path=eval_dir)
+    # A sample of the kept sounds (all of the sounds a method matched, else of every prediction).
     rng = np.random.default_rng(seed)
-    method, matched = _refined_matches(eval_dir, predictions)
-    pool = n_total if matched is None else matched.shape[0]  # the matched sounds, if any
-    rows = np.sort(rng.choice(pool, size=min(int(n_examples), pool), replace=False))
-    sample = predictions.take(rows)
-    dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
-    reference, resynthesized = _read_sample(info, dataset_paths, sample)
-    predicted = info.decode(sample.scores)
-    refined_audio = None if matched is None else _render(info, matched[rows])
+    picks = np.sort(rng.choice(len(sounds), size=min(int(n_examples), len(sounds)), replace=False))
     cards = [
         _example_card(
-            int(example), reference[i], resynthesized[i], sample.true_indices[i], predicted[i],
-            info=info,
-            refined=None if refined_audio is None or matched is None
-            else (method, refined_audio[i], matched[rows][i]),
+            int(sounds.example_indices[i]), sounds.reference[i], sounds.network[i],
+            sounds.true_indices[i], sounds.predicted_indices[i], info=info,
+            refined=None if sounds.match is None or sounds.match_indices is None
+            else (sounds.method, sounds.match[i], sounds.match_indices[i]),
         )
-        for i, example in enumerate(sample.example_indices)
+        for i in picks
     ]  # fmt: skip
+    dataset_paths = evaluation_dataset_paths(eval_dir, info.dataset_paths)
     body = (
         _summary_html(eval_dir, info.parameter_set)
         + f"<h2>{len(cards)} test sounds and their resyntheses</h2>"
@@ -587,7 +520,7 @@ def write_report(
         "How close each sounds: rho_STFT (the correlation of the spectrograms) as a "
         "similarity, and the log-spectral distance (LSD) in dB. "
         f"Spectrograms: log-magnitude STFT (window {N_FFT}, hop {HOP_LENGTH}), dB re full "
-        "scale.</p>" + _legend(info) + "".join(cards)
+        "scale.</p>" + _legend(info, sounds.descriptions) + "".join(cards)
     )
     page = _page(info, run_dir=run_dir, dataset_paths=dataset_paths, body=body)
     out = Path(output) if output is not None else eval_dir / REPORT_FILE

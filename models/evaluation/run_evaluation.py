@@ -2,7 +2,7 @@
 
 :func:`evaluate_run` predicts every example, computes the metrics
 (:func:`~models.common.metrics.evaluate_scores`) and writes them into the
-run's evaluation folder (:mod:`models.matching.evaluation_folder`):
+run's evaluation folder (:mod:`models.evaluation.evaluation_folder`):
 ``metrics.json``, ``per_parameter.csv``, ``predictions.npz`` (what further
 analyses, e.g. resynthesis, start from) and the plots. :func:`format_table`
 is the summary printed: a row like the paper's Table 3 (mean MPR per group),
@@ -33,7 +33,7 @@ from models.common.data import usable_indices
 from models.common.metrics import Evaluation, evaluate_scores
 from models.common.paper import PAPER_MPR, SHORT_GROUP_NAMES, describes
 from models.common.run import HISTORY_FILE, Run, RunInfo, load_run
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     MATCHES_FILE,
     METRICS_FILE,
     PLOT_FILES,
@@ -50,10 +50,12 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_per_parameter_csv,
 )
-from models.matching.evaluation_identity import foreign_records
+from models.evaluation.evaluation_identity import foreign_records
+from models.evaluation.listening_sounds import LISTENING_FILE
 
 __all__ = [
     "SPLITS",
+    "EvaluationOptions",
     "RunEvaluation",
     "evaluate_run",
     "format_table",
@@ -251,7 +253,13 @@ def _check_replaceable(
             "pass --overwrite to replace it, or --output_dir DIR to write elsewhere"
         )
     if foreign:  # replaced: nothing of the other run stays beside this run's results
-        for name in (RECONSTRUCTION_JSON, RECONSTRUCTION_CSV, MATCHES_FILE, REPORT_FILE):
+        for name in (
+            RECONSTRUCTION_JSON,
+            RECONSTRUCTION_CSV,
+            MATCHES_FILE,
+            LISTENING_FILE,
+            REPORT_FILE,
+        ):
             (out / name).unlink(missing_ok=True)
     old = _read_or_none(read_metrics, out) if (out / METRICS_FILE).is_file() else None
     if old is not None:
@@ -302,27 +310,12 @@ def _write_plots(run: Run, evaluation: Evaluation, out: Path, *, split: str) -> 
     return files
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    *,
-    batch_size: int = 64,
-    dataset_file: str | Path | Sequence[str | Path] | None = None,
-    split: str = "test",
-    max_examples: int | None = None,
-    output_dir: str | Path | None = None,
-    plots: bool = True,
-    progress: bool = True,
-    quiet: bool = False,
-    run: Run | None = None,
-    overwrite: bool = False,
-    reconstruction: bool = False,
-) -> RunEvaluation:
-    """Compute, save and print the paper's metrics of a trained run.
+@dataclass(frozen=True, kw_only=True)
+class EvaluationOptions:
+    """How :func:`evaluate_run` evaluates a run: which examples, where, what it draws and says.
 
-    Parameters
+    Attributes
     ----------
-    run_dir : path
-        The run folder.
     batch_size : int
         Examples per forward pass.
     dataset_file : path(s), optional
@@ -342,14 +335,39 @@ def evaluate_run(
         Draw the PNG figures.
     progress, quiet : bool
         Progress bar; no printed table.
-    run : Run, optional
-        An already loaded run (saves loading the model again).
     overwrite : bool
         Replace results of other examples, or of more of the same, in the
         output folder (refused otherwise, before any work).
     reconstruction : bool
         The caller resynthesizes next: refuse now, not after predicting, if
         the folder's ``reconstruction.json`` holds more examples.
+    """
+
+    batch_size: int = 64
+    dataset_file: str | Path | Sequence[str | Path] | None = None
+    split: str = "test"
+    max_examples: int | None = None
+    output_dir: str | Path | None = None
+    plots: bool = True
+    progress: bool = True
+    quiet: bool = False
+    overwrite: bool = False
+    reconstruction: bool = False
+
+
+def evaluate_run(
+    run_dir: str | Path, options: EvaluationOptions | None = None, *, run: Run | None = None
+) -> RunEvaluation:
+    """Compute, save and print the paper's metrics of a trained run.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder.
+    options : EvaluationOptions, optional
+        Default: the run's test split, into ``{run_dir}/evaluation``, with plots.
+    run : Run, optional
+        An already loaded run (saves loading the model again).
 
     Returns
     -------
@@ -357,65 +375,73 @@ def evaluate_run(
         The record written to ``metrics.json``, the predictions, the folder
         and the files written.
     """
-    foreign = dataset_file is not None
-    _check_options(batch_size, max_examples, split)
-    if output_dir is not None:
-        check_output_folder(output_dir)
+    options = options if options is not None else EvaluationOptions()
+    _check_options(options.batch_size, options.max_examples, options.split)
+    if options.output_dir is not None:
+        check_output_folder(options.output_dir)
     run = run if run is not None else load_run(run_dir)
-    with run.open_dataset(dataset_file) as dataset:
+    record, predictions, out = _predict_split(run, options)
+    make_output_folder(out)
+    files = {
+        "metrics": record.write(out / METRICS_FILE),
+        "per_parameter": write_per_parameter_csv(out, record.evaluation),
+        "predictions": predictions.save(out),
+    }
+    if options.plots:
+        files.update(_write_plots(run, record.evaluation, out, split=options.split))
+    if not options.quiet:
+        paper_row = describes(run.generator_name)  # the paper's figures are of its synth
+        print(format_table(record.evaluation, model_name=run.model_name, paper_row=paper_row))
+        print(f"evaluation written to {out}")
+    return RunEvaluation(metrics=record, predictions=predictions, output_dir=out, files=files)
+
+
+def _predict_split(run: Run, options: EvaluationOptions) -> tuple[MetricsRecord, Predictions, Path]:
+    """The run's predictions of the examples asked for, their metrics, and the output folder.
+
+    The folder is checked (another run's results, fewer examples) before any prediction.
+    """
+    foreign = options.dataset_file is not None
+    split = options.split
+    with run.open_dataset(options.dataset_file) as dataset:
         indices, left_out = _example_indices(
-            run, dataset, split, foreign=foreign, max_examples=max_examples
+            run, dataset, split, foreign=foreign, max_examples=options.max_examples
         )
         dataset_paths = [str(p) for p in dataset.paths]
         identity = dataset.identity
         out = (
-            Path(output_dir)
-            if output_dir is not None
+            Path(options.output_dir)
+            if options.output_dir is not None
             else (default_evaluation_dir(run.run_dir, dataset_paths[0] if foreign else None))
         )
         check_output_folder(out)
-        what = f"{indices.size} {split} examples of {', '.join(dataset_paths)}"
         _check_replaceable(
             out,
             run=run,
             test_set=f"{identity.get('fingerprint', '?')}/{split}",
             n=int(indices.size),
-            what=what,
-            reconstruction=reconstruction,
-            overwrite=overwrite,
+            what=f"{indices.size} {split} examples of {', '.join(dataset_paths)}",
+            reconstruction=options.reconstruction,
+            overwrite=options.overwrite,
         )
         if left_out:
             print(
                 f"note: {left_out} examples of {', '.join(dataset_paths)} are examples the run "
                 f"trained or validated on (same synth and seed); evaluating the other "
                 f"{indices.size}",
-                file=sys.stderr if quiet else sys.stdout,
+                file=sys.stderr if options.quiet else sys.stdout,
             )
         scores, true = predict_dataset(
-            run, dataset, indices, batch_size=batch_size, progress=progress
+            run, dataset, indices, batch_size=options.batch_size, progress=options.progress
         )
-    evaluation = evaluate_scores(run.parameter_set, scores, true)
-    make_output_folder(out)
     record = MetricsRecord(
         model=run.model_name,
         run_dir=str(run.run_dir),
         dataset_paths=dataset_paths,
         dataset_identity=identity,
         split=split,
-        evaluation=evaluation,
+        evaluation=evaluate_scores(run.parameter_set, scores, true),
         left_out=left_out,
         run_fingerprint=run.info.fingerprint,
     )
-    predictions = Predictions(indices, true, scores)
-    files = {
-        "metrics": record.write(out / METRICS_FILE),
-        "per_parameter": write_per_parameter_csv(out, evaluation),
-        "predictions": predictions.save(out),
-    }
-    if plots:
-        files.update(_write_plots(run, evaluation, out, split=split))
-    if not quiet:
-        paper_row = describes(run.generator_name)  # the paper's figures are of its synth
-        print(format_table(evaluation, model_name=run.model_name, paper_row=paper_row))
-        print(f"evaluation written to {out}")
-    return RunEvaluation(metrics=record, predictions=predictions, output_dir=out, files=files)
+    return record, Predictions(indices, true, scores), out

@@ -17,6 +17,9 @@ file                      what                                                 w
 ``reconstruction.csv``    one row of reconstruction metrics per example        ``models.reconstruct``
 ``matches.npz``           :class:`Matches`: the class indices each matching    ``models.reconstruct``
                           method found for the first examples (``--methods``)
+``listening.npz``         the sounds the report plays: test sounds, the        ``models.reconstruct``
+                          network's guess and the match, rendered
+                          (:mod:`models.evaluation.listening_sounds`)
 ``report.html``           the listening report                                 ``models.report``
 ========================  ===================================================  =====================
 
@@ -25,7 +28,7 @@ are not replaced by results of other or fewer examples unless asked
 (:func:`check_replaceable`), so that figures of different example sets
 never stand side by side unnoticed; every record says how many examples it
 is of, and which run (``run_fingerprint``, checked by
-:mod:`models.matching.evaluation_identity`).
+:mod:`models.evaluation.evaluation_identity`).
 """
 
 from __future__ import annotations

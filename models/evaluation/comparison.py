@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.errors import InverSynthError
 from core.storage import atomic_path, open_atomic
 from generators.parameters import ALL_GROUP
@@ -36,13 +38,13 @@ from models.common.paper import (
 )
 from models.common.records import write_text_atomic
 from models.common.run import RUN_FILE, RunInfo
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     EVALUATION_DIR,
     METRICS_FILE,
     MetricsRecord,
     read_reconstruction,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
+from models.evaluation.evaluation_identity import check_evaluation_of_run
 from models.matching.sound_metrics import METRICS, MetricSummary, format_metric, metric_heading
 
 __all__ = [
@@ -74,7 +76,6 @@ class RunSummary:
     top1: dict[str, float]  # group -> top-1 accuracy in [0, 1]
     reconstruction: dict[str, MetricSummary] | None = None  # metric -> statistics
     chance: dict[str, MetricSummary] | None = None
-    reconstruction_examples: int | None = None
 
 
 def load_summary(
@@ -119,7 +120,6 @@ def load_summary(
         top1={g: m.top1 for g, m in groups.items()},
         reconstruction=None if reconstruction is None else reconstruction.summary,
         chance=None if reconstruction is None else reconstruction.chance,
-        reconstruction_examples=None if reconstruction is None else reconstruction.n_examples,
     )
 
 
@@ -315,8 +315,6 @@ def _plot_mpr(
     ax: Any, summaries: Sequence[RunSummary], groups: list[str], colours: dict[str, str]
 ) -> None:
     """Grouped bars: MPR per group, one bar per run."""
-    import numpy as np
-
     x = np.arange(len(groups))
     width = 0.8 / len(summaries)
     for i, s in enumerate(summaries):
@@ -338,8 +336,6 @@ def _plot_mpr(
 
 def _plot_rho_stft(ax: Any, summaries: Sequence[RunSummary], colours: dict[str, str]) -> None:
     """Horizontal bars from 0: rho_STFT mean per run in the run's colour, random patches grey."""
-    import numpy as np
-
     labels = [s.label for s in summaries]
     model = [100 * float(_stat(s.reconstruction, "rho_stft", "mean") or np.nan) for s in summaries]
     chance = [100 * float(_stat(s.chance, "rho_stft", "mean") or np.nan) for s in summaries]

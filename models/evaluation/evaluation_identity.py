@@ -25,7 +25,7 @@ from typing import Any
 
 from core.errors import InverSynthError
 from models.common.run import RunInfo
-from models.matching.evaluation_folder import (
+from models.evaluation.evaluation_folder import (
     METRICS_FILE,
     RECONSTRUCTION_JSON,
     MetricsRecord,

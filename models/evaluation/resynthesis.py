@@ -6,15 +6,16 @@ its reference (:mod:`models.matching.sound_metrics`). :func:`evaluate_reconstruc
 does that for every prediction an evaluation saved (``predictions.npz``), and
 for random patches (parameters drawn like the dataset's) against the same
 sounds as chance level, and writes ``reconstruction.json`` and
-``reconstruction.csv`` (:mod:`models.matching.evaluation_folder`): the paper's
-Table 4. The synth is rebuilt from the run's record (``run.json``), so the
+``reconstruction.csv`` (:mod:`models.evaluation.evaluation_folder`): the paper's
+Table 4, and keeps the sounds the listening report plays (:func:`listening_sounds`,
+``listening.npz``). The synth is rebuilt from the run's record (``run.json``), so the
 resynthesis uses the very synth and settings that made the training data.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,11 +27,12 @@ from core.checks import check_positive_int
 from core.errors import InverSynthError
 from generators.pool import map_in_workers
 from generators.synth import generator_class, load_generator
-from models.common.run import RunInfo
-from models.matching.evaluation_folder import (
+from models.common.run import RunInfo, check_dataset
+from models.evaluation.evaluation_folder import (
     MATCHES_FILE,
     PREDICTIONS_FILE,
     RECONSTRUCTION_JSON,
+    Matches,
     Predictions,
     ReconstructionRecord,
     check_replaceable,
@@ -41,8 +43,14 @@ from models.matching.evaluation_folder import (
     read_reconstruction,
     write_reconstruction_csv,
 )
-from models.matching.evaluation_identity import check_evaluation_of_run
-from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+from models.evaluation.evaluation_identity import check_evaluation_of_run
+from models.evaluation.listening_sounds import ListeningSounds, listening_rows, refined_matches
+from models.evaluation.match_evaluation import (
+    MatchingOptions,
+    format_matching_table,
+    match_evaluated,
+)
+from models.matching.legend import with_descriptions
 from models.matching.sound_metrics import (
     METRICS,
     MetricSummary,
@@ -54,6 +62,7 @@ from models.matching.sound_metrics import (
 
 __all__ = [
     "CHANCE_SEED",
+    "ReconstructionOptions",
     "ReconstructionResult",
     "Resynthesis",
     "evaluate_reconstruction",
@@ -177,10 +186,51 @@ class ReconstructionResult(ReconstructionRecord):
         return super().__getitem__(key)
 
 
-def _check_reconstruction_options(max_examples: int | None, chunk_size: int) -> None:
-    if max_examples is not None:
-        check_positive_int(max_examples, "--max_examples")
-    check_positive_int(chunk_size, "--chunk_size")
+@dataclass(frozen=True, kw_only=True)
+class ReconstructionOptions:
+    """How :func:`evaluate_reconstruction` resynthesizes a run's predictions.
+
+    Attributes
+    ----------
+    evaluation_dir : path, optional
+        Folder with ``predictions.npz`` (default ``{run_dir}/evaluation``);
+        results are written there too.
+    max_examples : int, optional
+        Use only the first N predictions.
+    workers : int > 0
+        Rendering processes (below 128 examples the synth renders in this
+        process: starting workers would take longer).
+    chunk_size : int > 0
+        Examples per unit of work.
+    chance : bool
+        Also measure random patches against the same sounds (doubles the rendering).
+    progress, quiet : bool
+        Progress bar; no printed table.
+    overwrite : bool
+        Replace a ``reconstruction.json`` of more examples (refused otherwise,
+        before any rendering, so that a run's figures of 200 sounds are not
+        silently replaced by figures of 50).
+    matching : MatchingOptions
+        The matching methods measured on the first sounds
+        (:mod:`models.evaluation.match_evaluation`), next to random patches; the
+        matched indices go to ``matches.npz``. No methods: none.
+    """
+
+    evaluation_dir: str | Path | None = None
+    max_examples: int | None = None
+    workers: int = 2
+    chunk_size: int = 16
+    chance: bool = True
+    progress: bool = True
+    quiet: bool = False
+    overwrite: bool = False
+    matching: MatchingOptions = field(default_factory=MatchingOptions)
+
+    def check(self) -> None:
+        """Refuse bad counts at once, before anything is read."""
+        if self.max_examples is not None:
+            check_positive_int(self.max_examples, "--max_examples")
+        check_positive_int(self.chunk_size, "--chunk_size")
 
 
 def _check_replaceable(
@@ -233,31 +283,29 @@ def _measure(
     dataset_paths: list[str],
     predictions: Predictions,
     *,
-    chance: bool,
-    workers: int,
-    chunk_size: int,
-    progress: bool,
+    options: ReconstructionOptions,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """Every metric of every prediction (and of a random patch): key -> [n] each."""
     from generators.dataset import open_dataset
-    from models.common.run import check_dataset
 
     parameter_set = info.parameter_set
     n = len(predictions)
     predicted = info.decode(predictions.scores)  # [n, P], the run's guess
     chance_indices = (
-        parameter_set.sample_indices(seed=CHANCE_SEED, start=0, n_examples=n) if chance else None
+        parameter_set.sample_indices(seed=CHANCE_SEED, start=0, n_examples=n)
+        if options.chance
+        else None
     )
     # Starting worker processes costs seconds; a few examples render faster here.
-    workers_used = workers if n >= _MIN_EXAMPLES_FOR_WORKERS else 1
+    workers_used = options.workers if n >= _MIN_EXAMPLES_FOR_WORKERS else 1
     parts: list[dict[str, np.ndarray]] = []
     chance_parts: list[dict[str, np.ndarray]] = []
     with open_dataset(dataset_paths) as dataset:
         check_dataset(info, dataset)
         jobs = _reference_jobs(
-            dataset, dataset_paths, predictions, predicted, chance_indices, chunk_size
+            dataset, dataset_paths, predictions, predicted, chance_indices, int(options.chunk_size)
         )
-        with tqdm(total=n, unit="ex", desc="resynthesizing", disable=not progress) as bar:
+        with tqdm(total=n, unit="ex", desc="resynthesizing", disable=not options.progress) as bar:
             for result in resynthesize(
                 info.generator_name, info.generator_config, jobs, workers=workers_used
             ):
@@ -272,59 +320,21 @@ def _measure(
 
 
 def evaluate_reconstruction(
-    run_dir: str | Path,
-    *,
-    evaluation_dir: str | Path | None = None,
-    max_examples: int | None = None,
-    workers: int = 2,
-    chunk_size: int = 16,
-    chance: bool = True,
-    progress: bool = True,
-    quiet: bool = False,
-    overwrite: bool = False,
-    methods: Sequence[str] = ("network",),
-    match_examples: int = 50,
-    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
-    budget_s: float | None = DEFAULT_BUDGET_S,
-    seed: int = 0,
+    run_dir: str | Path, options: ReconstructionOptions | None = None
 ) -> ReconstructionResult:
     """Resynthesize a run's saved test predictions and measure them (the paper's Table 4).
 
     Needs no TensorFlow: it starts from ``predictions.npz``, so call it after
-    :func:`models.matching.evaluation.evaluate_run`.
+    :func:`models.evaluation.run_evaluation.evaluate_run`. Writes
+    ``reconstruction.json`` and ``.csv``, ``matches.npz`` when methods were
+    measured, and the sounds the listening report plays (``listening.npz``).
 
     Parameters
     ----------
     run_dir : path
         The run folder.
-    evaluation_dir : path, optional
-        Folder with ``predictions.npz`` (default ``{run_dir}/evaluation``);
-        results are written there too.
-    max_examples : int, optional
-        Use only the first N predictions.
-    workers : int > 0
-        Rendering processes (below 128 examples the synth renders in this
-        process: starting workers would take longer).
-    chunk_size : int > 0
-        Examples per unit of work.
-    chance : bool
-        Also measure random patches against the same sounds (doubles the rendering).
-    progress, quiet : bool
-        Progress bar; no printed table.
-    overwrite : bool
-        Replace a ``reconstruction.json`` of more examples (refused otherwise,
-        before any rendering, so that a run's figures of 200 sounds are not
-        silently replaced by figures of 50).
-    methods : sequence of str
-        Matching methods (:data:`~models.matching.matchers.MATCHERS`) measured on the
-        first ``match_examples`` sounds (:mod:`models.matching.match_evaluation`),
-        next to random patches; the matched indices go to ``matches.npz``.
-        Empty: none.
-    match_examples : int > 0
-        Sounds matched (a search costs its budget of renders each).
-    budget_renders, budget_s, seed
-        Each search's budget per sound: renders, and an optional time limit in
-        seconds (whichever ends first), and its seed.
+    options : ReconstructionOptions, optional
+        Default: every prediction, with chance, the network alone.
 
     Returns
     -------
@@ -332,41 +342,19 @@ def evaluate_reconstruction(
         The record written (``summary`` per metric, ``chance`` if asked), the
         per-example values (key -> [n], and ``example_indices``) and the files.
     """
-    _check_reconstruction_options(max_examples, chunk_size)
+    options = options if options is not None else ReconstructionOptions()
+    options.check()
     run_dir = Path(run_dir)
-    info = RunInfo.load(run_dir)
-    out_dir = (
-        Path(evaluation_dir) if evaluation_dir is not None else default_evaluation_dir(run_dir)
-    )
-    predictions = Predictions.load(out_dir, run_dir=run_dir)
-    check_evaluation_of_run(
-        out_dir, info, run_dir=run_dir, predictions=predictions, replacing=overwrite
-    )
-    info.parameter_set.check_indices(predictions.true_indices)
-    if max_examples is not None:
-        predictions = predictions.take(slice(0, max_examples))
-    if len(predictions) == 0:
-        raise InverSynthError(f"{str(out_dir / PREDICTIONS_FILE)!r} holds no predictions")
+    info, out_dir, predictions = _evaluated_predictions(run_dir, options)
     split = _evaluated_split(out_dir)
-    _check_replaceable(out_dir, predictions, split=split, overwrite=overwrite)
+    _check_replaceable(out_dir, predictions, split=split, overwrite=options.overwrite)
     dataset_paths = evaluation_dataset_paths(out_dir, info.dataset_paths)
-    per_example, chance_values = _measure(
-        info,
-        dataset_paths,
-        predictions,
-        chance=chance,
-        workers=workers,
-        chunk_size=int(chunk_size),
-        progress=progress,
-    )
-    matching = None
-    if methods:
-        from models.matching.match_evaluation import match_evaluated
-
+    per_example, chance_values = _measure(info, dataset_paths, predictions, options=options)
+    matching, matches = None, None
+    if options.matching.methods:
         matching, matches = match_evaluated(
-            info, dataset_paths, predictions, methods=methods, n_examples=match_examples,
-            max_renders=budget_renders, time_limit_s=budget_s, seed=seed,
-            chance_seed=CHANCE_SEED, progress=progress,
+            info, dataset_paths, predictions, options=options.matching, chance_seed=CHANCE_SEED,
+            progress=options.progress,
         )  # fmt: skip
     result = ReconstructionResult(
         model=info.model_name,
@@ -387,18 +375,86 @@ def evaluate_reconstruction(
         "json": result.write(out_dir / RECONSTRUCTION_JSON),
         "csv": write_reconstruction_csv(out_dir, predictions.example_indices, per_example),
     }
-    if matching is not None:
+    if matches is not None:
         files["matches"] = matches.save(out_dir)
     else:
         (out_dir / MATCHES_FILE).unlink(missing_ok=True)  # no stale matches beside new figures
-    if not quiet:
+    sounds = listening_sounds(info, dataset_paths, predictions, matches)
+    files["listening"] = sounds.save(out_dir)
+    if not options.quiet:
         print(format_reconstruction_table(result))
         if matching is not None:
-            from models.matching.match_evaluation import format_matching_table
-
             print(format_matching_table(matching, split=split))
         print(f"reconstruction written to {files['json']} and {files['csv'].name}")
     return replace(result, files=files)
+
+
+def _evaluated_predictions(
+    run_dir: Path, options: ReconstructionOptions
+) -> tuple[RunInfo, Path, Predictions]:
+    """The run, its evaluation folder and the predictions to resynthesize, checked."""
+    info = RunInfo.load(run_dir)
+    out_dir = (
+        Path(options.evaluation_dir)
+        if options.evaluation_dir is not None
+        else default_evaluation_dir(run_dir)
+    )
+    predictions = Predictions.load(out_dir, run_dir=run_dir)
+    check_evaluation_of_run(
+        out_dir, info, run_dir=run_dir, predictions=predictions, replacing=options.overwrite
+    )
+    info.parameter_set.check_indices(predictions.true_indices)
+    if options.max_examples is not None:
+        predictions = predictions.take(slice(0, options.max_examples))
+    if len(predictions) == 0:
+        raise InverSynthError(f"{str(out_dir / PREDICTIONS_FILE)!r} holds no predictions")
+    return info, out_dir, predictions
+
+
+def _render(info: RunInfo, indices: np.ndarray) -> np.ndarray:
+    """The run's synth playing class indices [n, P], in this process: audio [n, n_samples]."""
+    (result,) = resynthesize(
+        info.generator_name, info.generator_config, [(indices, None, None)], workers=1,
+        keep_audio=True,
+    )  # fmt: skip
+    assert result.audio is not None  # keep_audio=True
+    return result.audio
+
+
+def listening_sounds(
+    info: RunInfo, dataset_paths: list[str], predictions: Predictions, matches: Matches | None
+) -> ListeningSounds:
+    """The sounds the listening report plays: test sounds, the network's guess, the match.
+
+    Of the rows :func:`~models.evaluation.listening_sounds.listening_rows` chooses;
+    the synth renders here, as the report would play it.
+    """
+    from generators.dataset import open_dataset
+
+    method, matched = refined_matches(matches)
+    rows = listening_rows(len(predictions), matched)
+    sample = predictions.take(rows)
+    with open_dataset(dataset_paths) as dataset:
+        check_dataset(info, dataset)
+        reference, labels = dataset.read(sample.example_indices)
+    if not np.array_equal(labels, sample.true_indices):
+        raise InverSynthError(
+            f"the dataset {dataset_paths} no longer matches the saved predictions; "
+            "evaluate the run again"
+        )
+    predicted = info.decode(sample.scores)
+    described = with_descriptions(
+        info.parameter_set, generator_name=info.generator_name,
+        generator_config=info.generator_config,
+    )  # fmt: skip
+    return ListeningSounds(
+        rows=rows, example_indices=sample.example_indices, true_indices=sample.true_indices,
+        predicted_indices=predicted, reference=np.asarray(reference, dtype=np.float32),
+        network=_render(info, predicted),
+        descriptions=tuple(p.description for p in described.parameters), method=method,
+        match_indices=None if matched is None else matched[rows],
+        match=None if matched is None else _render(info, matched[rows]),
+    )  # fmt: skip
 
 
 def _evaluated_split(out_dir: Path) -> str | None:

@@ -3,7 +3,7 @@
 :func:`match_evaluated` matches the first ``n_examples`` sounds a run's
 evaluation predicted (``predictions.npz``) with each method of
 :data:`~models.matching.matchers.MATCHERS`, and random patches drawn as the
-chance row of :mod:`models.matching.resynthesis` draws them, and summarizes
+chance row of :mod:`models.evaluation.resynthesis` draws them, and summarizes
 every reconstruction metric and the matchers' multi-resolution distance. It
 needs no TensorFlow: the network's scores of a sound are those the evaluation
 saved. The lookup (``lookup`` and ``hybrid``) is the evaluated dataset without
@@ -16,6 +16,7 @@ the evaluation; the others spend the budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,8 @@ from core.checks import check_positive_int
 from core.errors import InverSynthError
 from generators.synth import load_generator
 from models.common.run import RunInfo
+from models.evaluation.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.distance import MultiResolutionDistance
-from models.matching.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, make_matcher
 from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
@@ -39,7 +40,13 @@ from models.matching.sound_metrics import (
     summarize,
 )
 
-__all__ = ["CHANCE_ROW", "DISTANCE_KEY", "format_matching_table", "match_evaluated"]
+__all__ = [
+    "CHANCE_ROW",
+    "DISTANCE_KEY",
+    "MatchingOptions",
+    "format_matching_table",
+    "match_evaluated",
+]
 
 DISTANCE_KEY = "distance_db"
 CHANCE_ROW = "random patch"
@@ -55,20 +62,75 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
+@dataclass(frozen=True, kw_only=True)
+class MatchingOptions:
+    """Which matching methods an evaluation measures, on how many sounds, with what budget.
+
+    Attributes
+    ----------
+    methods : tuple of str
+        Methods of :data:`~models.matching.matchers.MATCHERS`; empty: none.
+    n_examples : int > 0
+        Sounds matched: the first of the evaluated ones (``--match_examples``).
+    max_renders, time_limit_s : int, float (seconds) or None
+        Each search's budget per sound: renders, and a time limit, whichever
+        ends first (``--budget_renders``, ``--budget_s``).
+    seed : int
+        The matchers' seed (sound ``i`` is matched with ``seed + i``).
+    """
+
+    methods: tuple[str, ...] = ("network",)
+    n_examples: int = 50
+    max_renders: int | None = DEFAULT_BUDGET_RENDERS
+    time_limit_s: float | None = DEFAULT_BUDGET_S
+    seed: int = 0
+
+
+class _Tally:
+    """What the matchers found, sound by sound: metrics, cost and class indices."""
+
+    def __init__(self, methods: Sequence[str], n: int, n_parameters: int) -> None:
+        self.per: dict[str, dict[str, list[float]]] = {m: {} for m in (*methods, CHANCE_ROW)}
+        self.renders: dict[str, list[int]] = {m: [] for m in methods}
+        self.seconds: dict[str, list[float]] = {m: [] for m in methods}
+        self.found = {m: np.zeros((n, n_parameters), dtype=np.int64) for m in methods}
+
+    def record(self, options: MatchingOptions) -> MatchingRecord:
+        return MatchingRecord(
+            n_examples=next(iter(self.found.values())).shape[0],
+            max_renders=options.max_renders,
+            time_limit_s=options.time_limit_s,
+            seed=int(options.seed),
+            methods={
+                m: summarize({k: np.asarray(v) for k, v in self.per[m].items()}) for m in self.per
+            },
+            renders_mean={m: float(np.mean(v)) for m, v in self.renders.items()},
+            seconds_mean={m: float(np.mean(v)) for m, v in self.seconds.items()},
+        )
+
+
 def match_evaluated(
     info: RunInfo,
     dataset_paths: list[str],
     predictions: Predictions,
     *,
-    methods: Sequence[str],
-    n_examples: int = 50,
-    max_renders: int | None = DEFAULT_BUDGET_RENDERS,
-    time_limit_s: float | None = DEFAULT_BUDGET_S,
-    seed: int = 0,
+    options: MatchingOptions,
     chance_seed: int,
     progress: bool = False,
 ) -> tuple[MatchingRecord, Matches]:
-    """Match the first ``n_examples`` evaluated sounds with every method.
+    """Match the first ``options.n_examples`` evaluated sounds with every method.
+
+    Parameters
+    ----------
+    info : RunInfo
+    dataset_paths : list of str
+        The evaluated dataset (its sounds are the targets; the lookup's index).
+    predictions : Predictions
+        The evaluation's; the network's scores of a sound are its row's.
+    options : MatchingOptions
+    chance_seed : int
+        The random patches' seed, as the reconstruction's chance row draws them.
+    progress : bool
 
     Returns
     -------
@@ -79,22 +141,21 @@ def match_evaluated(
     """
     from generators.dataset import open_dataset
 
-    methods = check_methods(methods)
-    check_positive_int(n_examples, "--match_examples")
-    chosen = predictions.take(slice(0, n_examples))
+    methods = check_methods(options.methods)
+    check_positive_int(options.n_examples, "--match_examples")
+    chosen = predictions.take(slice(0, options.n_examples))
     n = len(chosen)
-    parameter_set = info.parameter_set
-    chance_indices = parameter_set.sample_indices(seed=chance_seed, start=0, n_examples=n)
+    chance_indices = info.parameter_set.sample_indices(seed=chance_seed, start=0, n_examples=n)
+    tally = _Tally(methods, n, len(info.parameter_set))
     generator = load_generator(info.generator_name, info.generator_config)
     try:
         rate = generator.sample_rate
         distance = MultiResolutionDistance(sample_rate=rate)
-        uses_lookup = any(m in ("lookup", "hybrid") for m in methods)
         lookup = (
             DatasetLookup.open(dataset_paths, generator=generator, progress=progress).without(
                 predictions.example_indices
             )
-            if uses_lookup
+            if any(m in ("lookup", "hybrid") for m in methods)
             else None
         )
         row = [0]
@@ -106,42 +167,38 @@ def match_evaluated(
             m: make_matcher(m, generator=generator, distance=distance, scores=scores, lookup=lookup)
             for m in methods
         }
-        per: dict[str, dict[str, list[float]]] = {m: {} for m in (*methods, CHANCE_ROW)}
-        renders: dict[str, list[int]] = {m: [] for m in methods}
-        seconds: dict[str, list[float]] = {m: [] for m in methods}
-        found = {m: np.zeros((n, len(parameter_set)), dtype=np.int64) for m in methods}
         with open_dataset(dataset_paths) as dataset:
             for i in tqdm(range(n), unit="sound", desc="matching", disable=not progress):
                 row[0] = i
                 audio, _ = dataset.read(chosen.example_indices[i : i + 1])
                 target = np.asarray(audio[0], dtype=np.float32)
-                for m, matcher in matchers.items():
-                    budget: dict[str, Any] = (
-                        {"max_renders": 1}
-                        if m == "network"
-                        else {"max_renders": max_renders, "time_limit_s": time_limit_s}
-                    )
-                    result = matcher.match(target, seed=seed + i, **budget)
-                    _append(per[m], {**result.metrics, DISTANCE_KEY: result.distance})
-                    renders[m].append(result.renders)
-                    seconds[m].append(result.seconds)
-                    found[m][i] = result.indices
+                _match_one(i, target, matchers, tally, options)
                 chance_audio = generator.render_indices(chance_indices[i : i + 1])[0]
                 chance_metrics = compare_audio(target, chance_audio, sample_rate=rate)
                 chance_d = distance.distance(distance.target(target), chance_audio[None, :])[0]
-                _append(per[CHANCE_ROW], {**chance_metrics, DISTANCE_KEY: float(chance_d)})
+                _append(tally.per[CHANCE_ROW], {**chance_metrics, DISTANCE_KEY: float(chance_d)})
     finally:
         generator.close()
-    record = MatchingRecord(
-        n_examples=n,
-        max_renders=max_renders,
-        time_limit_s=time_limit_s,
-        seed=int(seed),
-        methods={m: summarize({k: np.asarray(v) for k, v in per[m].items()}) for m in per},
-        renders_mean={m: float(np.mean(v)) for m, v in renders.items()},
-        seconds_mean={m: float(np.mean(v)) for m, v in seconds.items()},
+    return tally.record(options), Matches(
+        example_indices=chosen.example_indices.copy(), indices=tally.found
     )
-    return record, Matches(example_indices=chosen.example_indices.copy(), indices=found)
+
+
+def _match_one(
+    i: int, target: np.ndarray, matchers: dict[str, Any], tally: _Tally, options: MatchingOptions
+) -> None:
+    """Sound ``i`` matched by every method: the network's guess once, the others their budget."""
+    for m, matcher in matchers.items():
+        budget: dict[str, Any] = (
+            {"max_renders": 1}
+            if m == "network"
+            else {"max_renders": options.max_renders, "time_limit_s": options.time_limit_s}
+        )
+        result = matcher.match(target, seed=options.seed + i, **budget)
+        _append(tally.per[m], {**result.metrics, DISTANCE_KEY: result.distance})
+        tally.renders[m].append(result.renders)
+        tally.seconds[m].append(result.seconds)
+        tally.found[m][i] = result.indices
 
 
 def _append(into: dict[str, list[float]], values: dict[str, float]) -> None:
