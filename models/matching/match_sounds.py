@@ -1,8 +1,10 @@
 """A trained run's matcher, and one call that matches a sound file and writes what it found.
 
-:func:`run_matcher` builds the matcher of a method (:data:`~models.matching.matchers.MATCHERS`)
-for a run: the network's scores are the run's (``Run.predict_scores``); the
-lookup (:func:`open_lookup`) is ``lookup_dataset``, else the run's own dataset
+:func:`run_matcher` builds the matcher a
+:class:`~models.matching.match_settings.MatchSettings` names (its method of
+:data:`~models.matching.matchers.MATCHERS`) for a run: the network's scores are
+the run's (``Run.predict_scores``); the lookup (:func:`open_lookup`) is the
+settings' ``lookup_dataset``, else the run's own dataset
 when it is here (its index is built once, with a message, and stored beside
 it), else one rendered from the run's synth when the synth gives the dataset's
 examples back exactly (:mod:`models.matching.synth_lookup`: the shipped FM
@@ -12,7 +14,8 @@ terminal and in every match's record (``"hybrid without a lookup: ..."``).
 :func:`match_sound_file` is ``predict``'s whole pipeline for one sound (read,
 predict, match, write), the library call behind ``python -m models.predict``
 and the web page; :func:`match_and_write` does the same for a sound already
-predicted (a part of a long file, a test example). ``on_progress`` is called
+predicted (a part of a long file, a test example); both read the seed, budget
+and what to write from the same settings. ``on_progress`` is called
 after every batch of the search's renders; an exception raised there ends the
 match, propagates, and leaves no file written.
 """

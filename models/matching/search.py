@@ -5,7 +5,10 @@ Everything here hears candidates through an
 counts the renders against the budget, caches what it has heard and keeps the
 best so far, so a search can be cut off anywhere and still return its best.
 
-The search (:func:`search`), over the class indices the synth was trained with:
+The search (:func:`search`) spends the budget of the objective it is given; what
+is known before listening (starts, candidates, the parameters' priority) is its
+:class:`SearchPrior`, how it spends the budget its :class:`SearchPlan`. Over the
+class indices the synth was trained with:
 
 1. *starts*: every start given (the network's guess, a lookup's neighbours,
    random patches) is rendered, the first one first; the best few distinct
@@ -32,7 +35,7 @@ in 20. On a synth an early change of one parameter often masks the error of
 another (a quieter oscillator hides a wrong pitch), and a
 first-improvement descent settles there.
 
-With ``continuous=True`` a share of the budget goes last to CMA-ES (the
+With ``SearchPlan(continuous=True)`` a share of the budget goes last to CMA-ES (the
 ``cma`` package) over continuous values between the levels, started at the
 best discrete point: the FM synth and plugins play any value.
 
