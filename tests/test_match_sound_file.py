@@ -140,3 +140,21 @@ def test_a_second_match_of_the_same_name_leaves_no_file_of_the_first(tmp_path, l
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again.files.values())
     assert not (out / "tone.png").exists()
     generator.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"method": "nearest"}, "unknown matching method 'nearest'"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"workers": 0}, "workers must be a positive integer"),
+        ({"top_k": True}, "top_k must be a positive integer"),
+        ({"output_sample_rate": 10}, "--output_sample_rate must be"),
+    ],
+)
+def test_match_settings_are_checked_when_made(options, expected):
+    with pytest.raises(InverSynthError, match=expected):
+        MatchSettings(**options)
+    with pytest.raises(InverSynthError, match="give a budget"):
+        Budget(renders=None, seconds=None)
+    assert MatchSettings().budget == Budget()  # the default budget, defined once
