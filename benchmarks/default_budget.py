@@ -43,9 +43,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     run = load_run(pretrained_run_dir())
     generator = run.make_generator()
     matcher = run_matcher(
-        run, method="hybrid", generator=generator, exclude_rows=run.split.indices("test"),
-        data_dir=args.data_dir,
-    )  # fmt: skip
+        run, generator=generator, exclude_rows=run.split.indices("test"), data_dir=args.data_dir
+    )  # the default method, hybrid
     targets = generator.render_examples(seed=HELD_OUT_SEED, start=0, n_examples=args.n_sounds)
     predict_audio(run, targets.audio[0], generator=generator)  # the model traced, outside
     rows = []

@@ -40,7 +40,7 @@ import numpy as np
 
 from generators.dataset import open_dataset
 from models.matching.distance import MultiResolutionDistance
-from models.matching.objective import Objective
+from models.matching.objective import Budget, Objective
 from models.matching.sound_metrics import reconstruction_metrics
 
 HELD_OUT_SEED = 987654  # which held-out voices and random patches, the same in every run
@@ -92,7 +92,8 @@ def cmaes(
     top = (ps.n_levels - 1).astype(np.float64)
     objective = Objective(
         render=generator.render, parameter_set=ps, distance=distance,
-        target=distance.target(target), time_limit_s=time_limit_s, batch_size=64,
+        target=distance.target(target), budget=Budget(renders=None, seconds=time_limit_s),
+        batch_size=64,
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     while not objective.exhausted:
@@ -127,23 +128,27 @@ def _rows(
     args: argparse.Namespace, run: Any, generator: Any
 ) -> dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, int, float]]]:
     from generators.dexed.voices import TRAINING, VoiceCollection
+    from models.matching.match_settings import MatchSettings
     from models.matching.match_sounds import run_matcher
 
     distance = MultiResolutionDistance(sample_rate=generator.sample_rate, threads=args.workers)
     training = VoiceCollection.load(args.collection).part(TRAINING)
     plain = run_matcher(
-        run, method="hybrid", generator=generator, progress=False, threads=args.workers
+        run, generator=generator, settings=MatchSettings(workers=args.workers), progress=False
     )
     plain.lookup, plain.lookup_record = None, None  # no lookup: the shipped model alone
     looked = run_matcher(
-        run, method="hybrid", generator=generator, lookup_dataset=args.lookup_dataset,
-        progress=False, threads=args.workers,
+        run, generator=generator, progress=False,
+        settings=MatchSettings(lookup_dataset=args.lookup_dataset, workers=args.workers),
     )  # fmt: skip
     lookup = run_matcher(
-        run, method="lookup", generator=generator, lookup_dataset=args.lookup_dataset,
-        progress=False, threads=args.workers,
+        run, generator=generator, progress=False, settings=MatchSettings(
+            method="lookup", lookup_dataset=args.lookup_dataset, workers=args.workers
+        ),
     )  # fmt: skip
-    network = run_matcher(run, method="network", generator=generator, progress=False)
+    network = run_matcher(
+        run, generator=generator, settings=MatchSettings(method="network"), progress=False
+    )
     limit = args.time_limit_s
 
     def match(
@@ -220,6 +225,7 @@ def acoustic_benchmark(args: argparse.Namespace) -> None:
     from models.common.pretrained import pretrained_run_dir
     from models.common.run import load_run
     from models.matching.audio_io import load_for_model
+    from models.matching.match_settings import MatchSettings
     from models.matching.match_sounds import run_matcher
 
     manifest = list(csv.DictReader((args.sounds / "manifest.csv").open()))
@@ -227,7 +233,9 @@ def acoustic_benchmark(args: argparse.Namespace) -> None:
     for label, run_dir in (("DX7", args.run), ("FM", pretrained_run_dir("fm"))):
         run = load_run(run_dir)
         generator = run.make_generator(workers=args.workers)
-        matcher = run_matcher(run, method="hybrid", generator=generator, threads=args.workers)
+        matcher = run_matcher(
+            run, generator=generator, settings=MatchSettings(workers=args.workers)
+        )
         for row in manifest:
             sound = load_for_model(
                 args.sounds / row["file"], sample_rate=run.sample_rate, n_samples=run.n_samples

@@ -37,7 +37,8 @@ from models.cli.demo import HELD_OUT_SEED, plucked_string
 from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
-from models.matching.matchers import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS, make_matcher
+from models.matching.matchers import make_matcher
+from models.matching.objective import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS
 from models.matching.sound_metrics import reconstruction_metrics
 
 

@@ -45,7 +45,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -60,10 +60,14 @@ from core.commandline import (
 from core.environment import env_default
 from core.errors import InverSynthError
 from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
+from generators.dexed.engine import require_dexed
 from generators.outputs import mark_predictions_folder, predictions_folder
 from models.cli.options import add_budget_arguments
+from models.common.pretrained import pretrained_run_dir
+from models.common.run import Run, load_run
 from models.matching.legend import legend_lines, with_descriptions
 from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
+from models.matching.match_settings import MatchSettings
 from models.matching.match_sounds import (
     MatchOutcome,
     match_and_write,
@@ -73,10 +77,8 @@ from models.matching.match_sounds import (
 )
 from models.matching.match_text import format_prediction
 from models.matching.matchers import DEFAULT_METHOD, MATCHERS, Matcher
+from models.matching.objective import Budget
 from models.matching.prediction import predict_example, predict_segments
-
-if TYPE_CHECKING:
-    from models.common.run import Run
 
 __all__ = ["get_parser", "main"]
 
@@ -218,22 +220,34 @@ def add_matching_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _matcher(run: Run, args: argparse.Namespace, generator: Any) -> Matcher:
+def _match_settings(args: argparse.Namespace) -> MatchSettings:
+    """The match the command's options ask for."""
+    return MatchSettings(
+        method=args.method,
+        seed=args.seed,
+        budget=Budget(renders=args.budget_renders, seconds=args.budget_s),
+        lookup_dataset=args.lookup_dataset,
+        continuous=args.continuous,
+        workers=args.workers,
+        top_k=args.top_k,
+        output_sample_rate=args.output_sample_rate,
+        plot=not args.no_plot,
+    )
+
+
+def _matcher(run: Run, settings: MatchSettings, generator: Any) -> Matcher:
     """The run's matcher, and what it uses or goes without, said once."""
     matcher = run_matcher(
         run,
-        method=args.method,
         generator=generator,
-        lookup_dataset=args.lookup_dataset,
-        continuous=args.continuous,
+        settings=settings,
         # The run's own dataset without its held-out sounds: --example N is not looked up.
-        exclude_rows=None if args.lookup_dataset else run.split.indices("test"),
-        threads=args.workers,
+        exclude_rows=None if settings.lookup_dataset else run.split.indices("test"),
     )
-    budget = f"{args.budget_renders} renders per sound"
-    if args.budget_s is not None:
-        budget += f" (at most {args.budget_s:g} s)"
-    print(f"matching with {args.method!r}: {budget}, seed {args.seed}")
+    budget = f"{settings.budget.renders} renders per sound"
+    if settings.budget.seconds is not None:
+        budget += f" (at most {settings.budget.seconds:g} s)"
+    print(f"matching with {settings.method!r}: {budget}, seed {settings.seed}")
     if matcher.lookup_record is not None:
         print(f"  lookup: {matcher.lookup_record.dataset}")
     for note in matcher.notes:
@@ -260,28 +274,22 @@ def _loudness_lines(record: dict[str, Any]) -> list[str]:
 
 
 def _match_item(
-    run: Run, item: Path | int, args: argparse.Namespace, *, matcher: Matcher, generator: Any,
-    output_dir: Path, taken: set[str],
+    run: Run, item: Path | int, args: argparse.Namespace, *, matcher: Matcher,
+    settings: MatchSettings, output_dir: Path, taken: set[str],
 ) -> list[MatchOutcome]:  # fmt: skip
     """Match one file (each of its parts) or one test example; write and return what was found."""
-    common: dict[str, Any] = {
-        "matcher": matcher, "generator": generator, "output_dir": output_dir, "seed": args.seed,
-        "budget_renders": args.budget_renders, "budget_s": args.budget_s,
-        "output_sample_rate": args.output_sample_rate, "plot": not args.no_plot,
-    }  # fmt: skip
+    common: dict[str, Any] = {"matcher": matcher, "output_dir": output_dir, "settings": settings}
+    generator, top_k = matcher.generator, settings.top_k
     if isinstance(item, int):
-        prediction = predict_example(run, item, top_k=args.top_k, generator=generator)
+        prediction = predict_example(run, item, top_k=top_k, generator=generator)
         stem = unique_stem(Path(f"test_{item:06d}"), taken)
         return [match_and_write(run, prediction, stem=stem, **common)]
     stem = unique_stem(item, taken)
     if args.segments == 1:
-        return [
-            match_sound_file(run, item, stem=stem, top_k=args.top_k, offset_s=args.offset_s,
-                             **common)
-        ]  # fmt: skip
+        return [match_sound_file(run, item, stem=stem, offset_s=args.offset_s, **common)]
     predictions = predict_segments(
         run, item, offset_s=args.offset_s, n_segments=args.segments, hop_s=args.hop_s,
-        top_k=args.top_k, generator=generator,
+        top_k=top_k, generator=generator,
     )  # fmt: skip
     return [
         match_and_write(run, p, stem=f"{stem}_at_{p.input.offset_s:.3f}s", **common)
@@ -294,15 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.sounds and not args.example:
         parser.error("give sound files, or --example N")
-    from models.common.pretrained import pretrained_run_dir
-    from models.common.run import load_run
-
+    settings = _match_settings(args)  # checked before the model loads
     shipped = args.run is None
     if shipped and args.checkpoint != "best":
         parser.error("--checkpoint latest needs --run: the shipped model keeps only its best")
     if shipped and args.synth == "dexed":
-        from generators.dexed.engine import require_dexed
-
         require_dexed()  # one line saying how to install the extra, before loading anything
     run = load_run(
         pretrained_run_dir(args.synth) if shipped else args.run, checkpoint=args.checkpoint
@@ -316,20 +320,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{run.parameter_set.n_parameters} parameters of the {run.generator_name!r} synth, "
         f"{run.n_samples / run.sample_rate:g} s at {run.sample_rate} Hz"
     )
-    generator = run.make_generator(workers=args.workers)
+    generator = run.make_generator(workers=settings.workers)
     failed = 0
     taken: set[str] = set()
     inputs: list[Path | int] = [*args.sounds, *args.example]
     legend_shown = False
     try:
-        matcher = _matcher(run, args, generator)
+        matcher = _matcher(run, settings, generator)
         for item in inputs:
             try:
                 # One BLAS thread: the match renders and scores in its own --workers threads,
                 # and BLAS's threads would only wait on them (2.5x slower under load).
                 with threadpool_limits(limits=1, user_api="blas"):
                     outcomes = _match_item(
-                        run, item, args, matcher=matcher, generator=generator,
+                        run, item, args, matcher=matcher, settings=settings,
                         output_dir=output_dir, taken=taken,
                     )  # fmt: skip
             except (InverSynthError, OSError) as exc:

@@ -100,16 +100,18 @@ def test_a_dx7_match_is_a_bank_named_after_the_sound_played_at_its_note(
     from generators.dexed.engine import read_syx_voices, voice_name
     from generators.dexed.synth import DexedGenerator
     from models.common.run import load_run
+    from models.matching.match_settings import MatchSettings
     from models.matching.match_sounds import match_sound_file, run_matcher
+    from models.matching.objective import Budget
 
     run = load_run(_dx7_run(tmp_path, SMALL))
     generator = run.make_generator()
-    matcher = run_matcher(run, method="hybrid", generator=generator, progress=False)
+    matcher = run_matcher(run, generator=generator, progress=False)
     sound = tmp_path / "bright tone.wav"
     sf.write(sound, _saw(57, 22050, 0.5), 22050)  # A3
     outcome = match_sound_file(
-        run, sound, matcher=matcher, generator=generator, output_dir=tmp_path / "out",
-        stem="bright tone", budget_renders=24,
+        run, sound, matcher=matcher, output_dir=tmp_path / "out", stem="bright tone",
+        settings=MatchSettings(budget=Budget(renders=24)),
     )  # fmt: skip
     note = outcome.record["note"]
     assert note["midi"] == 57 and note["name"] == "A3" and note["synth_note"] == 60
@@ -124,7 +126,7 @@ def test_a_dx7_match_is_a_bank_named_after_the_sound_played_at_its_note(
 
 
 def test_predict_says_how_to_install_the_extra_for_the_dx7(monkeypatch: pytest.MonkeyPatch) -> None:
-    import generators.dexed.engine as engine
+    import models.predict
     from models.predict import main
 
     def missing() -> Any:
@@ -132,7 +134,7 @@ def test_predict_says_how_to_install_the_extra_for_the_dx7(monkeypatch: pytest.M
             "the Dexed (DX7) synth needs the optional extra 'dexed': uv sync --extra dexed"
         )
 
-    monkeypatch.setattr(engine, "require_dexed", missing)
+    monkeypatch.setattr(models.predict, "require_dexed", missing)
     with pytest.raises(InverSynthError, match="uv sync --extra dexed"):
         main(["x.wav", "--synth", "dexed"])
 
@@ -141,7 +143,8 @@ def test_a_large_space_is_searched_by_steps_and_parts(extra: Any) -> None:
     """From a voice with a few parameters moved, the search finds its way back."""
     from generators.dexed.synth import DexedGenerator
     from models.matching.distance import MultiResolutionDistance
-    from models.matching.search import LARGE_SPACE_LEVELS, search
+    from models.matching.objective import Budget, Objective
+    from models.matching.search import LARGE_SPACE_LEVELS, SearchPrior, search
 
     generator = DexedGenerator(dexed_config=VOICE, sample_rate=RATE, n_samples=N_SAMPLES)
     ps = generator.parameter_set
@@ -160,10 +163,11 @@ def test_a_large_space_is_searched_by_steps_and_parts(extra: Any) -> None:
         start[j] = int(np.clip(start[j] + move, 0, ps.n_levels[j] - 1))
     distance = MultiResolutionDistance(sample_rate=RATE)
     audio = generator.render_indices(target[None, :])[0]
-    found = search(
-        render=generator.render, parameter_set=ps, target_audio=audio, distance=distance,
-        starts=start[None, :], max_renders=1500, seed=0,
+    objective = Objective(
+        render=generator.render, parameter_set=ps, distance=distance,
+        target=distance.target(audio), budget=Budget(renders=1500),
     )  # fmt: skip
+    found = search(objective, prior=SearchPrior(starts=start[None, :]), seed=0)
     start_distance = float(
         distance.distance(distance.target(audio), generator.render_indices(start[None, :]))[0]
     )

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from core.errors import InverSynthError
 from models.matching.match_output import PEAK_CEILING_DBFS, loudness_gain, rms_dbfs
-from models.matching.objective import MatchProgress
+from models.matching.match_settings import MatchSettings
+from models.matching.objective import Budget, MatchProgress
 from tests.test_predict import N_SAMPLES, RATE, _tone, loaded_run, tiny_run  # noqa: F401
 
 QUIET = 0.01  # a sound at -43 dBFS RMS: far quieter than the synth plays
@@ -26,7 +27,7 @@ def _matcher(run):
     from models.matching.match_sounds import run_matcher
 
     generator = run.make_generator()
-    return run_matcher(run, method="hybrid", generator=generator, progress=False), generator
+    return run_matcher(run, generator=generator, progress=False), generator
 
 
 def test_match_sound_file_writes_what_it_returns_loud_enough_to_hear(tmp_path, loaded_run):  # noqa: F811
@@ -34,10 +35,10 @@ def test_match_sound_file_writes_what_it_returns_loud_enough_to_hear(tmp_path, l
 
     matcher, generator = _matcher(loaded_run)
     seen: list[MatchProgress] = []
+    settings = MatchSettings(seed=5, budget=Budget(renders=40), output_sample_rate="input")
     outcome = match_sound_file(
         loaded_run, _quiet_stereo_file(tmp_path / "in.wav"), matcher=matcher,
-        generator=generator, output_dir=tmp_path / "out", stem="tone", seed=5,
-        budget_renders=40, output_sample_rate="input", on_progress=seen.append,
+        output_dir=tmp_path / "out", stem="tone", settings=settings, on_progress=seen.append,
     )  # fmt: skip
     assert {"json", "input", "resynthesis", "plot"} <= set(outcome.files)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
@@ -79,13 +80,13 @@ def test_a_callback_that_raises_cancels_the_match_and_writes_nothing(tmp_path, l
     with pytest.raises(StopError):
         match_sound_file(
             loaded_run, _quiet_stereo_file(tmp_path / "in.wav"), matcher=matcher,
-            generator=generator, output_dir=out, stem="tone", on_progress=stop,
+            output_dir=out, stem="tone", on_progress=stop,
         )  # fmt: skip
     assert not out.exists() or list(out.iterdir()) == []
     with pytest.raises(InverSynthError, match="--output_sample_rate"):
         match_sound_file(
             loaded_run, _quiet_stereo_file(tmp_path / "in.wav"), matcher=matcher,
-            generator=generator, output_dir=out, stem="tone", output_sample_rate=10,
+            output_dir=out, stem="tone", settings=MatchSettings(output_sample_rate=10),
         )  # fmt: skip
     assert not out.exists() or list(out.iterdir()) == []
     generator.close()
@@ -129,10 +130,31 @@ def test_a_second_match_of_the_same_name_leaves_no_file_of_the_first(tmp_path, l
 
     matcher, generator = _matcher(loaded_run)
     sound, out = _quiet_stereo_file(tmp_path / "in.wav"), tmp_path / "out"
-    options = {"matcher": matcher, "generator": generator, "output_dir": out, "stem": "tone"}
-    first = match_sound_file(loaded_run, sound, budget_renders=8, **options)
+    options = {"matcher": matcher, "output_dir": out, "stem": "tone"}
+    eight = Budget(renders=8)
+    first = match_sound_file(loaded_run, sound, settings=MatchSettings(budget=eight), **options)
     assert "plot" in first.files
-    again = match_sound_file(loaded_run, sound, budget_renders=8, plot=False, **options)
+    again = match_sound_file(
+        loaded_run, sound, settings=MatchSettings(budget=eight, plot=False), **options
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again.files.values())
     assert not (out / "tone.png").exists()
     generator.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"method": "nearest"}, "unknown matching method 'nearest'"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"workers": 0}, "workers must be a positive integer"),
+        ({"top_k": True}, "top_k must be a positive integer"),
+        ({"output_sample_rate": 10}, "--output_sample_rate must be"),
+    ],
+)
+def test_match_settings_are_checked_when_made(options, expected):
+    with pytest.raises(InverSynthError, match=expected):
+        MatchSettings(**options)
+    with pytest.raises(InverSynthError, match="give a budget"):
+        Budget(renders=None, seconds=None)
+    assert MatchSettings().budget == Budget()  # the default budget, defined once

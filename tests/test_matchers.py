@@ -16,7 +16,8 @@ from generators.writer import DatasetCreator
 from models.matching.distance import MultiResolutionDistance, Resolution
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, make_matcher
-from models.matching.search import Objective, search
+from models.matching.objective import Budget, Objective
+from models.matching.search import SearchPlan, SearchPrior, search
 
 SINE_RATE, SINE_SAMPLES = 8192, 2048
 
@@ -105,15 +106,15 @@ def test_search_recovers_a_sine_synth_patch_from_random_starts() -> None:
     gen = sine()
     truth = np.array([5, 2])
     target = gen.render_indices(truth[None, :])[0]
-    result = search(
+    distance = MultiResolutionDistance(sample_rate=SINE_RATE)
+    objective = Objective(
         render=gen.render,
         parameter_set=gen.parameter_set,
-        target_audio=target,
-        distance=MultiResolutionDistance(sample_rate=SINE_RATE),
-        n_random_starts=2,
-        max_renders=60,
-        seed=1,
+        distance=distance,
+        target=distance.target(target),
+        budget=Budget(renders=60),
     )
+    result = search(objective, prior=SearchPrior(), seed=1, plan=SearchPlan(n_random_starts=2))
     np.testing.assert_array_equal(result.indices, truth)
     assert result.distance == pytest.approx(0.0, abs=1e-6)
     assert result.renders <= 60
@@ -126,15 +127,15 @@ def test_search_recovers_an_fm_patch_reachable_within_its_budget(changed: tuple[
     start = truth.copy()
     for j in changed:
         start[j] = (truth[j] + 5) % 16
-    result = search(
+    distance = MultiResolutionDistance(sample_rate=gen.sample_rate)
+    objective = Objective(
         render=gen.render,
         parameter_set=gen.parameter_set,
-        target_audio=gen.render_indices(truth[None, :])[0],
-        distance=MultiResolutionDistance(sample_rate=gen.sample_rate),
-        starts=start[None, :],
-        max_renders=800,
-        seed=0,
+        distance=distance,
+        target=distance.target(gen.render_indices(truth[None, :])[0]),
+        budget=Budget(renders=800),
     )
+    result = search(objective, prior=SearchPrior(starts=start[None, :]), seed=0)
     np.testing.assert_array_equal(result.indices, truth)
     assert result.renders <= 800
 
@@ -153,7 +154,7 @@ def test_objective_never_renders_more_than_its_budget_and_caches() -> None:
         parameter_set=gen.parameter_set,
         distance=distance,
         target=distance.target(gen.render_indices(np.array([[1, 1]]))[0]),
-        max_renders=5,
+        budget=Budget(renders=5),
         batch_size=3,
     )
     grid = np.array([[i, j] for i in range(3) for j in range(3)])
@@ -395,7 +396,7 @@ def _in_memory_lookup(gen, audio: np.ndarray) -> DatasetLookup:
 
 
 def test_the_default_budget_is_renders_so_a_match_does_not_depend_on_the_clock() -> None:
-    from models.matching.matchers import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+    from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
     assert DEFAULT_BUDGET_S is None and DEFAULT_BUDGET_RENDERS > 0
     gen = sine()

@@ -34,7 +34,8 @@ from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
 from models.common.data import Split
 from models.common.pretrained import PRETRAINED_FM_RUN
-from models.web.library import DEFAULT_BUDGET_RENDERS, format_value
+from models.matching.objective import DEFAULT_BUDGET_RENDERS
+from models.matching.prediction import format_value
 from models.web.server import (
     CANCEL_WAIT_S,
     MARKER,
@@ -542,8 +543,8 @@ def test_the_command_serves_the_page_and_stops_on_a_signal(tmp_path, sent, code)
 
 
 def test_a_match_reporting_progress_shows_it_and_stops_at_the_next_report_after_cancel():
+    from models.matching.objective import MatchProgress
     from models.web.jobs import Job, JobQueue
-    from models.web.library import MatchProgress
 
     ended: list[tuple[str, str]] = []
 

@@ -286,15 +286,17 @@ def _match_sounds(
     hybrid match sound for the others.
     """
     from models.matching.legend import legend_lines, with_descriptions
+    from models.matching.match_settings import MatchSettings
     from models.matching.match_sounds import match_and_write, run_matcher
     from models.matching.match_text import format_prediction, listening_summary, true_class_note
+    from models.matching.objective import Budget
     from models.matching.prediction import predict_file
 
     synth = run.make_generator()
     try:
         matcher = run_matcher(
-            run, method="hybrid", generator=synth, exclude_rows=run.split.indices("test")
-        )
+            run, generator=synth, exclude_rows=run.split.indices("test")
+        )  # the default method, hybrid
         if matcher.lookup_record is not None:
             print(f"lookup: {matcher.lookup_record.dataset}")
         for note in matcher.notes:
@@ -302,9 +304,10 @@ def _match_sounds(
         for n, (path, true) in enumerate(sounds):
             prediction = predict_file(run, path, generator=synth)
             prediction.true_indices = true
+            settings = MatchSettings(seed=n, budget=Budget(renders=budget_renders, seconds=None))
             outcome = match_and_write(
-                run, prediction, matcher=matcher, generator=synth, output_dir=predictions_dir,
-                stem=path.stem, seed=n, budget_renders=budget_renders, budget_s=None,
+                run, prediction, matcher=matcher, output_dir=predictions_dir, stem=path.stem,
+                settings=settings,
             )  # fmt: skip
             match = outcome.match
             print()

@@ -511,10 +511,6 @@ class Run:
         """Predicted class index of every parameter: int64 [batch, n_parameters]."""
         return self.decode(self.predict_scores(audio, batch_size=batch_size))
 
-    def predict_values(self, audio: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Predicted parameter values: float64 [batch, n_parameters]."""
-        return self.parameter_set.to_values(self.predict_indices(audio, batch_size=batch_size))
-
     # ---- synth and data ----------------------------------------------------
     def make_generator(self, *, workers: int = 1) -> Any:
         """The synth the training data was made with (a ``SoundGenerator``).

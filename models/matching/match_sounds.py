@@ -1,8 +1,10 @@
 """A trained run's matcher, and one call that matches a sound file and writes what it found.
 
-:func:`run_matcher` builds the matcher of a method (:data:`~models.matching.matchers.MATCHERS`)
-for a run: the network's scores are the run's (``Run.predict_scores``); the
-lookup (:func:`open_lookup`) is ``lookup_dataset``, else the run's own dataset
+:func:`run_matcher` builds the matcher a
+:class:`~models.matching.match_settings.MatchSettings` names (its method of
+:data:`~models.matching.matchers.MATCHERS`) for a run: the network's scores are
+the run's (``Run.predict_scores``); the lookup (:func:`open_lookup`) is the
+settings' ``lookup_dataset``, else the run's own dataset
 when it is here (its index is built once, with a message, and stored beside
 it), else one rendered from the run's synth when the synth gives the dataset's
 examples back exactly (:mod:`models.matching.synth_lookup`: the shipped FM
@@ -12,47 +14,43 @@ terminal and in every match's record (``"hybrid without a lookup: ..."``).
 :func:`match_sound_file` is ``predict``'s whole pipeline for one sound (read,
 predict, match, write), the library call behind ``python -m models.predict``
 and the web page; :func:`match_and_write` does the same for a sound already
-predicted (a part of a long file, a test example). ``on_progress`` is called
+predicted (a part of a long file, a test example); both read the seed, budget
+and what to write from the same settings. ``on_progress`` is called
 after every batch of the search's renders; an exception raised there ends the
 match, propagates, and leaves no file written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from core.environment import env_default
 from core.errors import InverSynthError
+from models.common.pretrained import PRETRAINED_FM_RUN
+from models.common.run import Run
 from models.matching.audio_io import load_for_model
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
-from models.matching.match_output import check_output_rate, write_prediction
+from models.matching.match_output import write_prediction
 from models.matching.match_result import LookupRecord, MatchResult
-from models.matching.matchers import MATCHERS, Matcher, make_matcher
+from models.matching.match_settings import DEFAULT_SETTINGS, MatchSettings
+from models.matching.matchers import MATCHERS, Matcher, SearchMatcher, make_matcher
 from models.matching.objective import (
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
-    MatchProgress,
     ProgressCallback,
 )
 from models.matching.pitch import estimate_pitch
 from models.matching.prediction import PlayedNote, Prediction, predict_audio
 from models.matching.synth_lookup import open_synth_lookup, why_not_renderable
 
-if TYPE_CHECKING:
-    from models.common.run import Run
-
 __all__ = [
-    "DEFAULT_BUDGET_RENDERS",
-    "DEFAULT_BUDGET_S",
     "MatchOutcome",
-    "MatchProgress",
-    "ProgressCallback",
     "match_and_write",
     "match_prediction",
     "match_sound_file",
@@ -65,8 +63,6 @@ __all__ = [
 
 def run_label(run: Run) -> str:
     """The run for people: ``the shipped model`` or ``run runs/C6_fm``."""
-    from models.common.pretrained import PRETRAINED_FM_RUN
-
     try:
         shipped = Path(run.run_dir).resolve() == PRETRAINED_FM_RUN.resolve()
     except OSError:
@@ -172,43 +168,43 @@ def open_lookup(
 def run_matcher(
     run: Run,
     *,
-    method: str,
     generator: Any,
-    lookup_dataset: str | Path | Sequence[str | Path] | None = None,
-    continuous: bool = False,
+    settings: MatchSettings = DEFAULT_SETTINGS,
     exclude_rows: np.ndarray | None = None,
     data_dir: str | Path | None = None,
     progress: bool = True,
-    threads: int = 1,
 ) -> Matcher:
-    """The matcher of ``method`` for ``run``, playing ``generator`` (``run.make_generator()``).
+    """The matcher of ``settings.method`` for ``run``, playing ``generator`` (``run.make_generator()``).
 
     ``matcher.notes`` says what the method goes without; ``matcher.lookup_record``
-    what its lookup is (:func:`open_lookup`). ``progress`` prints a lookup's
-    first build. ``threads`` score each batch of candidates in that many threads
-    (give the generator as many rendering workers: ``run.make_generator(workers=N)``).
+    what its lookup is (:func:`open_lookup`: ``settings.lookup_dataset``,
+    ``exclude_rows``, ``data_dir``). ``progress`` prints a lookup's first build.
+    ``settings.workers`` threads score each batch of candidates (give the
+    generator as many rendering workers: ``run.make_generator(workers=N)``).
 
     Raises
     ------
     InverSynthError
-        Unknown method, a lookup dataset of another synth, or ``lookup`` without a dataset.
+        A lookup dataset of another synth, or ``lookup`` without a dataset.
     """
-    if method not in MATCHERS:
-        raise InverSynthError(f"unknown matching method {method!r}; known: {sorted(MATCHERS)}")
+    method = settings.method
     lookup, record, notes = open_lookup(
-        run, generator, method=method, lookup_dataset=lookup_dataset, exclude_rows=exclude_rows,
-        data_dir=data_dir, progress=progress,
+        run, generator, method=method, lookup_dataset=settings.lookup_dataset,
+        exclude_rows=exclude_rows, data_dir=data_dir, progress=progress,
     )  # fmt: skip
+    searching = issubclass(MATCHERS[method], SearchMatcher)  # only a search ends between levels
     return make_matcher(
         method,
         generator=generator,
         scores=run.predict_scores,
         lookup=lookup,
-        continuous=continuous,
         lookup_record=record,
         notes=notes,
         decode=run.decoding,
-        distance=MultiResolutionDistance(sample_rate=generator.sample_rate, threads=threads),
+        distance=MultiResolutionDistance(
+            sample_rate=generator.sample_rate, threads=settings.workers
+        ),
+        **({"continuous": settings.continuous} if searching else {}),
     )
 
 
@@ -261,27 +257,23 @@ def match_and_write(
     prediction: Prediction,
     *,
     matcher: Matcher,
-    generator: Any,
     output_dir: str | Path,
     stem: str,
-    seed: int = 0,
-    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
-    budget_s: float | None = DEFAULT_BUDGET_S,
-    output_sample_rate: int | str | None = None,
+    settings: MatchSettings = DEFAULT_SETTINGS,
     on_progress: ProgressCallback | None = None,
-    plot: bool = True,
 ) -> MatchOutcome:
     """Match a predicted sound and write its files (:func:`match_sound_file` after reading)."""
-    check_output_rate(output_sample_rate)  # before the match, not after it
+    budget = settings.budget
     match = match_prediction(
-        prediction, matcher, max_renders=budget_renders, time_limit_s=budget_s, seed=seed,
-        on_progress=on_progress,
+        prediction, matcher, max_renders=budget.renders, time_limit_s=budget.seconds,
+        seed=settings.seed, on_progress=on_progress,
     )  # fmt: skip
+    generator = matcher.generator
     if hasattr(generator, "voice_for_note"):  # a synth played at a note: the DX7
         prediction.note = played_note(generator, prediction)
     written = write_prediction(
-        prediction, output_dir, stem=stem, run=run, plot=plot, generator=generator,
-        output_sample_rate=output_sample_rate,
+        prediction, output_dir, stem=stem, run=run, plot=settings.plot, generator=generator,
+        output_sample_rate=settings.output_sample_rate,
     )  # fmt: skip
     return MatchOutcome(prediction, match, written.record, written.files)
 
@@ -306,16 +298,10 @@ def match_sound_file(
     path: str | Path,
     *,
     matcher: Matcher,
-    generator: Any,
     output_dir: str | Path,
     stem: str,
-    seed: int = 0,
-    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
-    budget_s: float | None = DEFAULT_BUDGET_S,
-    top_k: int = 3,
-    output_sample_rate: int | str | None = None,
-    on_progress: Callable[[MatchProgress], None] | None = None,
-    plot: bool = True,
+    settings: MatchSettings = DEFAULT_SETTINGS,
+    on_progress: ProgressCallback | None = None,
     offset_s: float = 0.0,
 ) -> MatchOutcome:
     """Read a sound file, predict its parameters, match it, and write what was found.
@@ -327,28 +313,18 @@ def match_sound_file(
     path : path-like
         WAV, FLAC, OGG, MP3, ...; any sample rate and channel count.
     matcher : Matcher
-        From :func:`run_matcher`.
-    generator : SoundGenerator
-        The run's synth (``run.make_generator()``), the matcher's own.
+        From :func:`run_matcher`; it plays the run's synth (``matcher.generator``).
     output_dir : path
         Where the files go (created if needed).
     stem : str
         File name stem: ``{stem}.json``, ``{stem}_input.wav``, ...
-    seed : int
-        The matcher's seed: the same seed and renders give the same match.
-    budget_renders : int > 0, optional
-        Renders at most.
-    budget_s : float > 0, optional
-        A time limit, seconds (None: none; whichever budget ends first).
-    top_k : int > 0
-        The network's most likely classes recorded per parameter.
-    output_sample_rate : None, "model", "input" or int
-        Rate of the WAVs written, Hz (default the model's).
+    settings : MatchSettings
+        The seed, budget, top classes, output rate and plot (the matcher's own
+        method, lookup and workers are those it was made with).
     on_progress : callable, optional
-        Called with a :class:`MatchProgress` after every batch of renders; an
-        exception raised there ends the match and propagates, and no file is written.
-    plot : bool
-        Draw the spectrograms (``{stem}.png``).
+        Called with a :class:`~models.matching.objective.MatchProgress` after
+        every batch of renders; an exception raised there ends the match and
+        propagates, and no file is written.
     offset_s : float >= 0
         Where the part the model hears starts, seconds into the sound.
 
@@ -360,14 +336,15 @@ def match_sound_file(
     ------
     InverSynthError
         The file is missing, unreadable, empty, silent or holds NaN samples; a
-        bad budget or output rate; a folder that cannot be written.
+        folder that cannot be written.
     """
     sound = load_for_model(
         path, sample_rate=run.sample_rate, n_samples=run.n_samples, offset_s=offset_s
     )
-    prediction = predict_audio(run, sound, source=str(path), top_k=top_k, generator=generator)
+    prediction = predict_audio(
+        run, sound, source=str(path), top_k=settings.top_k, generator=matcher.generator
+    )
     return match_and_write(
-        run, prediction, matcher=matcher, generator=generator, output_dir=output_dir, stem=stem,
-        seed=seed, budget_renders=budget_renders, budget_s=budget_s,
-        output_sample_rate=output_sample_rate, on_progress=on_progress, plot=plot,
+        run, prediction, matcher=matcher, output_dir=output_dir, stem=stem, settings=settings,
+        on_progress=on_progress,
     )  # fmt: skip

@@ -50,26 +50,20 @@ from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
 from models.matching.match_result import LookupRecord, MatchResult
 from models.matching.objective import (
-    BUDGET_REFERENCE_S,
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
+    Budget,
     Objective,
     ProgressCallback,
-    check_budget,
 )
-from models.matching.search import search
+from models.matching.search import SearchPlan, SearchPrior, search
 from models.matching.sound_metrics import compare_audio
 
 __all__ = [
-    "BUDGET_REFERENCE_S",
-    "DEFAULT_BUDGET_RENDERS",
-    "DEFAULT_BUDGET_S",
     "DEFAULT_METHOD",
     "MATCHERS",
     "HybridMatcher",
     "LookupMatcher",
-    "LookupRecord",
-    "MatchResult",
     "Matcher",
     "NetworkMatcher",
     "ScoreFunction",
@@ -81,6 +75,10 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]  # audio [B, N] -> scores [B,
 
 DEFAULT_METHOD = "hybrid"
 _MIN_RELATIVE_PROBABILITY = 0.1  # a candidate class is at least this likely relative to the top
+# A budget of time alone (no renders) still needs a count: the network draws at most
+# _MAX_DRAWS patches, the lookup ranks at most _MAX_NEIGHBOURS examples.
+_MAX_DRAWS = 4096
+_MAX_NEIGHBOURS = 256
 
 
 class Matcher(abc.ABC):
@@ -98,8 +96,6 @@ class Matcher(abc.ABC):
         class probabilities (``network`` and ``hybrid`` need it).
     lookup : DatasetLookup, optional
         A dataset of the same synth (``lookup`` needs it, ``hybrid`` uses it).
-    continuous : bool
-        Let the search end between the levels (CMA-ES over continuous values).
     batch_size : int > 0
         Candidates per render call.
     lookup_record : LookupRecord, optional
@@ -120,7 +116,6 @@ class Matcher(abc.ABC):
         distance: MultiResolutionDistance | None = None,
         scores: ScoreFunction | None = None,
         lookup: DatasetLookup | None = None,
-        continuous: bool = False,
         batch_size: int = 64,
         lookup_record: LookupRecord | None = None,
         notes: Sequence[str] = (),
@@ -147,7 +142,6 @@ class Matcher(abc.ABC):
         self.distance = distance or MultiResolutionDistance(sample_rate=generator.sample_rate)
         self.scores = scores
         self.lookup = lookup
-        self.continuous = bool(continuous)
         self.batch_size = int(batch_size)
         if lookup_record is None and lookup is not None:
             path = str(lookup.path)
@@ -185,7 +179,7 @@ class Matcher(abc.ABC):
         -------
         MatchResult
         """
-        check_budget(max_renders=max_renders, time_limit_s=time_limit_s)
+        budget = Budget(renders=max_renders, seconds=time_limit_s)  # checked before anything
         if isinstance(seed, bool) or int(seed) != seed:
             raise InverSynthError(f"seed must be an integer, got {seed!r}")
         x = check_audio(
@@ -199,8 +193,7 @@ class Matcher(abc.ABC):
         start_s = time.monotonic()
         found = self._match(
             x,
-            max_renders=max_renders,
-            time_limit_s=time_limit_s,
+            budget=budget,
             start_s=start_s,
             rng=np.random.default_rng(int(seed)),
             on_progress=on_progress,
@@ -231,18 +224,18 @@ class Matcher(abc.ABC):
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None,
-        time_left_s: float | None,
+        budget: Budget,
         on_progress: ProgressCallback | None,
         start_s: float,
     ) -> Objective:
+        """The objective of one match: the budget's time counts from ``start_s`` (the network's
+        and the lookup's time count)."""
         return Objective(
             render=self.generator.render,
             parameter_set=self.parameter_set,
             distance=self.distance,
             target=self.distance.target(audio),
-            max_renders=max_renders,
-            time_limit_s=time_left_s,
+            budget=Budget(renders=budget.renders, seconds=_time_left(budget.seconds, start_s)),
             batch_size=self.batch_size,
             on_progress=on_progress,
             started_s=start_s,
@@ -281,8 +274,7 @@ class Matcher(abc.ABC):
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None,
-        time_limit_s: float | None,
+        budget: Budget,
         start_s: float,
         rng: np.random.Generator,
         on_progress: ProgressCallback | None,
@@ -349,20 +341,16 @@ class NetworkMatcher(Matcher):
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None,
-        time_limit_s: float | None,
+        budget: Budget,
         start_s: float,
         rng: np.random.Generator,
         on_progress: ProgressCallback | None,
     ) -> _Found:
         probabilities = self._probabilities(audio)
         guess = self._guess(probabilities)
-        n_draws = (max_renders or 4096) - 1
+        n_draws = (budget.renders or _MAX_DRAWS) - 1
         patches = np.concatenate([guess[None, :], _sample_patches(probabilities, n_draws, rng)])
-        objective = self._objective(
-            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s),
-            on_progress=on_progress, start_s=start_s,
-        )  # fmt: skip
+        objective = self._objective(audio, budget=budget, on_progress=on_progress, start_s=start_s)
         return _found_from_ranking(objective, patches)
 
 
@@ -376,19 +364,15 @@ class LookupMatcher(Matcher):
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None,
-        time_limit_s: float | None,
+        budget: Budget,
         start_s: float,
         rng: np.random.Generator,
         on_progress: ProgressCallback | None,
     ) -> _Found:
         assert self.lookup is not None
-        k = min(max_renders or 256, self.lookup.n_examples)
+        k = min(budget.renders or _MAX_NEIGHBOURS, self.lookup.n_examples)
         neighbours = self.lookup.query(audio, k=k)
-        objective = self._objective(
-            audio, max_renders=max_renders, time_left_s=_time_left(time_limit_s, start_s),
-            on_progress=on_progress, start_s=start_s,
-        )  # fmt: skip
+        objective = self._objective(audio, budget=budget, on_progress=on_progress, start_s=start_s)
         return _found_from_ranking(objective, neighbours.labels)
 
 
@@ -399,14 +383,19 @@ class SearchMatcher(Matcher):
     ----------
     n_random_starts : int > 0
         Random patches rendered first; the best few are descended from.
+    continuous : bool
+        Let the search end between the levels (CMA-ES over continuous values).
     **kwargs
         As :class:`Matcher`.
     """
 
     name = "search"
 
-    def __init__(self, *, n_random_starts: int = 16, **kwargs: Any) -> None:
+    def __init__(
+        self, *, n_random_starts: int = 16, continuous: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        self.continuous = bool(continuous)
         if int(n_random_starts) != n_random_starts or n_random_starts <= 0:
             raise InverSynthError(
                 f"n_random_starts must be a positive integer, got {n_random_starts!r}"
@@ -429,29 +418,19 @@ class SearchMatcher(Matcher):
         self,
         audio: np.ndarray,
         *,
-        max_renders: int | None,
-        time_limit_s: float | None,
+        budget: Budget,
         start_s: float,
         rng: np.random.Generator,
         on_progress: ProgressCallback | None,
     ) -> _Found:
         starts = self._starts(audio, rng)
-        candidates = self._candidates(audio)
+        prior = SearchPrior(
+            starts=starts, candidates=self._candidates(audio), priority=self._priority(audio)
+        )
+        seed = int(rng.integers(0, 2**31 - 1))
+        objective = self._objective(audio, budget=budget, on_progress=on_progress, start_s=start_s)
         result = search(
-            render=self.generator.render,
-            parameter_set=self.parameter_set,
-            target_audio=audio,
-            distance=self.distance,
-            starts=starts,
-            candidates=candidates,
-            max_renders=max_renders,
-            time_limit_s=_time_left(time_limit_s, start_s),
-            seed=int(rng.integers(0, 2**31 - 1)),
-            continuous=self.continuous,
-            batch_size=self.batch_size,
-            on_progress=on_progress,
-            started_s=start_s,
-            priority=self._priority(audio),
+            objective, prior=prior, seed=seed, plan=SearchPlan(continuous=self.continuous)
         )
         return _Found(
             values=result.values,

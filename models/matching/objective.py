@@ -3,8 +3,8 @@
 An :class:`Objective` renders candidate patches in batches through one callable,
 ``render(values [B, P]) -> audio [B, N]`` (:meth:`SoundGenerator.render`),
 scores them by the multi-resolution distance of :mod:`models.matching.distance`,
-counts the renders against the budget (never more than ``max_renders``; no new
-batch once ``time_limit_s`` would be passed), caches what it has already heard
+counts the renders against its :class:`Budget` (never more than its renders; no
+new batch once its seconds would be passed), caches what it has already heard
 and keeps the best so far, so a search can be cut off anywhere and still return
 its best. After every batch it reports to an optional callback
 (:data:`ProgressCallback`) with a :class:`MatchProgress`; an exception raised
@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_BUDGET_RENDERS",
     "DEFAULT_BUDGET_S",
     "SAME_SOUND_DB",
+    "Budget",
     "MatchProgress",
     "Objective",
     "ProgressCallback",
@@ -49,6 +50,31 @@ SAME_SOUND_DB = 1e-3  # a distance this small is the target itself (float32 roun
 BUDGET_REFERENCE_S = 2.0
 DEFAULT_BUDGET_RENDERS = 4000
 DEFAULT_BUDGET_S: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """What one match may spend: renders, seconds, or both (whichever ends first).
+
+    Attributes
+    ----------
+    renders : int > 0, optional
+        Never render more candidates than this (default :data:`DEFAULT_BUDGET_RENDERS`).
+    seconds : float > 0, optional
+        Start no batch of renders that would end after this many seconds
+        (default :data:`DEFAULT_BUDGET_S`: none).
+
+    Raises
+    ------
+    InverSynthError
+        Neither budget, or one that is not positive.
+    """
+
+    renders: int | None = DEFAULT_BUDGET_RENDERS
+    seconds: float | None = DEFAULT_BUDGET_S
+
+    def __post_init__(self) -> None:
+        check_budget(max_renders=self.renders, time_limit_s=self.seconds)
 
 
 @dataclass(frozen=True)
@@ -86,11 +112,9 @@ class Objective:
     distance : MultiResolutionDistance
     target : Target
         ``distance.target(audio)``.
-    max_renders : int > 0, optional
-        Never render more candidates than this.
-    time_limit_s : float > 0, optional
-        Start no batch that would end after this many seconds (estimated from
-        the renders so far).
+    budget : Budget
+        Renders and seconds the objective may spend (the seconds estimated
+        from the renders so far).
     batch_size : int > 0
         Candidates rendered per call of ``render``.
     on_progress : callable, optional
@@ -107,19 +131,16 @@ class Objective:
         parameter_set: ParameterSet,
         distance: MultiResolutionDistance,
         target: Target,
-        max_renders: int | None = None,
-        time_limit_s: float | None = None,
+        budget: Budget,
         batch_size: int = 64,
         on_progress: ProgressCallback | None = None,
         started_s: float | None = None,
     ) -> None:
-        check_budget(max_renders=max_renders, time_limit_s=time_limit_s)
         self.render = render
         self.parameter_set = parameter_set
         self.distance = distance
         self.target = target
-        self.max_renders = max_renders
-        self.time_limit_s = time_limit_s
+        self.budget = budget  # replaced whole where a search spends it in shares
         self.batch_size = int(batch_size)
         self.renders = 0
         self.best_distance = math.inf
@@ -139,9 +160,10 @@ class Objective:
 
     def remaining(self) -> int:
         """Renders still allowed (by count, and by time at the measured rate)."""
-        left = math.inf if self.max_renders is None else self.max_renders - self.renders
-        if self.time_limit_s is not None:
-            time_left = self.time_limit_s - self.seconds
+        max_renders, time_limit_s = self.budget.renders, self.budget.seconds
+        left = math.inf if max_renders is None else max_renders - self.renders
+        if time_limit_s is not None:
+            time_left = time_limit_s - self.seconds
             if time_left <= 0:
                 # Whatever the clock, one sound is heard: a search always has an answer.
                 return int(min(left, 1)) if self.renders == 0 else 0

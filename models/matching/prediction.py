@@ -40,7 +40,6 @@ __all__ = [
     "Prediction",
     "class_verdict",
     "format_value",
-    "is_ordered",
     "predict_audio",
     "predict_example",
     "predict_file",
@@ -77,11 +76,6 @@ class PlayedNote:
         }
 
 
-def is_ordered(parameter: Parameter) -> bool:
-    """Whether ``parameter``'s classes are ordered, so that a class distance means something."""
-    return parameter.ordered
-
-
 def class_verdict(parameter: Parameter, true_index: int, predicted_index: int) -> tuple[int, str]:
     """How far a predicted class is from the true one.
 
@@ -91,12 +85,12 @@ def class_verdict(parameter: Parameter, true_index: int, predicted_index: int) -
         0 right, 1 one class off (ordered parameters), 2 further off or wrong.
     text : str
         ``"right"``, ``"1 class off"``, ``"3 classes off"``, or for an
-        unordered parameter (:func:`is_ordered`) ``"wrong"``.
+        unordered parameter (``Parameter.ordered`` false) ``"wrong"``.
     """
     off = abs(int(predicted_index) - int(true_index))
     if off == 0:
         return 0, "right"
-    if not is_ordered(parameter):
+    if not parameter.ordered:
         return 2, "wrong"
     return min(off, 2), f"{off} class{'es' if off > 1 else ''} off"
 

@@ -5,7 +5,10 @@ Everything here hears candidates through an
 counts the renders against the budget, caches what it has heard and keeps the
 best so far, so a search can be cut off anywhere and still return its best.
 
-The search (:func:`search`), over the class indices the synth was trained with:
+The search (:func:`search`) spends the budget of the objective it is given; what
+is known before listening (starts, candidates, the parameters' priority) is its
+:class:`SearchPrior`, how it spends the budget its :class:`SearchPlan`. Over the
+class indices the synth was trained with:
 
 1. *starts*: every start given (the network's guess, a lookup's neighbours,
    random patches) is rendered, the first one first; the best few distinct
@@ -32,7 +35,7 @@ in 20. On a synth an early change of one parameter often masks the error of
 another (a quieter oscillator hides a wrong pitch), and a
 first-improvement descent settles there.
 
-With ``continuous=True`` a share of the budget goes last to CMA-ES (the
+With ``SearchPlan(continuous=True)`` a share of the budget goes last to CMA-ES (the
 ``cma`` package) over continuous values between the levels, started at the
 best discrete point: the FM synth and plugins play any value.
 
@@ -51,25 +54,14 @@ import numpy as np
 
 from core.errors import InverSynthError
 from generators.parameters import ParameterSet
-from models.matching.distance import MultiResolutionDistance
 from models.matching.moves import part_swaps, step_options, stepped_descent
-from models.matching.objective import (
-    SAME_SOUND_DB,
-    MatchProgress,
-    Objective,
-    ProgressCallback,
-    Render,
-    check_budget,
-)
+from models.matching.objective import SAME_SOUND_DB, Budget, Objective
 
 __all__ = [
-    "SAME_SOUND_DB",
-    "MatchProgress",
-    "Objective",
-    "ProgressCallback",
-    "Render",
+    "LARGE_SPACE_LEVELS",
+    "SearchPlan",
+    "SearchPrior",
     "SearchResult",
-    "check_budget",
     "coordinate_descent",
     "neighbourhood_descent",
     "pair_moves",
@@ -275,7 +267,7 @@ class SearchResult:
     indices : np.ndarray [P], int64
         The class indices (the nearest level of each value if continuous).
     distance : float
-        dB, :class:`MultiResolutionDistance` to the target.
+        dB, :class:`~models.matching.distance.MultiResolutionDistance` to the target.
     audio : np.ndarray [N], float32
         The best candidate as rendered.
     renders : int
@@ -297,47 +289,34 @@ class SearchResult:
     start_audio: np.ndarray
 
 
-def search(
-    *,
-    render: Render,
-    parameter_set: ParameterSet,
-    target_audio: np.ndarray,
-    distance: MultiResolutionDistance,
-    starts: np.ndarray | None = None,
-    candidates: Sequence[np.ndarray] | None = None,
-    max_renders: int | None = None,
-    time_limit_s: float | None = None,
-    seed: int = 0,
-    n_random_starts: int = 0,
-    n_descents: int = 3,
-    pairs: Sequence[tuple[int, int]] = (),
-    continuous: bool = False,
-    continuous_share: float = 0.3,
-    batch_size: int = 64,
-    on_progress: ProgressCallback | None = None,
-    started_s: float | None = None,
-    priority: np.ndarray | None = None,
-) -> SearchResult:
-    """Search the synth's settings closest to a target (see the module docstring).
+@dataclass(frozen=True, kw_only=True)
+class SearchPrior:
+    """What is known of a sound before listening: where to start and what to try first.
 
-    Parameters
+    Attributes
     ----------
-    render : callable
-        ``values [B, P] -> audio [B, N]``.
-    parameter_set : ParameterSet
-    target_audio : np.ndarray [N], float
-    distance : MultiResolutionDistance
     starts : np.ndarray [S, P], int, optional
         Class indices to start from. The first is always rendered first, so
         the result is never farther from the target than ``starts[0]``.
     candidates : sequence of P int arrays, optional
         The classes each parameter tries in the narrow descent (e.g. the
         network's top classes); without them the narrow descent is skipped.
-    max_renders : int > 0, optional
-    time_limit_s : float > 0, optional
-        At least one of the two budgets.
-    seed : int
-        Orders, random starts and kicks.
+    priority : np.ndarray [P], int, optional
+        Parameter positions, the most uncertain first: the order in which a
+        large space's stepped descent visits them (default as declared).
+    """
+
+    starts: np.ndarray | None = None
+    candidates: Sequence[np.ndarray] | None = None
+    priority: np.ndarray | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchPlan:
+    """How a search spends its budget.
+
+    Attributes
+    ----------
     n_random_starts : int >= 0
         Random patches added to the starts.
     n_descents : int > 0
@@ -349,65 +328,65 @@ def search(
     continuous : bool
         Spend ``continuous_share`` of the budget last on CMA-ES between the levels.
     continuous_share : float in (0, 1)
-    batch_size : int > 0
-        Candidates per call of ``render``.
-    on_progress, started_s
-        As :class:`Objective`: called after every batch of renders.
-    priority : np.ndarray [P], int, optional
-        Parameter positions, the most uncertain first: the order in which a
-        large space's stepped descent visits them (default as declared).
+    """
+
+    n_random_starts: int = 0
+    n_descents: int = 3
+    pairs: Sequence[tuple[int, int]] = ()
+    continuous: bool = False
+    continuous_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.continuous_share < 1.0:
+            raise InverSynthError(
+                f"continuous_share must be in (0, 1), got {self.continuous_share!r}"
+            )
+
+
+def search(
+    objective: Objective,
+    *,
+    prior: SearchPrior,
+    seed: int = 0,
+    plan: SearchPlan = SearchPlan(),
+) -> SearchResult:
+    """Search the synth's settings closest to the objective's target (see the module docstring).
+
+    Parameters
+    ----------
+    objective : Objective
+        The synth, the target and the budget; fresh (nothing heard yet).
+    prior : SearchPrior
+        Starts, each parameter's candidates, the parameters' priority.
+    seed : int
+        Orders, random starts and kicks.
+    plan : SearchPlan
+        Random starts, descents, pair moves, the continuous share.
 
     Returns
     -------
     SearchResult
     """
-    if not 0.0 < continuous_share < 1.0:
-        raise InverSynthError(f"continuous_share must be in (0, 1), got {continuous_share!r}")
     rng = np.random.default_rng(seed)
-    objective = Objective(
-        render=render,
-        parameter_set=parameter_set,
-        distance=distance,
-        target=distance.target(np.asarray(target_audio)),
-        max_renders=max_renders,
-        time_limit_s=time_limit_s,
-        batch_size=batch_size,
-        on_progress=on_progress,
-        started_s=started_s,
-    )
-    rows = []
-    if starts is not None and len(starts):
-        rows.append(parameter_set.check_indices(np.asarray(starts)))
-    if n_random_starts > 0:
-        shape = (int(n_random_starts), len(parameter_set))
-        rows.append(rng.integers(0, parameter_set.n_levels, size=shape))
-    if not rows:
-        raise InverSynthError("search needs starts or n_random_starts > 0")
-    if continuous:
-        # The discrete phases get their share; CMA-ES the rest.
-        if max_renders is not None:
-            objective.max_renders = max(1, round(max_renders * (1.0 - continuous_share)))
-        if time_limit_s is not None:
-            objective.time_limit_s = time_limit_s * (1.0 - continuous_share)
-    all_starts = np.concatenate(rows, axis=0)
+    parameter_set = objective.parameter_set
+    all_starts = _starts(parameter_set, prior.starts, plan.n_random_starts, rng)
+    budget = objective.budget
+    if plan.continuous:  # the discrete phases get their share; CMA-ES the rest
+        objective.budget = _share(budget, 1.0 - plan.continuous_share)
     start_distance = float(objective.indices(all_starts[:1])[0])  # heard first, whatever the budget
     assert objective.best_audio is not None
     start_audio = objective.best_audio
     if int(parameter_set.n_outputs) > LARGE_SPACE_LEVELS:
         _large_space_search(
-            objective, all_starts, rng=rng, candidates=candidates, priority=priority
+            objective, all_starts, rng=rng, candidates=prior.candidates, priority=prior.priority
         )
     else:
         _discrete_search(
-            objective,
-            all_starts,
-            rng=rng,
-            candidates=candidates,
-            n_descents=n_descents,
-            pairs=pairs,
-        )
-    if continuous:
-        objective.max_renders, objective.time_limit_s = max_renders, time_limit_s
+            objective, all_starts, rng=rng, candidates=prior.candidates,
+            n_descents=plan.n_descents, pairs=plan.pairs,
+        )  # fmt: skip
+    if plan.continuous:
+        objective.budget = budget
         _continuous_search(objective, rng=rng)
     assert objective.best_values is not None and objective.best_audio is not None
     return SearchResult(
@@ -420,6 +399,31 @@ def search(
         start_distance=start_distance,
         start_audio=start_audio,
     )
+
+
+def _starts(
+    parameter_set: ParameterSet,
+    starts: np.ndarray | None,
+    n_random_starts: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The starts given, then ``n_random_starts`` random patches: [S, P] int."""
+    rows = []
+    if starts is not None and len(starts):
+        rows.append(parameter_set.check_indices(np.asarray(starts)))
+    if n_random_starts > 0:
+        shape = (int(n_random_starts), len(parameter_set))
+        rows.append(rng.integers(0, parameter_set.n_levels, size=shape))
+    if not rows:
+        raise InverSynthError("search needs starts or n_random_starts > 0")
+    return np.concatenate(rows, axis=0)
+
+
+def _share(budget: Budget, share: float) -> Budget:
+    """``share`` of a budget (at least one render)."""
+    renders = None if budget.renders is None else max(1, round(budget.renders * share))
+    seconds = None if budget.seconds is None else budget.seconds * share
+    return Budget(renders=renders, seconds=seconds)
 
 
 def _discrete_search(

@@ -1,9 +1,9 @@
 """The page's one door into the matching library: the calls of ``python -m models.predict``.
 
-Everything the web app asks of :mod:`models.matching` and :mod:`models.common.run`
+Every call the web app makes into :mod:`models.matching` and :mod:`models.common.run`
 goes through this module, so that the page runs exactly the command's
 pipeline (no second implementation of matching) and a change of that
-pipeline's API is one edit here:
+pipeline's API is one edit here (constants are read from their own modules):
 
 * :func:`describe_run` reads a run folder's ``run.json`` (no model loaded);
 * :func:`synth_missing` says whether this machine can play a run's synth;
@@ -12,9 +12,11 @@ pipeline's API is one edit here:
 * :func:`match_sound` predicts, matches and writes one sound's files, as
   ``models.predict`` does for each file it is given.
 
-Progress: :func:`match_sound` takes ``on_stage`` (called between the steps)
-and ``on_progress`` (:class:`MatchProgress`, after every batch of renders of
-the search); either may raise to cancel, and a match cancelled at a progress
+A match is asked for by a :class:`~models.matching.match_settings.MatchSettings`,
+as the command builds one from its options. Progress: :func:`match_sound` takes
+``on_stage`` (called between the steps) and ``on_progress``
+(:class:`~models.matching.objective.MatchProgress`, after every batch of renders
+of the search); either may raise to cancel, and a match cancelled at a progress
 report writes no file (``models.matching.match_sounds.match_sound_file``).
 """
 
@@ -24,53 +26,33 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from core.errors import InverSynthError
+from generators.dexed.engine import require_dexed
 from generators.schema import SILENCE_PEAK
-from models.common.pretrained import PRETRAINED_DIR
-from models.common.run import BEST_MODEL, RunInfo
-from models.matching.audio_io import AUDIO_EXTENSIONS, read_audio
+from models.common.run import BEST_MODEL, Run, RunInfo, load_run
+from models.matching.audio_io import read_audio
 from models.matching.legend import synth_label
-from models.matching.match_sounds import (
-    DEFAULT_BUDGET_RENDERS,
-    DEFAULT_BUDGET_S,
-    MatchProgress,
-    ProgressCallback,
-    match_sound_file,
-    run_matcher,
-)
-from models.matching.matchers import DEFAULT_METHOD, MATCHERS
-from models.matching.objective import BUDGET_REFERENCE_S
-from models.matching.prediction import format_value
+from models.matching.match_settings import MatchSettings
+from models.matching.match_sounds import match_sound_file, run_matcher
+from models.matching.matchers import DEFAULT_METHOD, MATCHERS, Matcher
+from models.matching.objective import ProgressCallback
 from models.matching.sound_metrics import METRICS
 
-if TYPE_CHECKING:
-    from models.common.run import Run
-    from models.matching.matchers import Matcher
-
 __all__ = [
-    "AUDIO_EXTENSIONS",
-    "BUDGET_REFERENCE_S",
-    "DEFAULT_BUDGET_RENDERS",
-    "DEFAULT_BUDGET_S",
-    "DEFAULT_METHOD",
     "METHODS",
     "METRIC_INFO",
-    "PRETRAINED_DIR",
     "LoadedRuns",
-    "MatchProgress",
     "MatchedSound",
-    "ProgressCallback",
     "RunSummary",
     "SoundInfo",
     "StageCallback",
     "check_sound",
     "describe_run",
-    "format_value",
     "match_sound",
     "synth_missing",
 ]
@@ -154,8 +136,6 @@ def synth_missing(run_dir: Path) -> str | None:
     """
     info = RunInfo.load(run_dir)
     if info.generator_name == "dexed":
-        from generators.dexed.engine import require_dexed
-
         try:
             require_dexed()
         except InverSynthError as exc:
@@ -223,18 +203,25 @@ class _Loaded:
 
     run: Run
     generator: Any
-    matchers: dict[str, Matcher] = field(default_factory=dict)
+    matchers: dict[tuple[Any, ...], Matcher] = field(default_factory=dict)
 
-    def matcher(self, method: str) -> Matcher:
-        if method not in self.matchers:
-            self.matchers[method] = run_matcher(
+    def matcher(self, settings: MatchSettings) -> Matcher:
+        """The matcher of ``settings`` (made once per method, lookup, continuous and workers)."""
+        key = (
+            settings.method,
+            repr(settings.lookup_dataset),
+            settings.continuous,
+            settings.workers,
+        )
+        if key not in self.matchers:
+            self.matchers[key] = run_matcher(
                 self.run,
-                method=method,
                 generator=self.generator,
+                settings=settings,
                 # The run's own dataset without its held-out sounds, as models.predict does.
                 exclude_rows=self.run.split.indices("test"),
             )
-        return self.matchers[method]
+        return self.matchers[key]
 
 
 class LoadedRuns:
@@ -258,8 +245,6 @@ class LoadedRuns:
         with self._lock:
             loaded = self._runs.get(key)
         if loaded is None:
-            from models.common.run import load_run
-
             run = load_run(key)
             loaded = _Loaded(run, run.make_generator())
             with self._lock:
@@ -277,7 +262,7 @@ class LoadedRuns:
         indices = loaded.run.parameter_set.sample_indices(seed=0, n_examples=1)
         audio = np.asarray(loaded.generator.render_indices(indices)[0], dtype=np.float32)
         loaded.run.predict_scores(audio[None, :])
-        loaded.matcher(method).match(audio, max_renders=8, seed=0)
+        loaded.matcher(MatchSettings(method=method)).match(audio, max_renders=8, seed=0)
 
     def close(self) -> None:
         with self._lock:
@@ -304,13 +289,9 @@ def match_sound(
     run_dir: Path,
     path: Path,
     *,
-    method: str,
+    settings: MatchSettings,
     output_dir: Path,
     stem: str,
-    seed: int = 0,
-    budget_renders: int | None = DEFAULT_BUDGET_RENDERS,
-    budget_s: float | None = DEFAULT_BUDGET_S,
-    top_k: int = 3,
     on_stage: StageCallback | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> MatchedSound:
@@ -324,18 +305,17 @@ def match_sound(
         The run folder.
     path : Path
         The sound file (its first ``length_s`` seconds are matched).
-    method : str
-        One of :data:`METHODS`.
+    settings : MatchSettings
+        The method, seed, budget, ... as ``models.predict``'s options give them.
     output_dir : Path
         Where the files go (created).
     stem : str
         File name stem of every file written.
-    seed, budget_renders, budget_s, top_k
-        As ``models.predict``'s ``--seed``, ``--budget_renders``, ``--budget_s``, ``--top_k``.
     on_stage : callable, optional
         Told each step's name before it starts; may raise to cancel.
     on_progress : callable, optional
-        Called with a :class:`MatchProgress` after every batch of renders; may raise to cancel.
+        Called with a :class:`~models.matching.objective.MatchProgress` after every
+        batch of renders; may raise to cancel.
 
     Raises
     ------
@@ -346,15 +326,14 @@ def match_sound(
     if not runs.is_loaded(run_dir):
         stage("loading the model")
     loaded = runs.get(run_dir)
-    matcher = loaded.matcher(method)
+    matcher = loaded.matcher(settings)
     stage("matching")
     # One BLAS thread: the search's products are small, and on cores shared with other
     # work (the page's own server, a browser, other jobs) a second BLAS thread waits more
     # than it computes: the same match took about 3 times as long (benchmarks/serve_speed.py).
     with threadpool_limits(limits=1, user_api="blas"):
         outcome = match_sound_file(
-            loaded.run, path, matcher=matcher, generator=loaded.generator, output_dir=output_dir,
-            stem=stem, seed=seed, budget_renders=budget_renders, budget_s=budget_s, top_k=top_k,
-            on_progress=on_progress,
+            loaded.run, path, matcher=matcher, output_dir=output_dir, stem=stem,
+            settings=settings, on_progress=on_progress,
         )  # fmt: skip
     return MatchedSound(record=outcome.record, files=dict(outcome.files))

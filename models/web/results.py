@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.web.library import METRIC_INFO, MatchedSound, format_value
+from models.matching.prediction import format_value
+from models.web.library import METRIC_INFO, MatchedSound
 
 __all__ = ["FILE_KINDS", "MEDIA_TYPES", "ResultView", "result_view"]
 

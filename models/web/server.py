@@ -48,16 +48,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from core.errors import InverSynthError
-from models.web.catalog import ModelChoice, find_model, list_models
-from models.web.jobs import FINISHED, QUEUED, Job, JobQueue
-from models.web.library import (
-    AUDIO_EXTENSIONS,
+from models.common.pretrained import PRETRAINED_DIR
+from models.matching.audio_io import AUDIO_EXTENSIONS
+from models.matching.match_settings import MatchSettings
+from models.matching.matchers import DEFAULT_METHOD
+from models.matching.objective import (
     BUDGET_REFERENCE_S,
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
-    DEFAULT_METHOD,
+    Budget,
+)
+from models.web.catalog import ModelChoice, find_model, list_models
+from models.web.jobs import FINISHED, QUEUED, Job, JobQueue
+from models.web.library import (
     METHODS,
-    PRETRAINED_DIR,
     LoadedRuns,
     MatchedSound,
     check_sound,
@@ -170,9 +174,10 @@ class _Server:
         p = job.params
         output_dir = self.settings.results_dir / job.id
         try:
+            budget = Budget(renders=p["budget_renders"], seconds=p["budget_s"])
             return match_sound(
-                self.runs, p["run_dir"], p["upload"], method=p["method"], output_dir=output_dir,
-                stem=p["stem"], budget_renders=p["budget_renders"], budget_s=p["budget_s"],
+                self.runs, p["run_dir"], p["upload"], output_dir=output_dir, stem=p["stem"],
+                settings=MatchSettings(method=p["method"], budget=budget),
                 on_stage=job.set_stage, on_progress=job.set_progress,
             )  # fmt: skip
         except BaseException:

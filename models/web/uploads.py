@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.errors import InverSynthError
-from models.web.library import AUDIO_EXTENSIONS
+from models.matching.audio_io import AUDIO_EXTENSIONS
 
 __all__ = [
     "MAX_NAME_CHARACTERS",
