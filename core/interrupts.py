@@ -25,7 +25,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["Terminated", "install", "raise_if_interrupted"]
+__all__ = ["Terminated", "install", "raise_if_interrupted", "signal_exception"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -35,14 +35,15 @@ class Terminated(KeyboardInterrupt):
 _received: int | None = None  # the signal number recorded by the handler, until restored
 
 
-def _exception(signum: int) -> KeyboardInterrupt:
+def signal_exception(signum: int) -> KeyboardInterrupt:
+    """The exception that stands for signal ``signum``: :class:`Terminated` for SIGTERM, else ``KeyboardInterrupt``."""
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _received
     _received = signum
-    raise _exception(signum)
+    raise signal_exception(signum)
 
 
 def _quiet_dropped_interrupt(previous: Callable[[Any], object]) -> Callable[[Any], object]:
@@ -70,7 +71,7 @@ def raise_if_interrupted() -> None:
     dropped in a finalizer.
     """
     if _received is not None:
-        raise _exception(_received)
+        raise signal_exception(_received)
 
 
 def install() -> Callable[[], None]:

@@ -24,10 +24,13 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from core.commandline import bounded_float, bounded_int, make_parser, run_cli
 from core.environment import env_default
 from core.errors import InverSynthError
+from core.interrupts import signal_exception
 from core.options import add_bool_argument, add_output_dir_argument
 from generators.outputs import SERVE_FOLDER
 
@@ -160,8 +163,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     config = uvicorn.Config(create_app(settings), log_level="warning", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = _signalled_server_class()(config)
+    server.run(sockets=[sock])
+    if server.signal_received is not None:
+        # uvicorn raises the signal again once it has stopped, but a process that
+        # inherited SIGINT ignored (a background job, some test runners) would then
+        # exit 0: the signal that stopped the page decides the exit code.
+        raise signal_exception(server.signal_received)
     return 0
+
+
+def _signalled_server_class() -> type[Any]:
+    import uvicorn  # deferred, as in main: --help and refusals start without it
+
+    class SignalledServer(uvicorn.Server):
+        """uvicorn's server, remembering the signal that stopped it."""
+
+        signal_received: int | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.signal_received = sig
+            super().handle_exit(sig, frame)
+
+    return SignalledServer
 
 
 if __name__ == "__main__":

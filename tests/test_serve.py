@@ -495,11 +495,17 @@ def test_a_served_folder_is_left_alone_by_a_second_server_and_by_clean(served):
         shutil.rmtree(kept.parent)
 
 
-def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def _start(
+    tmp_path: Path, *extra: str, sigint_ignored: bool = False
+) -> tuple[subprocess.Popen, str]:
+    def ignore_sigint() -> None:  # as a shell starts a background job
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     process = subprocess.Popen(
         [sys.executable, "-m", "models.serve", "--port", "0", "--no_preload",
          "--serve_directory", str(tmp_path / "serve"), "--output_dir", str(tmp_path), *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     line = process.stdout.readline()
@@ -529,6 +535,26 @@ def test_the_command_serves_the_page_and_stops_on_a_signal(tmp_path, sent, code)
         )  # fmt: skip
         assert shared.returncode == 2 and shared.stderr.count("\n") == 1
         assert shared.stderr.startswith(f"error: another matching page (process {process.pid})")
+        process.send_signal(sent)
+        assert process.wait(timeout=30) == code
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_that_stops_the_page_sets_the_exit_code_whatever_the_process_inherited(
+    tmp_path, sent, code
+):
+    # uvicorn catches SIGINT even where the process inherited it ignored, stops, and
+    # raises it again into the ignored disposition: the command must not exit 0.
+    import urllib.request
+
+    process, url = _start(tmp_path, sigint_ignored=True)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # serving: its handlers are in
+            assert response.status == 200
         process.send_signal(sent)
         assert process.wait(timeout=30) == code
     finally:
