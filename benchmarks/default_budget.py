@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli.demo import HELD_OUT_SEED
+from models.cli.demo_app import HELD_OUT_SEED
 from models.matching.objective import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from generators.dataset import open_dataset
 from generators.synth import SoundGenerator, load_generator
 from generators.writer import DatasetCreator
-from models.cli.demo import HELD_OUT_SEED, plucked_string
+from models.cli.demo_app import HELD_OUT_SEED, plucked_string
 from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup

@@ -34,7 +34,7 @@ from core.options import (
     add_output_dir_argument,
     add_workers_argument,
 )
-from models.cli.options import add_match_evaluation_arguments
+from models.cli.match_options import add_match_evaluation_arguments
 from models.matching.evaluation import SPLITS, evaluate_run
 
 __all__ = ["get_parser", "main"]

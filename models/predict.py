@@ -61,7 +61,7 @@ from core.environment import env_default
 from core.errors import InverSynthError
 from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.outputs import mark_predictions_folder, predictions_folder
-from models.cli.options import add_budget_arguments
+from models.cli.match_options import add_budget_arguments
 from models.matching.legend import legend_lines, with_descriptions
 from models.matching.match_output import OUTPUT_RATES_HZ, check_output_rate, unique_stem
 from models.matching.match_sounds import (
