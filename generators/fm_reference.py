@@ -10,17 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import InverSynthError
-from generators.fm_dsp import (
-    CONTROL_NAMES,
-    MAX_BLEP_DT,
-    SAW,
-    SINE,
-    SQUARE,
-    TRIANGLE,
-    WAVEFORMS,
-    check_controls,
-    lowpass_coefficients,
-)
+from generators.fm_dsp import check_controls, lowpass_coefficients
+from generators.fm_kernels import MAX_BLEP_DT
+from generators.fm_parameters import CONTROL_NAMES, SAW, SINE, SQUARE, TRIANGLE, WAVEFORMS
 
 __all__ = [
     "adsr_reference",

@@ -170,7 +170,7 @@ def test_bad_groups_are_refused(group: object) -> None:
 def test_fm_groups_are_the_ones_its_old_files_get() -> None:
     # Runs and datasets of the FM synth written before parameters carried their
     # group must report the same groups as new ones.
-    from generators.fm_generator import FM_PARAMETERS
+    from generators.fm_parameters import FM_PARAMETERS
 
     assert all(p.group for p in FM_PARAMETERS.parameters)
     old = FM_PARAMETERS.to_dict()
@@ -197,7 +197,7 @@ def test_descriptions_round_trip_and_are_absent_in_old_files() -> None:
 
 
 def test_every_fm_parameter_says_what_it_does() -> None:
-    from generators.fm_generator import FM_PARAMETERS
+    from generators.fm_parameters import FM_PARAMETERS
 
     descriptions = {p.name: p.description for p in FM_PARAMETERS.parameters}
     assert all(descriptions.values())
