@@ -95,6 +95,21 @@ def get_parser() -> argparse.ArgumentParser:
         "for a plugin or Dexed run {name}.fxp or {name}.syx (the match as a preset) into "
         "--output_dir, by default {run}/predictions.",
     )
+    _add_sound_arguments(parser)
+    _add_model_arguments(parser)
+    _add_output_arguments(parser)
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="model.keras (best validation loss) or latest.keras",
+    )
+    add_matching_arguments(parser)
+    return parser
+
+
+def _add_sound_arguments(parser: argparse.ArgumentParser) -> None:
+    """What is matched: the sound files or the run's test examples, and which parts."""
     parser.add_argument(
         "sounds", nargs="*", type=Path, help="WAV, FLAC, OGG or MP3 files (or use --example)"
     )
@@ -126,6 +141,10 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds between the starts of the parts (unset: the model's length)",
     )
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model that listens: a run folder, or the one shipped for a synth."""
     parser.add_argument(
         "--run",
         type=Path,
@@ -141,6 +160,10 @@ def get_parser() -> argparse.ArgumentParser:
         "(models/pretrained/fm_M1) or the DX7 (models/pretrained/dexed_M1, a voice Dexed "
         "loads; needs the extra: uv sync --extra dexed)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the files go, at what rate, and what is printed and drawn."""
     add_output_dir_argument(
         parser,
         default=None,
@@ -160,14 +183,6 @@ def get_parser() -> argparse.ArgumentParser:
         "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"
     )
     parser.add_argument("--no_plot", action="store_true", help="skip the PNG spectrograms")
-    parser.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="model.keras (best validation loss) or latest.keras",
-    )
-    add_matching_arguments(parser)
-    return parser
 
 
 def _output_rate(text: str) -> int | str | None:
