@@ -32,7 +32,7 @@ import numpy as np
 
 from generators.dataset import open_dataset
 from generators.synth import SoundGenerator, load_generator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.cli.demo_app import HELD_OUT_SEED, plucked_string
 from models.common.run import Run, RunInfo, load_run
 from models.matching.audio_io import fit_length, resample, to_mono
@@ -48,9 +48,12 @@ def ensure_dataset(
     if not path.exists():
         print(f"making {path} ({n_examples} {generator.name} examples, seed {seed})", flush=True)
         DatasetCreator(
-            generator, path=path, n_examples=n_examples, seed=seed, workers=workers,
+            generator,
+            path=path,
+            plan=DatasetPlan(n_examples=n_examples, seed=seed),
+            workers=workers,
             progress=False,
-        ).run()  # fmt: skip
+        ).run()
     return path
 
 

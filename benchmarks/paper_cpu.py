@@ -75,12 +75,16 @@ def _dataset(args: argparse.Namespace) -> tuple[Path, bool]:
     if data_path.exists():
         return data_path, True
     from generators.fm_generator import FMGenerator
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
 
     DatasetCreator(
-        FMGenerator(), path=data_path, n_examples=args.examples, seed=0, workers=args.workers,
-        chunk_size=250, progress=False,
-    ).run()  # fmt: skip
+        FMGenerator(),
+        path=data_path,
+        plan=DatasetPlan(n_examples=args.examples, seed=0),
+        workers=args.workers,
+        chunk_size=250,
+        progress=False,
+    ).run()
     return data_path, False
 
 

@@ -71,12 +71,16 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 def make_data(folder: Path, n_examples: int, synth: str) -> Path:
     from generators.synth import load_generator
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
 
     generator = load_generator(synth, {})
     path = folder / f"{synth}_data.hdf5"
     DatasetCreator(
-        generator, path=path, n_examples=n_examples, seed=0, workers=2, progress=False
+        generator,
+        path=path,
+        plan=DatasetPlan(n_examples=n_examples, seed=0),
+        workers=2,
+        progress=False,
     ).run()
     return path
 

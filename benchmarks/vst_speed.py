@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from generators.vst.synth import VSTGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def _dataset_rate(config: Path, *, writers: int, hosts: int, n_examples: int) ->
         creator = DatasetCreator(
             gen,
             path=Path(tmp) / "bench_data.hdf5",
-            n_examples=n_examples,
+            plan=DatasetPlan(n_examples=n_examples),
             workers=writers,
             chunk_size=128,
             progress=False,

@@ -11,7 +11,7 @@ import pytest
 from core.errors import InverSynthError
 from generators.dataset import SynthDataset, open_dataset
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.data import EpochClock, Split, make_dataset, parse_split
 
 N_EXAMPLES = 103  # not a multiple of the batch sizes used below
@@ -22,11 +22,9 @@ def _make(path: Path, shard: tuple[int, int] = (1, 1)) -> Path:
     return DatasetCreator(
         gen,
         path=path,
-        n_examples=N_EXAMPLES,
-        seed=3,
+        plan=DatasetPlan(n_examples=N_EXAMPLES, seed=3, shard=shard),
         workers=1,
         chunk_size=16,
-        shard=shard,
         progress=False,
     ).run()
 

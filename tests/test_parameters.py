@@ -213,13 +213,16 @@ def test_a_dataset_made_before_descriptions_is_the_same_dataset(tmp_path) -> Non
 
     from generators.dataset import open_dataset
     from generators.fm_generator import FMGenerator
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
     from models.common.pretrained import PRETRAINED_FM_RUN
 
     path = DatasetCreator(
-        FMGenerator(), path=tmp_path / "fm_data.hdf5", n_examples=4, seed=3, chunk_size=4,
+        FMGenerator(),
+        path=tmp_path / "fm_data.hdf5",
+        plan=DatasetPlan(n_examples=4, seed=3),
+        chunk_size=4,
         progress=False,
-    ).run()  # fmt: skip
+    ).run()
     with open_dataset(path) as dataset:
         identity = dataset.identity
     shipped = json.loads((PRETRAINED_FM_RUN / "run.json").read_text())["dataset"]["identity"]

@@ -517,14 +517,17 @@ def test_bad_matching_options_exit_2_in_one_line(tmp_path, tiny_run, capsys, ext
 
 def test_a_lookup_dataset_of_another_synth_exits_2_in_one_line(tmp_path, tiny_run, capsys):
     from core.commandline import run_cli
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
     from models.predict import main
 
     other = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=4)  # other levels
     dataset = DatasetCreator(
-        other, path=tmp_path / "other_data.hdf5", n_examples=8, seed=1, chunk_size=8,
+        other,
+        path=tmp_path / "other_data.hdf5",
+        plan=DatasetPlan(n_examples=8, seed=1),
+        chunk_size=8,
         progress=False,
-    ).run(overwrite=True)  # fmt: skip
+    ).run(overwrite=True)
     path = tmp_path / "tone.wav"
     sf.write(path, _tone(RATE, 0.5), RATE)
     argv = [str(path), "--run", str(tiny_run), "--output_dir", str(tmp_path / "out")]

@@ -37,7 +37,7 @@ from generators.sine_generator import SineGenerator
 from generators.synth import RenderedExamples
 from generators.vst import cli as vst_cli
 from generators.vst.config import load_plugin_config
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLES = 2048
@@ -58,10 +58,16 @@ def sine() -> SineGenerator:
     return SineGenerator(sample_rate=8192, n_samples=N_SAMPLES)
 
 
+def creator(path: Path, **options: Any) -> DatasetCreator:
+    """A writer of sine examples; the plan's options (n_examples, seed, shard) among the rest."""
+    plan = {k: options.pop(k) for k in ("n_examples", "seed", "shard") if k in options}
+    return DatasetCreator(sine(), path=path, plan=DatasetPlan(**plan), **options)
+
+
 def make(path: Path, **kwargs: Any) -> Path:
     settings: dict[str, Any] = {"n_examples": 40, "seed": 5, "chunk_size": 8, "progress": False}
     settings.update(kwargs)
-    return DatasetCreator(sine(), path=path, **settings).run()
+    return creator(path, **settings).run()
 
 
 def run_command(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -129,15 +135,15 @@ RUN_SLOW = textwrap.dedent(
     import os, sys
     import slow_synth
     from core.commandline import run_cli
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
 
     def main(argv):
         path, workers = argv[0], int(argv[1])
         n_samples, n_examples = int(os.environ["N_SAMPLES"]), int(os.environ["N_EXAMPLES"])
         gen = slow_synth.SlowSine(sample_rate=8192, n_samples=n_samples)
         creator = DatasetCreator(
-            gen, path=path, n_examples=n_examples, seed=5, workers=workers, chunk_size=4,
-            progress=False,
+            gen, path=path, plan=DatasetPlan(n_examples=n_examples, seed=5), workers=workers,
+            chunk_size=4, progress=False,
         )
         creator.run(resume="--resume" in argv, overwrite="--overwrite" in argv)
         return 0
@@ -232,7 +238,9 @@ def test_a_second_writer_of_a_dataset_is_refused_and_touches_nothing(
     assert lock_path(path).exists()
     before = partial.stat()
     for flags in ({}, {"overwrite": True}, {"resume": True}):
-        creator = DatasetCreator(sine(), path=path, n_examples=40, seed=5, progress=False)
+        creator = DatasetCreator(
+            sine(), path=path, plan=DatasetPlan(n_examples=40, seed=5), progress=False
+        )
         with pytest.raises(
             InverSynthError, match=rf"being written by another process \(pid {running.pid}\)"
         ) as err:
@@ -356,8 +364,7 @@ def test_failed_examples_are_recorded_and_readers_leave_them_out(tmp_path: Path)
     creator = DatasetCreator(
         gen,
         path=path,
-        n_examples=40,
-        seed=5,
+        plan=DatasetPlan(n_examples=40, seed=5),
         chunk_size=8,
         progress=False,
         wav_directory=tmp_path / "wavs",
@@ -379,7 +386,9 @@ def test_failed_examples_are_recorded_and_readers_leave_them_out(tmp_path: Path)
     wavs = sorted(p.name for p in (tmp_path / "wavs").iterdir())
     assert len(wavs) == 40 - expected.size and "f_0000003.wav" not in wavs
     # Recorded as done: a resume has nothing to redo.
-    again = DatasetCreator(gen, path=path, n_examples=40, seed=5, chunk_size=8, progress=False)
+    again = DatasetCreator(
+        gen, path=path, plan=DatasetPlan(n_examples=40, seed=5), chunk_size=8, progress=False
+    )
     assert again.run(resume=True) == path
 
 
@@ -389,8 +398,7 @@ def test_shards_carry_their_failed_examples_to_the_whole(tmp_path: Path) -> None
         DatasetCreator(
             gen,
             path=tmp_path / f"s_data.shard-{k}-of-2.hdf5",
-            n_examples=30,
-            shard=(k, 2),
+            plan=DatasetPlan(n_examples=30, shard=(k, 2)),
             chunk_size=4,
             progress=False,
         ).run()
@@ -412,7 +420,9 @@ def test_a_synth_that_fails_every_example_stops_early_and_keeps_the_file(tmp_pat
     gen = _AlwaysFailing(sample_rate=8192, n_samples=N_SAMPLES)
     path = tmp_path / "a_data.hdf5"
     with pytest.raises(InverSynthError, match="failed to render every one of the first 16"):
-        DatasetCreator(gen, path=path, n_examples=400, chunk_size=8, progress=False).run()
+        DatasetCreator(
+            gen, path=path, plan=DatasetPlan(n_examples=400), chunk_size=8, progress=False
+        ).run()
     assert Path(str(path) + ".partial").exists() and not lock_path(path).exists()
 
 
@@ -453,7 +463,9 @@ def test_a_plugin_that_always_crashes_on_some_examples_costs_only_those(
         plugin_config=NEKOBI_CONFIG, sample_rate=16384, n_samples=4096, note_length_s=0.1, retries=0
     ) as gen:
         crashing = gen.parameter_set.sample_indices(seed=0, n_examples=10)[:, 0] == 1
-        DatasetCreator(gen, path=path, n_examples=10, chunk_size=5, progress=False).run()
+        DatasetCreator(
+            gen, path=path, plan=DatasetPlan(n_examples=10), chunk_size=5, progress=False
+        ).run()
     assert 0 < crashing.sum() < 10
     with open_dataset(path) as ds:
         np.testing.assert_array_equal(ds.failed_indices, np.flatnonzero(crashing))
@@ -492,9 +504,11 @@ def test_resume_of_a_finished_dataset_with_other_options_is_refused(
     path = make(tmp_path / "r_data.hdf5")
     settings: dict[str, Any] = {"n_examples": 40, "seed": 5, "progress": False, **change}
     with pytest.raises(InverSynthError, match=message):
-        DatasetCreator(sine(), path=path, **settings).run(resume=True)
+        creator(path, **settings).run(resume=True)
     # The same options (another chunk size: the rows are the same) find it done.
-    same = DatasetCreator(sine(), path=path, n_examples=40, seed=5, chunk_size=3, progress=False)
+    same = DatasetCreator(
+        sine(), path=path, plan=DatasetPlan(n_examples=40, seed=5), chunk_size=3, progress=False
+    )
     assert same.run(resume=True) == path
 
 
@@ -636,11 +650,13 @@ FILE_SIZE_LIMIT = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
     from core.commandline import run_cli
     from generators.sine_generator import SineGenerator
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
 
     def main(argv):
         gen = SineGenerator(sample_rate=8192, n_samples=2048)
-        DatasetCreator(gen, path=argv[0], n_examples=200, chunk_size=8, progress=False).run()
+        DatasetCreator(
+            gen, path=argv[0], plan=DatasetPlan(n_examples=200), chunk_size=8, progress=False
+        ).run()
 
     run_cli(main, sys.argv[1:])
     """
@@ -683,7 +699,7 @@ def test_a_full_disk_while_writing_keeps_the_finished_examples_for_resume(
     with h5py.File(str(path) + ".partial", "r") as f:
         assert f["done_chunks"][...].sum() == 2  # the chunks before the failure are kept
     resumed = DatasetCreator(
-        sine(), path=path, n_examples=40, seed=5, chunk_size=8, progress=False
+        sine(), path=path, plan=DatasetPlan(n_examples=40, seed=5), chunk_size=8, progress=False
     ).run(resume=True)
     assert_same_examples(resumed, make(tmp_path / "ref_data.hdf5"))
 
@@ -842,9 +858,9 @@ def test_resume_says_how_much_was_already_written(
         make(path)
     monkeypatch.setattr(writer._ChunkSink, "write", real_write)
     capsys.readouterr()
-    DatasetCreator(sine(), path=path, n_examples=40, seed=5, chunk_size=8, progress=False).run(
-        resume=True
-    )
+    DatasetCreator(
+        sine(), path=path, plan=DatasetPlan(n_examples=40, seed=5), chunk_size=8, progress=False
+    ).run(resume=True)
     assert "resuming: 16 of 40 examples already written" in capsys.readouterr().out
 
 
@@ -860,7 +876,9 @@ def test_a_slow_start_is_explained(
 
     monkeypatch.setattr(writer, "_STARTUP_NOTE_S", 0.1)
     gen = Slow(sample_rate=8192, n_samples=N_SAMPLES)
-    DatasetCreator(gen, path=tmp_path / "s_data.hdf5", n_examples=8, progress=False).run()
+    DatasetCreator(
+        gen, path=tmp_path / "s_data.hdf5", plan=DatasetPlan(n_examples=8), progress=False
+    ).run()
     assert "waiting for the first examples" in capsys.readouterr().err
 
 
@@ -915,7 +933,9 @@ def test_training_and_evaluation_leave_failed_examples_out(tmp_path: Path) -> No
 
     path = tmp_path / "f_data.hdf5"
     gen = _FailingSine(sample_rate=8192, n_samples=N_SAMPLES)
-    DatasetCreator(gen, path=path, n_examples=40, seed=5, chunk_size=8, progress=False).run()
+    DatasetCreator(
+        gen, path=path, plan=DatasetPlan(n_examples=40, seed=5), chunk_size=8, progress=False
+    ).run()
     split = Split(n_examples=40, fractions=(0.5, 0.25, 0.25))
     with open_dataset(path) as ds:
         train = usable_indices(ds, split.indices("train"))

@@ -24,7 +24,7 @@ from generators.vst import hosts
 from generators.vst.config import load_plugin_config
 from generators.vst.describe import describe_plugin, plugin_config_template
 from generators.vst.synth import VSTGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
@@ -198,8 +198,10 @@ def test_silent_examples_are_counted_and_resampled_deterministically(tmp_path: P
     )
     with VSTGenerator(plugin_config=cfg, **SHORT) as plain:
         # Two writer processes, each rebuilding the generator from its config.
-        options: dict[str, Any] = {"n_examples": 12, "seed": 4, "workers": 2, "chunk_size": 4}
-        path = DatasetCreator(plain, path=tmp_path / "s_data.hdf5", progress=False, **options).run()
+        path = DatasetCreator(
+            plain, path=tmp_path / "s_data.hdf5", plan=DatasetPlan(n_examples=12, seed=4),
+            workers=2, chunk_size=4, progress=False,
+        ).run()  # fmt: skip
         first_draw = plain.render_examples(seed=4, start=0, n_examples=12).indices
     with open_dataset(path) as ds:
         _, labels = ds.read_range(0, 12)
@@ -481,7 +483,9 @@ def test_a_model_trains_on_a_plugin_dataset_and_its_prediction_plays_back(
 
     data = tmp_path / "data"
     with VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT) as gen:
-        DatasetCreator(gen, path=data / "nk_data.hdf5", n_examples=64, progress=False).run()
+        DatasetCreator(
+            gen, path=data / "nk_data.hdf5", plan=DatasetPlan(n_examples=64), progress=False
+        ).run()
     args = ["--model", "C1", "--dataset_dir", str(data), "--dataset_name", "nk"]
     args += ["--output_dir", str(tmp_path / "runs"), "--epochs", "1", "--batch_size", "16"]
     assert spectrogram_cnn.main([*args, "--no_progress", "--no_evaluate"]) == 0

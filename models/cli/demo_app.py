@@ -47,7 +47,7 @@ from generators.parameters import ALL_GROUP
 from generators.schema import dataset_path
 from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.pretrained import pretrained_run_dir
 from models.common.run import (
@@ -279,7 +279,10 @@ def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, worker
     data_path = dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}")
     try:
         DatasetCreator(
-            generator, path=data_path, n_examples=num_examples, seed=seed, workers=workers
+            generator,
+            path=data_path,
+            plan=DatasetPlan(n_examples=num_examples, seed=seed),
+            workers=workers,
         ).run(overwrite=True)
     finally:
         generator.close()
