@@ -129,10 +129,10 @@ def _default_synth() -> str:
 
 def _pipeline_alone(dataset: Any, indices: np.ndarray, batch_size: int) -> None:
     """The pipeline on its own, without a model: how fast can it feed at all?"""
-    from models.common.data import make_dataset
+    from models.common.data import Shuffle, make_dataset
 
     start = time.perf_counter()
-    for _ in make_dataset(dataset, indices, batch_size=batch_size, shuffle=True, seed=2):
+    for _ in make_dataset(dataset, indices, batch_size=batch_size, shuffle=Shuffle(seed=2)):
         pass
     print(f"HDF5 pipeline alone: {len(indices) / (time.perf_counter() - start):.0f} ex/s")
 
@@ -149,7 +149,7 @@ def _pairs(
     import keras
 
     from models.common.architectures import build_model
-    from models.common.data import make_dataset, make_memory_dataset
+    from models.common.data import Shuffle, make_dataset, make_memory_dataset
     from models.common.training import compile_model
 
     n_levels = dataset.parameter_set.n_levels.tolist()
@@ -164,7 +164,7 @@ def _pairs(
         # Short, alternating segments on the same examples: load from other
         # processes then hits both sources alike.
         sub = np.sort(rng.choice(indices, size=args.segment, replace=False))
-        hdf5 = make_dataset(dataset, sub, batch_size=args.batch_size, shuffle=True, seed=1)
+        hdf5 = make_dataset(dataset, sub, batch_size=args.batch_size, shuffle=Shuffle(seed=1))
         memory = make_memory_dataset(
             audio[sub], one_hot[sub], batch_size=args.batch_size, shuffle=True, seed=1
         )

@@ -453,15 +453,16 @@ def test_a_plugin_that_always_crashes_on_some_examples_costs_only_those(
             pytest.fail("Nekobi is not installed: apt-get install -y dpf-plugins-vst")
         pytest.skip("Nekobi is not installed: apt-get install -y dpf-plugins-vst")
     from generators.vst import hosts
-    from generators.vst.synth import VSTGenerator
+    from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
 
     script = tmp_path / "faulty_host.py"
     script.write_text(FAULTY_HOST.format(host_folder=str(REPO / "generators" / "vst")))
     monkeypatch.setattr(hosts, "_HOST_SCRIPT", script)
     path = tmp_path / "nk_data.hdf5"
     with VSTGenerator(
-        plugin_config=NEKOBI_CONFIG, sample_rate=16384, n_samples=4096, note_length_s=0.1, retries=0
-    ) as gen:
+        plugin_config=NEKOBI_CONFIG, sample_rate=16384, n_samples=4096,
+        play=PlaySettings(note_length_s=0.1), hosts=HostSettings(retries=0),
+    ) as gen:  # fmt: skip
         crashing = gen.parameter_set.sample_indices(seed=0, n_examples=10)[:, 0] == 1
         DatasetCreator(
             gen, path=path, plan=DatasetPlan(n_examples=10), chunk_size=5, progress=False

@@ -23,7 +23,7 @@ from generators.vst import cli as vst_cli
 from generators.vst import hosts
 from generators.vst.config import load_plugin_config
 from generators.vst.describe import describe_plugin, plugin_config_template
-from generators.vst.synth import VSTGenerator
+from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
 from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,9 @@ AMSYNTH_CONFIG = REPO / "plugin_config" / "amsynth.json"
 NEKOBI_CONFIG = REPO / "plugin_config" / "nekobi.json"
 SAMPLE_RATE = 16384
 N_SAMPLES = 8192  # half-second examples keep these tests fast
-SHORT: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "n_samples": N_SAMPLES, "note_length_s": 0.25}
+SHORT: dict[str, Any] = {
+    "sample_rate": SAMPLE_RATE, "n_samples": N_SAMPLES, "play": PlaySettings(note_length_s=0.25)
+}  # fmt: skip
 AMSYNTH_VARIED = [p["name"] for p in json.loads(AMSYNTH_CONFIG.read_text())["parameters"]]
 
 
@@ -130,7 +132,9 @@ def test_renders_are_mono_finite_and_depend_on_the_parameters_only(
     assert audio.shape == (6, N_SAMPLES) and audio.dtype == np.float32
     assert np.isfinite(audio).all() and not silent.any()
     # Fresh hosts, two of them, the examples in reverse order: other histories.
-    with VSTGenerator(plugin_config=AMSYNTH_CONFIG, workers=2, **SHORT) as other:
+    with VSTGenerator(
+        plugin_config=AMSYNTH_CONFIG, hosts=HostSettings(workers=2), **SHORT
+    ) as other:
         again = other.render_indices(indices[::-1])[::-1]
     np.testing.assert_allclose(again, audio, atol=1e-4)
 
@@ -384,9 +388,9 @@ def faulty_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     monkeypatch.setattr(hosts, "_HOST_SCRIPT", script)
     monkeypatch.setenv("FAULT_DIR", str(tmp_path))
 
-    def make(mode: str, **kwargs: Any) -> VSTGenerator:
+    def make(mode: str, **hosts: Any) -> VSTGenerator:
         monkeypatch.setenv("FAULT_MODE", mode)
-        return VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT, **kwargs)
+        return VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT, hosts=HostSettings(**hosts))
 
     yield make
 
@@ -424,7 +428,7 @@ def test_a_plugin_that_always_crashes_names_the_example(
 
 def test_a_host_that_died_while_idle_is_replaced_without_a_retry() -> None:
     row = np.array([[0.0, 0.3, 0.0, 0.0, 0.33]])
-    with VSTGenerator(plugin_config=NEKOBI_CONFIG, retries=0, **SHORT) as gen:
+    with VSTGenerator(plugin_config=NEKOBI_CONFIG, hosts=HostSettings(retries=0), **SHORT) as gen:
         first = gen.render(row)
         assert gen._pool is not None and gen._pool.hosts[0] is not None
         gen._pool.hosts[0].process.kill()  # as when the thread that started it ends
@@ -455,7 +459,7 @@ def test_plugin_hosts_never_import_the_callers_main_module(tmp_path: Path) -> No
                 f.write(f"{{os.getpid()}}\\n")
             sys.path.insert(0, {str(REPO)!r})
             import numpy as np
-            from generators.vst.synth import VSTGenerator
+            from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
 
             if __name__ == "__main__":
                 with VSTGenerator(plugin_config={str(NEKOBI_CONFIG)!r}, n_samples=4096) as gen:
