@@ -240,11 +240,11 @@ class Parameter:
         group: str | None = None,
         description: str = "",
     ) -> Parameter:
-        """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
+        """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high`` (ordered)."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = np.linspace(low, high, n_levels, dtype=np.float64)
-        return cls(name, tuple(levels.tolist()), unit, "linear", group, description)
+        return cls(name, tuple(levels.tolist()), unit, "linear", group, description, ordered=True)
 
     @classmethod
     def notes(
@@ -257,13 +257,13 @@ class Parameter:
         group: str | None = None,
         description: str = "",
     ) -> Parameter:
-        """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
+        """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)`` (ordered)."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         # Scalar powers, not NumPy's vectorised ones: those differ in the last digit
         # between CPUs with and without AVX-512, and the levels are stored in every file.
         levels = tuple(float(base_hz) * 2.0 ** (k / 12.0) for k in range(n_levels))
-        return cls(name, levels, unit, "note", group, description)
+        return cls(name, levels, unit, "note", group, description, ordered=True)
 
     @property
     def n_levels(self) -> int:

@@ -291,3 +291,10 @@ def test_dx7_parameters_carry_the_meaning_of_the_engine_table() -> None:
     config = Path(__file__).resolve().parents[1] / "plugin_config" / "dexed_small.json"
     for p in DexedGenerator(dexed_config=config).parameter_set.parameters:
         assert p.description and p.description == engine_parameter(p.name)[1].meaning
+
+
+def test_evenly_spaced_and_note_levels_are_ordered_whatever_the_name():
+    # Only a parameter that declares nothing (an older file) is judged by its name.
+    assert Parameter.linear("filter_mode", low=0.0, high=1.0, n_levels=4).ordered
+    assert Parameter.notes("osc_type", n_levels=4).ordered
+    assert not Parameter("filter_mode", [0.0, 1.0]).ordered

@@ -18,6 +18,7 @@ import pytest
 from core.commandline import run_cli
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
+from generators.parameters import ParameterSet
 from generators.synth import load_generator
 from generators.vst import cli as vst_cli
 from generators.vst import hosts
@@ -344,12 +345,20 @@ def test_check_command_reports_reproducible_renders(capsys: pytest.CaptureFixtur
 def test_template_of_a_described_plugin_names_every_parameter() -> None:
     info = {
         "plugin": "/p.so",
-        "parameters": [{"index": 0, "name": "a", "default": 0.5, "text": "50", "label": "%"}],
+        "parameters": [
+            {"index": 0, "name": "a", "default": 0.5, "text": "50", "label": "%"},
+            {"index": 1, "name": "lfo_waveform", "default": 0.0, "text": "", "label": ""},
+        ],
     }
     template = plugin_config_template(info)
     assert template["fixed_parameters"] == [
-        {"id": 0, "name": "a", "value": 0.5, "comment": "default shows as '50 %'"}
+        {"id": 0, "name": "a", "value": 0.5, "ordered": True, "comment": "default shows as '50 %'"},
+        {"id": 1, "name": "lfo_waveform", "value": 0.0, "ordered": False},
     ]
+    # An entry moved to the varied ones keeps what it says.
+    entry = {**template["fixed_parameters"].pop(1), "values": [0.0, 0.5, 1.0]}
+    del entry["value"]
+    assert load_plugin_config({**template, "parameters": [entry]}).varied[0].ordered is False
 
 
 # ---- faults: crashing and hanging plugins ---------------------------------------------
@@ -524,3 +533,27 @@ def test_the_synths_parameters_carry_the_config_groups(amsynth: VSTGenerator) ->
     by_name = {p.name: p.group for p in amsynth.parameter_set.parameters}
     assert by_name["filter_resonance"] == "Filter"
     assert by_name["amp_release"] == "Amp envelope"
+
+
+def test_plugin_configs_declare_which_parameters_are_ordered(amsynth: VSTGenerator) -> None:
+    ps = amsynth.parameter_set
+    assert not ps["osc1_waveform"].ordered and not ps["osc2_waveform"].ordered
+    assert ps["filter_cutoff"].ordered and ps["amp_attack"].ordered
+    # What the entry declares wins over what its name suggests.
+    data = json.loads(NEKOBI_CONFIG.read_text())
+    data["parameters"][0]["ordered"] = True  # "Waveform"
+    data["parameters"][1]["ordered"] = False  # "Cutoff"
+    with VSTGenerator(plugin_config=data, **SHORT) as gen:
+        declared = {p.name: p.ordered for p in gen.parameter_set.parameters}
+        # Through the config JSON (as a dataset stores it) and the parameter set's JSON.
+        stored = json.loads(json.dumps(gen.config()))
+        assert ParameterSet.from_json(gen.parameter_set.to_json()).parameters[1].ordered is False
+    assert declared["Waveform"] is True and declared["Cutoff"] is False
+    rebuilt = load_generator("vst", stored)
+    try:
+        assert {p.name: p.ordered for p in rebuilt.parameter_set.parameters} == declared
+    finally:
+        rebuilt.close()
+    data["parameters"][0]["ordered"] = "no"
+    with pytest.raises(InverSynthError, match="'ordered' must be true or false"):
+        load_plugin_config(data)

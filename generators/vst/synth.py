@@ -182,7 +182,14 @@ class VSTGenerator(SoundGenerator):
         retries = default_retries() if hosts.retries is None else hosts.retries
         self.retries = check_int(retries, "retries", low=0, high=MAX_RETRIES)
         self._parameters = ParameterSet(
-            Parameter(name=p.name, levels=p.levels, unit="", spacing=p.spacing, group=p.group)
+            Parameter(
+                name=p.name,
+                levels=p.levels,
+                unit="",
+                spacing=p.spacing,
+                group=p.group,
+                ordered=p.ordered,
+            )
             for p in self.plugin_config.varied
         )
         self._pool: PluginHostPool | None = None
