@@ -31,6 +31,7 @@ read strictly and without dexed-py (:mod:`generators.dexed.sysex`).
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -262,8 +263,6 @@ def engine_parameter(name: str, *, where: str = "") -> tuple[int, EngineParamete
     ``where`` starts the error message (``"dexed_small.json: parameter"``).
     """
     if name not in _BY_NAME:
-        import difflib
-
         close = difflib.get_close_matches(name, _BY_NAME, n=3)
         hint = f"; did you mean {close}?" if close else ""
         raise InverSynthError(
