@@ -22,8 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli.demo import HELD_OUT_SEED
+from models.cli.demo_app import HELD_OUT_SEED
+from models.common.pretrained import pretrained_run_dir
+from models.common.run import load_run
+from models.matching.match_sounds import match_prediction, run_matcher
 from models.matching.objective import BUDGET_REFERENCE_S, DEFAULT_BUDGET_RENDERS
+from models.matching.prediction import predict_audio
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -35,10 +39,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budget_renders", type=int, default=DEFAULT_BUDGET_RENDERS)
     args = parser.parse_args(argv)
     print(f"machine load at start: {os.getloadavg()}", flush=True)
-    from models.common.pretrained import pretrained_run_dir
-    from models.common.run import load_run
-    from models.matching.match_sounds import match_prediction, run_matcher
-    from models.matching.prediction import predict_audio
 
     run = load_run(pretrained_run_dir())
     generator = run.make_generator()

@@ -36,10 +36,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cma  # type: ignore[import-untyped]  # no type information
 import numpy as np
 
 from generators.dataset import open_dataset
+from generators.dexed.voices import TRAINING, VoiceCollection
+from models.common.pretrained import pretrained_run_dir
+from models.common.run import load_run
+from models.matching.audio_io import load_for_model
 from models.matching.distance import MultiResolutionDistance
+from models.matching.match_settings import MatchSettings
+from models.matching.match_sounds import run_matcher
 from models.matching.objective import Budget, Objective
 from models.matching.sound_metrics import reconstruction_metrics
 
@@ -86,8 +93,6 @@ def cmaes(
     seed: int,
 ) -> tuple[np.ndarray, int, float]:
     """CMA-ES over [0, 1] per parameter (its classes evenly spaced), from random starts, restarted."""
-    import cma  # type: ignore[import-untyped]  # no type information
-
     ps = generator.parameter_set
     top = (ps.n_levels - 1).astype(np.float64)
     objective = Objective(
@@ -127,9 +132,6 @@ def _targets(args: argparse.Namespace, generator: Any) -> dict[str, np.ndarray]:
 def _rows(
     args: argparse.Namespace, run: Any, generator: Any
 ) -> dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, int, float]]]:
-    from generators.dexed.voices import TRAINING, VoiceCollection
-    from models.matching.match_settings import MatchSettings
-    from models.matching.match_sounds import run_matcher
 
     distance = MultiResolutionDistance(sample_rate=generator.sample_rate, threads=args.workers)
     training = VoiceCollection.load(args.collection).part(TRAINING)
@@ -195,7 +197,6 @@ def engine_rate(generator: Any) -> float:
 
 
 def voices_benchmark(args: argparse.Namespace) -> None:
-    from models.common.run import load_run
 
     run = load_run(args.run)
     generator = run.make_generator(workers=args.workers)
@@ -222,12 +223,6 @@ def voices_benchmark(args: argparse.Namespace) -> None:
 
 def acoustic_benchmark(args: argparse.Namespace) -> None:
     """This run's hybrid against the shipped FM model's on acoustic notes of known pitch."""
-    from models.common.pretrained import pretrained_run_dir
-    from models.common.run import load_run
-    from models.matching.audio_io import load_for_model
-    from models.matching.match_settings import MatchSettings
-    from models.matching.match_sounds import run_matcher
-
     manifest = list(csv.DictReader((args.sounds / "manifest.csv").open()))
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for label, run_dir in (("DX7", args.run), ("FM", pretrained_run_dir("fm"))):

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from generators.dataset import open_dataset
+from models.common.run import load_run
+from models.matching.sound_metrics import reconstruction_metrics
+
 MIXES: dict[str, dict[str, object]] = {
     "real": {"mix": {"real": 1.0}},
     "real + variants": {
@@ -50,9 +54,6 @@ def guess_quality(run_dir: Path, dataset: Path, *, test_split: bool) -> tuple[fl
 
     ``test_split``: only the run's test rows (the run's own dataset), else every row.
     """
-    from generators.dataset import open_dataset
-    from models.common.run import load_run
-    from models.matching.sound_metrics import reconstruction_metrics
 
     run = load_run(run_dir)
     with open_dataset(dataset) as ds:

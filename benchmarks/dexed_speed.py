@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from generators.dexed.synth import DexedGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 
 def _spin(n: int) -> int:
@@ -98,8 +98,7 @@ def end_to_end_rate(
         DatasetCreator(
             generator,
             path=path,
-            n_examples=n_examples,
-            seed=0,
+            plan=DatasetPlan(n_examples=n_examples, seed=0),
             workers=1 if mode == "run" else workers,
             chunk_size=chunk_size,
             progress=False,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from generators.fm_generator import FMGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 
 def raw_render_rate(generator: FMGenerator, *, n_examples: int, chunk_size: int) -> float:
@@ -82,8 +82,7 @@ def end_to_end_rate(
     creator = DatasetCreator(
         generator,
         path=path,
-        n_examples=n_examples,
-        seed=0,
+        plan=DatasetPlan(n_examples=n_examples, seed=0),
         workers=workers,
         chunk_size=chunk_size,
         progress=False,

@@ -32,8 +32,9 @@ import numpy as np
 
 from generators.dataset import open_dataset
 from generators.synth import SoundGenerator, load_generator
-from generators.writer import DatasetCreator
-from models.cli.demo import HELD_OUT_SEED, plucked_string
+from generators.writer import DatasetCreator, DatasetPlan
+from models.cli.demo_app import HELD_OUT_SEED, plucked_string
+from models.common.run import Run, RunInfo, load_run
 from models.matching.audio_io import fit_length, resample, to_mono
 from models.matching.distance import MultiResolutionDistance
 from models.matching.lookup import DatasetLookup
@@ -48,9 +49,12 @@ def ensure_dataset(
     if not path.exists():
         print(f"making {path} ({n_examples} {generator.name} examples, seed {seed})", flush=True)
         DatasetCreator(
-            generator, path=path, n_examples=n_examples, seed=seed, workers=workers,
+            generator,
+            path=path,
+            plan=DatasetPlan(n_examples=n_examples, seed=seed),
+            workers=workers,
             progress=False,
-        ).run()  # fmt: skip
+        ).run()
     return path
 
 
@@ -210,15 +214,11 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = get_parser().parse_args(argv)
-    print(f"machine load at start: {os.getloadavg()}", flush=True)
-    from models.common.run import RunInfo  # TensorFlow only once the datasets exist
-
-    info = RunInfo.load(args.run)
-    generator = load_generator(info.generator_name, info.generator_config)
-    atexit.register(generator.close)  # a plugin's hosts
-    synth, rate = generator.name, generator.sample_rate
+def _targets_and_lookup(
+    args: argparse.Namespace, generator: SoundGenerator
+) -> tuple[np.ndarray, str, DatasetLookup]:
+    """The target sounds [n, n_samples], what they are, and the lookup (made if missing)."""
+    synth = generator.name
     targets_path = args.targets_file or ensure_dataset(
         args.data_dir / f"{synth}_targets_seed{args.targets_seed}_data.hdf5",
         generator,
@@ -253,31 +253,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"lookup query: {(time.perf_counter() - t0) / 20 * 1000:.1f} ms per sound over {lookup.n_examples} examples",
         flush=True,
     )
+    return targets, targets_name, lookup
 
-    import tensorflow as tf
+
+def _one_thread_run(run_dir: Path) -> Run:
+    """The run, its TensorFlow held to one thread (the timings are per core)."""
+    import tensorflow as tf  # deferred: TensorFlow only once the datasets exist
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from models.common.run import load_run
+    return load_run(run_dir)
 
-    run = load_run(args.run)
-    scores = run.predict_scores
-    scores(targets[:1])  # trace once, outside the timings
-    distance = MultiResolutionDistance(sample_rate=rate)
-    cost_of_objective(generator, distance)
-    common: dict[str, Any] = {
-        "generator": generator,
-        "distance": distance,
-        "scores": scores,
-        "lookup": lookup,
-    }
+
+Method = Callable[[np.ndarray], Any]
+
+
+def _methods(
+    args: argparse.Namespace, run: Run, common: dict[str, Any]
+) -> tuple[list[tuple[str, Method]], Callable[..., Method]]:
+    """The rows of the table (label, method), and the maker of a method at a budget."""
+    generator = common["generator"]
     matchers = {
         name: make_matcher(name, **common) for name in ("network", "lookup", "search", "hybrid")
     }
-    seed = args.seed
-    r = args.renders
+    seed, r, limit_s = args.seed, args.renders, args.time_limit_s
 
-    def with_budget(name: str, **budget: Any) -> Callable[[np.ndarray], Any]:
+    def with_budget(name: str, **budget: Any) -> Method:
         budget = {"max_renders": None, **budget}  # a timed row has no render budget
         return lambda target: matchers[name].match(target, seed=seed, **budget)
 
@@ -291,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             self.audio = generator.render_indices(idx)[0]
             self.renders = 1
 
-    methods: list[tuple[str, Callable[[np.ndarray], Any]]] = [
+    methods: list[tuple[str, Method]] = [
         ("random patch", _Random),
         (f"network ({run.model_name} guess)", with_budget("network", max_renders=1)),
         ("lookup, nearest by index feature", with_budget("lookup", max_renders=1)),
@@ -299,10 +300,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         (f"lookup: {r} nearest, re-ranked", with_budget("lookup", max_renders=r)),
         (f"search from random starts, {r} renders", with_budget("search", max_renders=r)),
         (f"hybrid, {r} renders", with_budget("hybrid", max_renders=r)),
-        (f"hybrid, {args.time_limit_s:g} s", with_budget("hybrid", time_limit_s=args.time_limit_s)),
+        (f"hybrid, {limit_s:g} s", with_budget("hybrid", time_limit_s=limit_s)),
     ]
     methods += [
-        (f"{name}, {args.time_limit_s:g} s", with_budget(name, time_limit_s=args.time_limit_s))
+        (f"{name}, {limit_s:g} s", with_budget(name, time_limit_s=limit_s))
         for name in ("network", "lookup", "search")
     ]
     if args.continuous:
@@ -315,15 +316,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     if args.methods is not None:
         methods = [methods[int(i)] for i in args.methods]
-    rows = []
-    for label, method in methods:
-        row = measure(label, method, targets, distance=distance, sample_rate=rate)
-        rows.append(row)
-        print_table(f"{len(targets)} {targets_name} so far:", rows[-1:])
-    print_table(
-        f"{len(targets)} {targets_name}, lookup over {lookup.n_examples}:",
-        rows,
-    )
+    return methods, with_budget
+
+
+def _print_hybrid_against_its_start(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["label"].startswith("hybrid"):
             # The hybrid's start is the network's guess: is the match ever worse?
@@ -334,14 +330,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{len(row['rho'])} sounds by rho_STFT, on {worse_lsd} by LSD"
             )
 
-    if args.skip_foreign:
-        print(f"machine load at end: {os.getloadavg()}")
-        return
-    foreign = foreign_sounds(rate, generator.n_samples, targets[0], synth)
+
+def _foreign_tables(
+    args: argparse.Namespace,
+    run: Run,
+    common: dict[str, Any],
+    with_budget: Callable[..., Method],
+    synth_sound: np.ndarray,
+) -> None:
+    """Every method on the sounds no synth made, one table each."""
+    generator, distance, r = common["generator"], common["distance"], args.renders
+    rate = generator.sample_rate
+    foreign = foreign_sounds(rate, generator.n_samples, synth_sound, generator.name)
     robust = MultiResolutionDistance(sample_rate=rate, dynamic_range_db=80.0, level_invariant=True)
-    robust_hybrid = make_matcher(
-        "hybrid", generator=generator, distance=robust, scores=scores, lookup=lookup
-    )
+    robust_hybrid = make_matcher("hybrid", **{**common, "distance": robust})
     for name, sound in foreign.items():
         rows = []
         for label, method in [
@@ -351,11 +353,44 @@ def main(argv: Sequence[str] | None = None) -> None:
             (f"hybrid, {r} renders", with_budget("hybrid", max_renders=r)),
             (
                 f"hybrid, level-invariant 80 dB range, {r} renders",
-                lambda target: robust_hybrid.match(target, seed=seed, max_renders=r),
+                lambda target: robust_hybrid.match(target, seed=args.seed, max_renders=r),
             ),
         ]:
             rows.append(measure(label, method, sound[None, :], distance=distance, sample_rate=rate))
         print_table(f"foreign sound: {name}", rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    print(f"machine load at start: {os.getloadavg()}", flush=True)
+    info = RunInfo.load(args.run)
+    generator = load_generator(info.generator_name, info.generator_config)
+    atexit.register(generator.close)  # a plugin's hosts
+    rate = generator.sample_rate
+    targets, targets_name, lookup = _targets_and_lookup(args, generator)
+    run = _one_thread_run(args.run)
+    scores = run.predict_scores
+    scores(targets[:1])  # trace once, outside the timings
+    distance = MultiResolutionDistance(sample_rate=rate)
+    cost_of_objective(generator, distance)
+    common: dict[str, Any] = {
+        "generator": generator,
+        "distance": distance,
+        "scores": scores,
+        "lookup": lookup,
+    }
+    methods, with_budget = _methods(args, run, common)
+    rows = []
+    for label, method in methods:
+        row = measure(label, method, targets, distance=distance, sample_rate=rate)
+        rows.append(row)
+        print_table(f"{len(targets)} {targets_name} so far:", rows[-1:])
+    print_table(f"{len(targets)} {targets_name}, lookup over {lookup.n_examples}:", rows)
+    _print_hybrid_against_its_start(rows)
+    if args.skip_foreign:
+        print(f"machine load at end: {os.getloadavg()}")
+        return
+    _foreign_tables(args, run, common, with_budget, targets[0])
     print(f"\nmachine load at end: {os.getloadavg()}")
 
 

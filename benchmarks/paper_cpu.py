@@ -29,6 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from core.options import add_workers_argument
+from generators.fm_generator import FMGenerator
+from generators.writer import DatasetCreator, DatasetPlan
+from models.common.checkpoints import TrainState
+from models.common.data import parse_split
+from models.common.paper import PAPER_EXAMPLES, PAPER_MPR, PAPER_PARAMETER_MPR
+from models.common.run import RunInfo
+from models.common.speed import LEARNING_RATE_RULES, resolve_learning_rate
+from models.common.training import TrainConfig, train
+from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,20 +83,19 @@ def _dataset(args: argparse.Namespace) -> tuple[Path, bool]:
     data_path = args.folder / f"fm{args.examples}_data.hdf5"
     if data_path.exists():
         return data_path, True
-    from generators.fm_generator import FMGenerator
-    from generators.writer import DatasetCreator
 
     DatasetCreator(
-        FMGenerator(), path=data_path, n_examples=args.examples, seed=0, workers=args.workers,
-        chunk_size=250, progress=False,
-    ).run()  # fmt: skip
+        FMGenerator(),
+        path=data_path,
+        plan=DatasetPlan(n_examples=args.examples, seed=0),
+        workers=args.workers,
+        chunk_size=250,
+        progress=False,
+    ).run()
     return data_path, False
 
 
 def _train(args: argparse.Namespace, data_path: Path, run_name: str, budget_s: float) -> Path:
-    from models.common.data import parse_split
-    from models.common.speed import LEARNING_RATE_RULES, resolve_learning_rate
-    from models.common.training import TrainConfig, train
 
     rate = args.learning_rate
     learning_rate = resolve_learning_rate(
@@ -115,7 +123,6 @@ def _train(args: argparse.Namespace, data_path: Path, run_name: str, budget_s: f
 
 
 def _print_groups(evaluation: Any, model: str) -> None:
-    from models.common.paper import PAPER_EXAMPLES, PAPER_MPR, PAPER_PARAMETER_MPR
 
     print()
     print(f"{'group':<22}{'MPR':>8}{'top-1 %':>9}")
@@ -130,15 +137,12 @@ def _print_groups(evaluation: Any, model: str) -> None:
 
 
 def _settings(run_dir: Path) -> dict[str, Any]:
-    from models.common.run import RunInfo
 
     return RunInfo.load(run_dir).settings
 
 
 def _examples_seen(args: argparse.Namespace, run_dir: Path, epochs: int) -> int:
     """Training examples the run went through (with repeats, without --stream)."""
-    from models.common.run import RunInfo
-
     info = RunInfo.load(run_dir)
     if info.settings.get("stream"):
         per_epoch = int(info.settings["examples_per_epoch"]) // args.batch_size * args.batch_size
@@ -155,10 +159,6 @@ def main() -> None:
     generation_s = time.monotonic() - start
     made = "pre-generated" if pregenerated else f"generated in {generation_s:.0f} s"
     print(f"dataset {data_path}: {made}", flush=True)
-
-    from models.common.checkpoints import TrainState
-    from models.common.paper import PAPER_MPR
-    from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
 
     eval_reserve_s = 90.0
     train_budget_s = args.budget_s - (time.monotonic() - start) - eval_reserve_s

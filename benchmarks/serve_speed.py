@@ -44,6 +44,11 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from starlette.testclient import TestClient
+from threadpoolctl import threadpool_info
+
+from models.web import library
+from models.web.server import ServeSettings, create_app
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -212,12 +217,6 @@ def _match_once(client: Any, sound: Path) -> float:
 
 def blas_threads(rounds: int) -> None:
     """The page's search with one BLAS thread and with OpenBLAS's own count, interleaved."""
-    from starlette.testclient import TestClient
-    from threadpoolctl import threadpool_info
-
-    from models.web import library
-    from models.web.server import ServeSettings, create_app
-
     one_thread = library.threadpool_limits
     own = max(int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
     seconds: dict[str, list[float]] = {"1 thread": [], f"{own} threads": []}
@@ -258,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         blas_threads(args.blas_rounds)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         return 0
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # deferred: a dev tool, and a heavy one
 
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:

@@ -44,6 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from generators.dataset import open_dataset
+from generators.fm_generator import FMGenerator
+from generators.synth import load_generator
+from generators.writer import DatasetCreator, DatasetPlan
+from models.common.data import Shuffle, make_dataset, make_memory_dataset
+from models.common.speed import bfloat16_support, configure_threads, resolve_learning_rate
+from models.common.training import compile_model
+
 # name -> what differs from the paper's setting (batch 16, Adam 1e-3, C6, float32,
 # oneDNN on, TensorFlow's thread counts, no XLA). "learning_rate": "scaled" is
 # 1e-3 * sqrt(batch / 16) (models.common.speed).
@@ -70,13 +78,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def make_data(folder: Path, n_examples: int, synth: str) -> Path:
-    from generators.synth import load_generator
-    from generators.writer import DatasetCreator
 
     generator = load_generator(synth, {})
     path = folder / f"{synth}_data.hdf5"
     DatasetCreator(
-        generator, path=path, n_examples=n_examples, seed=0, workers=2, progress=False
+        generator,
+        path=path,
+        plan=DatasetPlan(n_examples=n_examples, seed=0),
+        workers=2,
+        progress=False,
     ).run()
     return path
 
@@ -115,20 +125,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_synth() -> str:
-    try:
-        import generators.fm_generator  # noqa: F401
-
-        return "fm"
-    except ImportError:
-        return "sine"
+    return FMGenerator.name
 
 
 def _pipeline_alone(dataset: Any, indices: np.ndarray, batch_size: int) -> None:
     """The pipeline on its own, without a model: how fast can it feed at all?"""
-    from models.common.data import make_dataset
-
     start = time.perf_counter()
-    for _ in make_dataset(dataset, indices, batch_size=batch_size, shuffle=True, seed=2):
+    for _ in make_dataset(dataset, indices, batch_size=batch_size, shuffle=Shuffle(seed=2)):
         pass
     print(f"HDF5 pipeline alone: {len(indices) / (time.perf_counter() - start):.0f} ex/s")
 
@@ -142,11 +145,10 @@ def _pairs(
     rng: np.random.Generator,
 ) -> tuple[list[float], list[float]]:
     """Examples/s of ``--pairs`` alternating HDF5 and in-memory segments of one model."""
+    # Deferred, as in every function here that builds a model: Keras and TensorFlow.
     import keras
 
     from models.common.architectures import build_model
-    from models.common.data import make_dataset, make_memory_dataset
-    from models.common.training import compile_model
 
     n_levels = dataset.parameter_set.n_levels.tolist()
     keras.utils.set_random_seed(0)
@@ -160,7 +162,7 @@ def _pairs(
         # Short, alternating segments on the same examples: load from other
         # processes then hits both sources alike.
         sub = np.sort(rng.choice(indices, size=args.segment, replace=False))
-        hdf5 = make_dataset(dataset, sub, batch_size=args.batch_size, shuffle=True, seed=1)
+        hdf5 = make_dataset(dataset, sub, batch_size=args.batch_size, shuffle=Shuffle(seed=1))
         memory = make_memory_dataset(
             audio[sub], one_hot[sub], batch_size=args.batch_size, shuffle=True, seed=1
         )
@@ -176,15 +178,12 @@ def _pairs(
 
 def _worker(setting: dict[str, Any], synth: str, n_examples: int) -> None:
     """Build the setting's model, say "ready", then time one segment per "run" line on stdin."""
-    from models.common.speed import configure_threads, resolve_learning_rate
-
     configure_threads(intra_op=setting.get("intra_op"), inter_op=setting.get("inter_op"))
+    # Deferred: TensorFlow reads its thread settings when it is first imported.
     import keras
     import tensorflow as tf
 
-    from generators.synth import load_generator
     from models.common.architectures import build_model
-    from models.common.training import compile_model
 
     if setting.get("bfloat16"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -274,7 +273,6 @@ def _load() -> str:
 
 
 def _chosen_settings(names: list[str]) -> dict[str, dict[str, Any]]:
-    from models.common.speed import bfloat16_support
 
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
@@ -337,7 +335,6 @@ def main() -> None:
         print(
             f"dataset: {args.examples} {synth} examples, made in {time.perf_counter() - t0:.1f} s"
         )
-        from generators.dataset import open_dataset
 
         with open_dataset(path) as dataset:
             indices = np.arange(dataset.n_examples)

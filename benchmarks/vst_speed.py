@@ -29,8 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from generators.vst.synth import VSTGenerator
-from generators.writer import DatasetCreator
+from generators.vst.synth import HostSettings, VSTGenerator
+from generators.writer import DatasetCreator, DatasetPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ CPU_PER_EXAMPLE: dict[int, tuple[float, float]] = {}  # workers -> (host s, call
 
 def pool_rate(config: Path, *, workers: int, n_examples: int) -> float:
     """Examples/s of ``VSTGenerator.render`` with ``workers`` hosts, after start-up."""
-    with VSTGenerator(plugin_config=config, workers=workers) as gen:
+    with VSTGenerator(plugin_config=config, hosts=HostSettings(workers=workers)) as gen:
         ps = gen.parameter_set
         warm = ps.to_values(ps.sample_indices(seed=1, n_examples=4 * workers))
         gen.render(warm)  # starts every host
@@ -87,12 +87,12 @@ def pool_rate(config: Path, *, workers: int, n_examples: int) -> float:
 def _dataset_rate(config: Path, *, writers: int, hosts: int, n_examples: int) -> float:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        VSTGenerator(plugin_config=config, workers=hosts) as gen,
+        VSTGenerator(plugin_config=config, hosts=HostSettings(workers=hosts)) as gen,
     ):
         creator = DatasetCreator(
             gen,
             path=Path(tmp) / "bench_data.hdf5",
-            n_examples=n_examples,
+            plan=DatasetPlan(n_examples=n_examples),
             workers=writers,
             chunk_size=128,
             progress=False,

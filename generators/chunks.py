@@ -9,6 +9,7 @@ what rendering needs.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -82,9 +83,7 @@ def render_chunk(
 
 def _write_wavs(audio: np.ndarray, rows: np.ndarray, rate: int, names: list[str]) -> None:
     """Rows of audio [n, n_samples] as float WAV files ``names[i]``, each whole or not at all."""
-    import io
-
-    import soundfile as sf
+    import soundfile as sf  # deferred: the render workers of a dataset without WAVs never need it
 
     kept = "the examples finished so far are kept: make room and run again with --resume"
     for i in rows:

@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.errors import InverSynthError
 from core.storage import format_size, size_limit_as_error
 
@@ -77,8 +79,7 @@ def create_preallocated(
     f: Any, name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
 ) -> None:
     """A chunked dataset of the open ``h5py.File`` ``f``, its storage allocated at creation and never filled."""
-    import h5py  # here: the result-file helpers above serve processes that never open HDF5
-    import numpy as np
+    import h5py  # deferred: the result-file helpers above serve processes that never open HDF5
 
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk(chunks)

@@ -3,25 +3,11 @@
 Four band-limited oscillators (sine, saw, triangle, square), each with its own
 carrier frequency, amplitude and frequency LFO, mixed, shaped by an ADSR
 envelope, a resonant low-pass and a gater; 23 parameters of 16 levels each.
-The signal processing is in :mod:`generators.fm_dsp`.
+The signal processing is in :mod:`generators.fm_dsp` (its Numba kernels in
+:mod:`generators.fm_kernels`).
 
-Parameters, in column order (the table :data:`FM_PARAMETERS`), with the
-paper's reporting group of each:
-
-=========================  ======================================  ======  ====================
-name                       levels (16 each)                        unit    group
-=========================  ======================================  ======  ====================
-f_sine f_saw f_tri f_sqr   440 * 2^(n/12), n = 0..15 (A4 .. C6)    Hz      Notes
-A_sine A_saw A_tri A_sqr   evenly spaced in [0.001, 1]             linear  Oscillator amplitude
-B_sine B_saw B_tri B_sqr   evenly spaced in [0, 1500] (LFO depth)  Hz      Amplitude LFO
-v_sine v_saw v_tri v_sqr   evenly spaced in [1, 30] (LFO rate)     Hz      Frequency LFO
-attack_s decay_s           evenly spaced in [0.001, 1]             s       Amplitude ADSR
-sustain                    evenly spaced in [0.001, 1]             linear  Amplitude ADSR
-release_s                  evenly spaced in [0.001, 1]             s       Amplitude ADSR
-cutoff_hz                  evenly spaced in [200, 4000]            Hz      Filter
-q                          evenly spaced in [0.01, 10]             -       Filter
-gate_hz                    evenly spaced in [0.5, 30]              Hz      Gate
-=========================  ======================================  ======  ====================
+The parameters, their levels and groups are declared in
+:mod:`generators.fm_parameters` (:data:`~generators.fm_parameters.FM_PARAMETERS`).
 
 Make the paper's dataset (``{dataset_directory}/{name}_data.hdf5``)::
 
@@ -44,118 +30,23 @@ from core.environment import env_default
 from core.errors import InverSynthError
 from core.options import add_bool_argument
 from generators.dataset_options import add_dataset_arguments, n_samples_from_args
+from generators.fm_parameters import FM_PARAMETERS
 from generators.generate import create_dataset_from_args
-from generators.parameters import Parameter, ParameterSet
+from generators.parameters import ParameterSet
 from generators.synth import SoundGenerator
 
-__all__ = ["FM_PARAMETERS", "FMGenerator", "controls_from_values", "render_fm"]
-
-N_LEVELS = 16
-# The oscillators in the kernel's column order (fm_dsp.WAVEFORMS). fm_dsp, and Numba with
-# it, is imported at the first render only: a dataset run's writer process, which never
-# renders, starts a second sooner without it. _dsp() checks that the two orders agree.
-WAVEFORMS = ("sine", "saw", "tri", "sqr")
-
-_OSCILLATOR = {"sine": "sine", "saw": "sawtooth", "tri": "triangle", "sqr": "square"}
-# What each parameter does (SPEC section 1), shown beside its name in predict's table,
-# the listening report and README. The paper's group names are kept for its tables;
-# where a name misleads, the description says what the parameter really is.
-_DESCRIPTIONS: dict[str, str] = {
-    **{
-        f"f_{w}": f"note of the {o} oscillator: its carrier frequency"
-        for w, o in _OSCILLATOR.items()
-    },
-    **{
-        f"A_{w}": f"level of the {o} oscillator in the mix (linear, 0.001 to 1)"
-        for w, o in _OSCILLATOR.items()
-    },
-    **{
-        f"B_{w}": f"depth of the {o} oscillator's pitch LFO: Hz its pitch swings either side "
-        "(the paper's 'Amplitude LFO' is the LFO's amplitude, not the sound's)"
-        for w, o in _OSCILLATOR.items()
-    },
-    **{
-        f"v_{w}": f"rate of the {o} oscillator's pitch LFO: swings per second "
-        "(the paper's 'Frequency LFO' is the LFO's frequency)"
-        for w, o in _OSCILLATOR.items()
-    },
-    "attack_s": "envelope attack: time from silence to full level",
-    "decay_s": "envelope decay: time from full level down to the sustain level",
-    "sustain": "envelope sustain: the level held until the note-off (linear, of full level)",
-    "release_s": "envelope release: time from the note-off to silence",
-    "cutoff_hz": "cutoff frequency of the resonant low-pass filter",
-    "q": "resonance (Q) of the low-pass filter: higher rings at the cutoff",
-    "gate_hz": "gater rate: the sound opens and closes this many times a second",
-}
-
-# The 23 parameters, declared once, in the paper's reporting groups. Their order is
-# the column order of values, labels and of fm_dsp's controls.
-FM_PARAMETERS = ParameterSet(
-    [
-        *(
-            Parameter.notes(
-                f"f_{w}", base_hz=440.0, n_levels=N_LEVELS, group="Notes",
-                description=_DESCRIPTIONS[f"f_{w}"],
-            )
-            for w in WAVEFORMS
-        ),
-        *(
-            Parameter.linear(
-                f"A_{w}", low=0.001, high=1.0, n_levels=N_LEVELS, group="Oscillator amplitude",
-                description=_DESCRIPTIONS[f"A_{w}"],
-            )
-            for w in WAVEFORMS
-        ),
-        *(
-            Parameter.linear(
-                f"B_{w}", low=0.0, high=1500.0, n_levels=N_LEVELS, unit="Hz",
-                group="Amplitude LFO", description=_DESCRIPTIONS[f"B_{w}"],
-            )
-            for w in WAVEFORMS
-        ),
-        *(
-            Parameter.linear(
-                f"v_{w}", low=1.0, high=30.0, n_levels=N_LEVELS, unit="Hz",
-                group="Frequency LFO", description=_DESCRIPTIONS[f"v_{w}"],
-            )
-            for w in WAVEFORMS
-        ),
-        *(
-            Parameter.linear(
-                name, low=0.001, high=1.0, n_levels=N_LEVELS, unit=unit, group="Amplitude ADSR",
-                description=_DESCRIPTIONS[name],
-            )
-            for name, unit in (
-                ("attack_s", "s"),
-                ("decay_s", "s"),
-                ("sustain", ""),
-                ("release_s", "s"),
-            )
-        ),
-        Parameter.linear(
-            "cutoff_hz", low=200.0, high=4000.0, n_levels=N_LEVELS, unit="Hz", group="Filter",
-            description=_DESCRIPTIONS["cutoff_hz"],
-        ),
-        Parameter.linear(
-            "q", low=0.01, high=10.0, n_levels=N_LEVELS, group="Filter",
-            description=_DESCRIPTIONS["q"],
-        ),
-        Parameter.linear(
-            "gate_hz", low=0.5, high=30.0, n_levels=N_LEVELS, unit="Hz", group="Gate",
-            description=_DESCRIPTIONS["gate_hz"],
-        ),
-    ]
-)  # fmt: skip
+__all__ = ["FMGenerator", "controls_from_values", "render_fm"]
 
 
 @functools.cache
 def _dsp() -> ModuleType:
-    """:mod:`generators.fm_dsp`, imported (with Numba) on first use."""
+    """:mod:`generators.fm_dsp`, imported on first use.
+
+    Deferred: it compiles or loads the Numba kernels, and a dataset run's writer
+    process, which never renders, starts a second sooner without them.
+    """
     from generators import fm_dsp
 
-    # fm_dsp's kernel reads controls by column; the table above must keep its layout.
-    if tuple(FM_PARAMETERS.names) != fm_dsp.CONTROL_NAMES:
-        raise AssertionError(f"FM_PARAMETERS {FM_PARAMETERS.names} != {fm_dsp.CONTROL_NAMES}")
     return fm_dsp
 
 

@@ -8,19 +8,12 @@ formulas (see the conventions in :mod:`generators.fm_dsp`).
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter
 
 from core.errors import InverSynthError
-from generators.fm_dsp import (
-    CONTROL_NAMES,
-    MAX_BLEP_DT,
-    SAW,
-    SINE,
-    SQUARE,
-    TRIANGLE,
-    WAVEFORMS,
-    check_controls,
-    lowpass_coefficients,
-)
+from generators.fm_dsp import check_controls, lowpass_coefficients
+from generators.fm_kernels import MAX_BLEP_DT
+from generators.fm_parameters import CONTROL_NAMES, SAW, SINE, SQUARE, TRIANGLE, WAVEFORMS
 
 __all__ = [
     "adsr_reference",
@@ -143,8 +136,6 @@ def render_fm_reference(
     -------
     audio : np.ndarray [batch, n_samples], float32
     """
-    from scipy.signal import lfilter
-
     c = check_controls(controls, sample_rate=sample_rate, note_off_s=note_off_s)
     out = np.empty((c.shape[0], n_samples), dtype=np.float32)
     for i, row in enumerate(c):

@@ -37,16 +37,14 @@ def create_dataset_from_args(generator: SoundGenerator, args: argparse.Namespace
     with started_workers(
         generator_name=generator.name, generator_config=generator.config(), workers=workers
     ):
-        from generators.writer import DatasetCreator
+        from generators.writer import DatasetCreator, DatasetPlan
 
         creator = DatasetCreator(
             generator,
             path=path,
-            n_examples=args.num_examples,
-            seed=args.seed,
+            plan=DatasetPlan(n_examples=args.num_examples, seed=args.seed, shard=shard or (1, 1)),
             workers=workers,
             chunk_size=args.chunk_size,
-            shard=shard or (1, 1),
             wav_directory=args.wavefile_directory if args.write_wavs else None,
             wav_prefix=args.name,
             progress=not args.no_progress,

@@ -38,6 +38,7 @@ __all__ = [
     "DECODINGS",
     "LEVEL_RTOL",
     "MAX_LEVELS",
+    "PAPER_GROUPS",
     "Parameter",
     "ParameterSet",
     "default_group",
@@ -67,18 +68,37 @@ def _same_level(a: float, b: float) -> bool:
 
 ALL_GROUP = "All"  # the summary over every parameter; no parameter's own group
 
+# The paper's reporting groups (its Table 3), in its column order, declared once: the
+# FM synth's parameters (generators.fm_parameters), the fallback below and the paper's
+# figures (models.common.paper) take their names from here.
+PAPER_GROUPS: tuple[str, ...] = (
+    "Filter",
+    "Notes",
+    "Amplitude LFO",
+    "Frequency LFO",
+    "Oscillator amplitude",
+    "Amplitude ADSR",
+    "Gate",
+)
+
 # The group a parameter gets when it declares none, by name pattern (case-sensitive:
 # ``A_sine`` is an amplitude, ``a`` an attack): the FM synth's names, the paper's own
 # symbols and common plugin prefixes, as the reports grouped them before parameters
 # carried their group. Datasets and runs of that time keep their groups.
-_GROUPS_BY_NAME: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Filter", ("cutoff_hz", "q", "f_cut", "filter_*")),
-    ("Notes", ("f_sine", "f_saw", "f_tri", "f_sqr", "f_square", "f_triangle")),
-    ("Amplitude LFO", ("B_*",)),
-    ("Frequency LFO", ("v_*",)),
-    ("Oscillator amplitude", ("A_*",)),
-    ("Amplitude ADSR", ("attack_s", "decay_s", "sustain", "release_s", "a", "d", "s", "r")),
-    ("Gate", ("gate_hz", "f_gate")),
+_GROUPS_BY_NAME: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    zip(
+        PAPER_GROUPS,
+        (
+            ("cutoff_hz", "q", "f_cut", "filter_*"),
+            ("f_sine", "f_saw", "f_tri", "f_sqr", "f_square", "f_triangle"),
+            ("B_*",),
+            ("v_*",),
+            ("A_*",),
+            ("attack_s", "decay_s", "sustain", "release_s", "a", "d", "s", "r"),
+            ("gate_hz", "f_gate"),
+        ),
+        strict=True,
+    )
 )
 
 
@@ -220,11 +240,11 @@ class Parameter:
         group: str | None = None,
         description: str = "",
     ) -> Parameter:
-        """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high``."""
+        """``n_levels`` evenly spaced values, the first at ``low`` and the last at ``high`` (ordered)."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         levels = np.linspace(low, high, n_levels, dtype=np.float64)
-        return cls(name, tuple(levels.tolist()), unit, "linear", group, description)
+        return cls(name, tuple(levels.tolist()), unit, "linear", group, description, ordered=True)
 
     @classmethod
     def notes(
@@ -237,13 +257,13 @@ class Parameter:
         group: str | None = None,
         description: str = "",
     ) -> Parameter:
-        """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)``."""
+        """Equal-tempered semitones upward from ``base_hz``: ``base_hz * 2 ** (n / 12)`` (ordered)."""
         if n_levels < 2:
             raise InverSynthError(f"parameter {name!r}: n_levels must be >= 2, got {n_levels}")
         # Scalar powers, not NumPy's vectorised ones: those differ in the last digit
         # between CPUs with and without AVX-512, and the levels are stored in every file.
         levels = tuple(float(base_hz) * 2.0 ** (k / 12.0) for k in range(n_levels))
-        return cls(name, levels, unit, "note", group, description)
+        return cls(name, levels, unit, "note", group, description, ordered=True)
 
     @property
     def n_levels(self) -> int:

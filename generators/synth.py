@@ -99,7 +99,12 @@ class SoundGenerator(abc.ABC):
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
-        """JSON-able keyword arguments that rebuild this synth with ``type(self)(**config)``."""
+        """JSON-able keyword arguments that rebuild this synth with :meth:`from_config`."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SoundGenerator:
+        """The synth :meth:`config` describes; a synth whose keywords are not flat overrides it."""
+        return cls(**config)
 
     def render_indices(self, indices: np.ndarray) -> np.ndarray:
         """Render class indices [batch, n_parameters]; see :meth:`render`."""
@@ -193,7 +198,7 @@ def load_generator(name: str, config: dict[str, Any]) -> SoundGenerator:
     """
     cls = generator_class(name)
     try:
-        gen: SoundGenerator = cls(**config)
+        gen: SoundGenerator = cls.from_config(config)
     except TypeError as exc:
         raise InverSynthError(f"bad configuration for generator {name!r}: {exc}") from None
     return gen

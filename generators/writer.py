@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Generator
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from generators.schema import (
 )
 from generators.synth import SoundGenerator
 
-__all__ = ["Chunk", "DatasetCreator", "Rendered", "render_chunk"]
+__all__ = ["DatasetCreator", "DatasetPlan"]
 
 _FLUSH_INTERVAL_S = 1.0  # how much work an interrupted run may have to redo
 _STARTUP_NOTE_S = 5.0  # no example after this long: say why the start is slow
@@ -114,6 +115,24 @@ class _ChunkSink:
         self.unmarked.clear()
 
 
+@dataclass(frozen=True, kw_only=True)
+class DatasetPlan:
+    """Which examples a dataset file holds: the dataset's identity, checked by the writer.
+
+    Parameters
+    ----------
+    n_examples : int in [1, 1e9]
+        Examples in the whole dataset (all shards).
+    seed : int in [0, 2**63 - 1]
+    shard : (K, N)
+        Write only the K-th (1-based) of N contiguous, near-equal parts.
+    """
+
+    n_examples: int
+    seed: int = 0
+    shard: tuple[int, int] = (1, 1)
+
+
 class DatasetCreator:
     """Sample -> render -> write an HDF5 dataset, in chunks, across worker processes.
 
@@ -137,16 +156,13 @@ class DatasetCreator:
         Rebuilt in each worker from ``generator.name`` and ``generator.config()``.
     path : path-like
         Final file name (``{dataset_directory}/{name}_data.hdf5``).
-    n_examples : int in [1, 1e9]
-        Examples in the whole dataset (all shards).
-    seed : int in [0, 2**63 - 1]
+    plan : DatasetPlan
+        The examples to write: how many in the whole dataset, their seed, the shard.
     workers : int in [1, 1024]
         Rendering processes; 1 renders in this process.
     chunk_size : int in [1, 65536]
         Examples per unit of work and per resume checkpoint; a chunk's audio
         must fit in 1 GB.
-    shard : (K, N)
-        Write only the K-th (1-based) of N contiguous, near-equal parts.
     wav_directory : path-like, optional
         Also write every example as ``{wav_prefix}_{global index:07d}.wav``.
     progress : bool
@@ -163,17 +179,16 @@ class DatasetCreator:
         generator: SoundGenerator,
         *,
         path: str | Path,
-        n_examples: int,
-        seed: int = 0,
+        plan: DatasetPlan,
         workers: int = 1,
         chunk_size: int = 256,
-        shard: tuple[int, int] = (1, 1),
         wav_directory: str | Path | None = None,
         wav_prefix: str = "example",
         progress: bool = True,
     ) -> None:
+        n_examples, shard = plan.n_examples, plan.shard
         self.total_examples = check_int(n_examples, "n_examples", low=1, high=MAX_EXAMPLES)
-        self.seed = check_int(seed, "seed", low=0, high=MAX_SEED)
+        self.seed = check_int(plan.seed, "seed", low=0, high=MAX_SEED)
         self.workers = check_int(workers, "workers", low=1, high=MAX_WORKERS)
         self.chunk_size = check_int(chunk_size, "chunk_size", low=1, high=MAX_CHUNK_SIZE)
         k, n = shard

@@ -14,7 +14,7 @@ in ``models/pretrained/fm_M1`` matches new FM sounds and the plucked string at o
 a folder of its own (``{output_dir}/pretrained``), so the two demos run one after the
 other in either order. An earlier demo in the same folder is kept: the demo refuses to
 replace it, naming what it would delete, unless ``--overwrite``.
-The library is :mod:`models.cli.demo`.
+The library is :mod:`models.cli.demo_app`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from pathlib import Path
 from core.checks import check_int
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
-from models.cli.demo import DEMO_BUDGET_RENDERS, DEMO_SYNTHS, run_demo, run_pretrained_demo
+from models.cli.demo_app import (
+    DEMO_BUDGET_RENDERS,
+    DEMO_SYNTHS,
+    DemoOptions,
+    run_demo,
+    run_pretrained_demo,
+)
 from models.common.model_table import MODELS
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
 
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_int(args.seed, "--seed", low=0, high=MAX_TRAIN_SEED)
     check_int(args.epochs, "--epochs", low=1, high=MAX_EPOCHS)
     check_int(args.batch_size, "--batch_size", low=1, high=MAX_BATCH_SIZE)
-    run_demo(
+    options = DemoOptions(
         output_dir=args.output_dir,
         synth=args.synth,
         model=args.model,
@@ -113,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_matches=args.n_matches or 3,
         budget_renders=args.budget_renders,
     )
+    run_demo(options)
     return 0
 
 

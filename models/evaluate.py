@@ -34,7 +34,7 @@ from core.options import (
     add_output_dir_argument,
     add_workers_argument,
 )
-from models.cli.options import add_match_evaluation_arguments, matching_options
+from models.cli.match_options import add_match_evaluation_arguments, matching_options
 from models.evaluation.listening_report import write_report
 from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
 from models.evaluation.run_evaluation import SPLITS, EvaluationOptions, evaluate_run

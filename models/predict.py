@@ -62,7 +62,7 @@ from core.errors import InverSynthError
 from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from generators.dexed.engine import require_dexed
 from generators.outputs import mark_predictions_folder, predictions_folder
-from models.cli.options import add_budget_arguments
+from models.cli.match_options import add_budget_arguments
 from models.common.pretrained import pretrained_run_dir
 from models.common.run import Run, load_run
 from models.matching.legend import legend_lines, with_descriptions
@@ -97,6 +97,21 @@ def get_parser() -> argparse.ArgumentParser:
         "for a plugin or Dexed run {name}.fxp or {name}.syx (the match as a preset) into "
         "--output_dir, by default {run}/predictions.",
     )
+    _add_sound_arguments(parser)
+    _add_model_arguments(parser)
+    _add_output_arguments(parser)
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="model.keras (best validation loss) or latest.keras",
+    )
+    add_matching_arguments(parser)
+    return parser
+
+
+def _add_sound_arguments(parser: argparse.ArgumentParser) -> None:
+    """What is matched: the sound files or the run's test examples, and which parts."""
     parser.add_argument(
         "sounds", nargs="*", type=Path, help="WAV, FLAC, OGG or MP3 files (or use --example)"
     )
@@ -128,6 +143,10 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds between the starts of the parts (unset: the model's length)",
     )
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model that listens: a run folder, or the one shipped for a synth."""
     parser.add_argument(
         "--run",
         type=Path,
@@ -143,6 +162,10 @@ def get_parser() -> argparse.ArgumentParser:
         "(models/pretrained/fm_M1) or the DX7 (models/pretrained/dexed_M1, a voice Dexed "
         "loads; needs the extra: uv sync --extra dexed)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the files go, at what rate, and what is printed and drawn."""
     add_output_dir_argument(
         parser,
         default=None,
@@ -162,14 +185,6 @@ def get_parser() -> argparse.ArgumentParser:
         "--top_k", type=positive_int, default=3, help="most likely classes shown per parameter"
     )
     parser.add_argument("--no_plot", action="store_true", help="skip the PNG spectrograms")
-    parser.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="model.keras (best validation loss) or latest.keras",
-    )
-    add_matching_arguments(parser)
-    return parser
 
 
 def _output_rate(text: str) -> int | str | None:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_max_examples_argument, add_no_progress_argument, add_workers_argument
-from models.cli.options import (
+from models.cli.match_options import (
     add_evaluated_run_arguments,
     add_match_evaluation_arguments,
     matching_options,

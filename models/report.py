@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from core.commandline import make_parser, positive_int, run_cli
 from core.options import add_seed_argument, output_file
-from models.cli.options import add_evaluated_run_arguments
+from models.cli.match_options import add_evaluated_run_arguments
 from models.evaluation.listening_report import write_report
 
 __all__ = ["get_parser", "main"]

@@ -25,14 +25,14 @@ from generators.outputs import (
     mark_predictions_folder,
 )
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 RUN_JSON = {"format_version": 1, "model": "C1", "parameter_set": {}, "generator": "sine"}
 
 
 def _dataset(path: Path) -> None:
     synth = SineGenerator(sample_rate=8192, n_samples=512, n_levels=4)
-    DatasetCreator(synth, path=path, n_examples=4, progress=False).run()
+    DatasetCreator(synth, path=path, plan=DatasetPlan(n_examples=4), progress=False).run()
 
 
 def _run_folder(folder: Path, *extra: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 from core.errors import InverSynthError
 from generators.dataset import SynthDataset, open_dataset
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
-from models.common.data import EpochClock, Split, make_dataset, parse_split
+from generators.writer import DatasetCreator, DatasetPlan
+from models.common.data import EpochClock, Shuffle, Split, make_dataset, parse_split
 
 N_EXAMPLES = 103  # not a multiple of the batch sizes used below
 
@@ -22,11 +22,9 @@ def _make(path: Path, shard: tuple[int, int] = (1, 1)) -> Path:
     return DatasetCreator(
         gen,
         path=path,
-        n_examples=N_EXAMPLES,
-        seed=3,
+        plan=DatasetPlan(n_examples=N_EXAMPLES, seed=3, shard=shard),
         workers=1,
         chunk_size=16,
-        shard=shard,
         progress=False,
     ).run()
 
@@ -103,7 +101,7 @@ def test_shuffling_depends_on_seed_and_epoch_only(
         seen.clear()
         clock = EpochClock(epoch)
         audio, _ = collect(
-            make_dataset(dataset, indices, batch_size=10, shuffle=True, seed=seed, clock=clock)
+            make_dataset(dataset, indices, batch_size=10, shuffle=Shuffle(seed=seed, clock=clock))
         )
         read_order = np.concatenate(seen)
         # Rows come out in the order they were asked for.
@@ -130,7 +128,7 @@ def test_reads_are_batched_not_whole(
         return real_read(idx, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(dataset, "read", spy)
-    ds = make_dataset(dataset, np.arange(N_EXAMPLES), batch_size=8, shuffle=True)
+    ds = make_dataset(dataset, np.arange(N_EXAMPLES), batch_size=8, shuffle=Shuffle())
     assert int(ds.cardinality()) == 13
     collect(ds)
     assert max(sizes) == 8 and sum(sizes) == N_EXAMPLES
@@ -139,8 +137,8 @@ def test_reads_are_batched_not_whole(
 def test_shards_read_as_one_dataset(files: dict[str, object], dataset: SynthDataset) -> None:
     sharded = open_dataset(files["shards"])  # type: ignore[arg-type]
     indices = np.arange(N_EXAMPLES)
-    a = collect(make_dataset(sharded, indices, batch_size=16, shuffle=True, seed=4))
-    b = collect(make_dataset(dataset, indices, batch_size=16, shuffle=True, seed=4))
+    a = collect(make_dataset(sharded, indices, batch_size=16, shuffle=Shuffle(seed=4)))
+    b = collect(make_dataset(dataset, indices, batch_size=16, shuffle=Shuffle(seed=4)))
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -148,7 +146,7 @@ def test_shards_read_as_one_dataset(files: dict[str, object], dataset: SynthData
 def test_replica_pieces_make_up_the_global_batches(dataset: SynthDataset) -> None:
     """Two input pipelines of one replica each see disjoint halves of each global batch."""
     indices = np.arange(N_EXAMPLES)
-    kw: dict[str, Any] = {"batch_size": 8, "shuffle": True, "seed": 9}
+    kw: dict[str, Any] = {"batch_size": 8, "shuffle": Shuffle(seed=9)}
     whole = [np.asarray(a) for a, _ in make_dataset(dataset, indices, **kw)]
     halves = [
         [np.asarray(a) for a, _ in make_dataset(dataset, indices, replicas=(r, 1, 2), **kw)]

@@ -20,7 +20,7 @@ from generators.dataset import open_dataset
 from generators.schema import FORMAT_VERSION
 from generators.sine_generator import SineGenerator
 from generators.synth import load_generator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLES = 2048  # short examples keep these tests fast
@@ -30,10 +30,16 @@ def sine() -> SineGenerator:
     return SineGenerator(sample_rate=8192, n_samples=N_SAMPLES)
 
 
+def creator(path: Path, **options: Any) -> DatasetCreator:
+    """A writer of sine examples; the plan's options (n_examples, seed, shard) among the rest."""
+    plan = {k: options.pop(k) for k in ("n_examples", "seed", "shard") if k in options}
+    return DatasetCreator(sine(), path=path, plan=DatasetPlan(**plan), **options)
+
+
 def make(path: Path, **kwargs: Any) -> Path:
     options: dict[str, Any] = {"n_examples": 50, "seed": 5, "workers": 1, "chunk_size": 8}
     options.update(progress=False, **kwargs)
-    return DatasetCreator(sine(), path=path, **options).run()
+    return creator(path, **options).run()
 
 
 def test_round_trip_follows_the_schema(tmp_path: Path) -> None:
@@ -108,7 +114,9 @@ class _InterruptAfter(SineGenerator):
 def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: Path) -> None:
     path = tmp_path / "r_data.hdf5"
     gen = _InterruptAfter(sample_rate=8192, n_samples=N_SAMPLES)
-    creator = DatasetCreator(gen, path=path, n_examples=50, seed=5, chunk_size=8, progress=False)
+    creator = DatasetCreator(
+        gen, path=path, plan=DatasetPlan(n_examples=50, seed=5), chunk_size=8, progress=False
+    )
     with pytest.raises(KeyboardInterrupt):
         creator.run()
     partial = Path(str(path) + ".partial")
@@ -120,11 +128,11 @@ def test_interrupted_run_is_refused_then_resumes_to_the_same_dataset(tmp_path: P
     with pytest.raises(InverSynthError, match="--resume"):
         make(path)
     with pytest.raises(InverSynthError, match="seed"):
-        DatasetCreator(sine(), path=path, n_examples=50, seed=6, chunk_size=8, progress=False).run(
-            resume=True
-        )
+        DatasetCreator(
+            sine(), path=path, plan=DatasetPlan(n_examples=50, seed=6), chunk_size=8, progress=False
+        ).run(resume=True)
     resumed = DatasetCreator(
-        sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False
+        sine(), path=path, plan=DatasetPlan(n_examples=50, seed=5), chunk_size=8, progress=False
     ).run(resume=True)
     reference = make(tmp_path / "ref_data.hdf5")
     with open_dataset(resumed) as a, open_dataset(reference) as b:
@@ -136,7 +144,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     import generators.writer
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
     from generators.sine_generator import SineGenerator
 
     class Killed(SineGenerator):
@@ -150,7 +158,10 @@ KILLED_RUN = textwrap.dedent(
 
     generators.writer._FLUSH_INTERVAL_S = 0.0  # record every chunk, so some are done
     gen = Killed(sample_rate=8192, n_samples={n})
-    DatasetCreator(gen, path=sys.argv[1], n_examples=50, seed=5, chunk_size=8, progress=False).run()
+    DatasetCreator(
+        gen, path=sys.argv[1], plan=DatasetPlan(n_examples=50, seed=5), chunk_size=8,
+        progress=False,
+    ).run()
     """
 ).format(n=N_SAMPLES)
 
@@ -165,7 +176,7 @@ def test_resume_after_a_killed_process_loses_and_duplicates_nothing(tmp_path: Pa
         done = int(f["done_chunks"][...].sum())
     assert 0 < done < 4  # some chunks were recorded, the one cut off by the kill was not
     resumed = DatasetCreator(
-        sine(), path=path, n_examples=50, seed=5, chunk_size=8, progress=False
+        sine(), path=path, plan=DatasetPlan(n_examples=50, seed=5), chunk_size=8, progress=False
     ).run(resume=True)
     reference = make(tmp_path / "ref_data.hdf5")
     with open_dataset(resumed) as a, open_dataset(reference) as b:
@@ -189,9 +200,9 @@ def test_existing_dataset_is_not_overwritten_by_accident(tmp_path: Path) -> None
     path = make(tmp_path / "e_data.hdf5")
     with pytest.raises(InverSynthError, match="already exists"):
         make(path)
-    DatasetCreator(sine(), path=path, n_examples=50, seed=6, chunk_size=8, progress=False).run(
-        overwrite=True
-    )
+    DatasetCreator(
+        sine(), path=path, plan=DatasetPlan(n_examples=50, seed=6), chunk_size=8, progress=False
+    ).run(overwrite=True)
     with open_dataset(path) as ds:
         assert ds.seed == 6
 
@@ -212,7 +223,7 @@ def test_bad_options_are_refused_before_anything_is_written(
 ) -> None:
     kwargs = {"n_examples": 10, "progress": False, **options}
     with pytest.raises(InverSynthError, match=message):
-        DatasetCreator(sine(), path=tmp_path / "b_data.hdf5", **kwargs).run()
+        creator(tmp_path / "b_data.hdf5", **kwargs).run()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -265,9 +276,13 @@ def test_files_of_another_cpu_join_resume_and_match_within_the_level_tolerance(
     with open_dataset(shards) as ds:
         assert ds.n_examples == 20
     DatasetCreator(  # resuming the finished file with the same options is no refusal
-        sine(), path=shards[1], n_examples=20, seed=5, workers=1, chunk_size=8,
-        shard=(2, 2), progress=False,
-    ).run(resume=True)  # fmt: skip
+        sine(),
+        path=shards[1],
+        plan=DatasetPlan(n_examples=20, seed=5, shard=(2, 2)),
+        workers=1,
+        chunk_size=8,
+        progress=False,
+    ).run(resume=True)
     _rewrite_levels(shards[1], 100 * LEVEL_RTOL)  # a real difference is still refused
     with pytest.raises(InverSynthError, match="not shards of one dataset"):
         open_dataset(shards)

@@ -21,7 +21,7 @@ from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import read_bank
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
 from generators.synth import load_generator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {n: REPO / "plugin_config" / f"dexed_{n}.json" for n in ("small", "medium", "full")}
@@ -233,7 +233,7 @@ def test_datasets_are_the_same_bytes_whatever_the_workers(
         DatasetCreator(
             small,
             path=tmp_path / f"{name}_data.hdf5",
-            n_examples=20,
+            plan=DatasetPlan(n_examples=20),
             workers=workers,
             chunk_size=6,
             progress=False,
@@ -314,7 +314,9 @@ def test_a_model_of_random_patches_accepts_a_bank_dataset(extra: Any, tmp_path: 
     from models.evaluation.run_evaluation import training_rows
 
     gen = DexedGenerator(dexed_config=CONFIGS["small"], **SHORT)
-    DatasetCreator(gen, path=tmp_path / "random_data.hdf5", n_examples=10, progress=False).run()
+    DatasetCreator(
+        gen, path=tmp_path / "random_data.hdf5", plan=DatasetPlan(n_examples=10), progress=False
+    ).run()
     write_random_bank(extra, tmp_path / "bank.syx", seed=3)
     write_bank_dataset(
         gen,

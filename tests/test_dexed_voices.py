@@ -174,8 +174,8 @@ def test_bad_sampler_specs_are_refused_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_dexed_stream_draws_its_examples_from_the_sampler(extra: Any, tmp_path: Path) -> None:
+    from generators.chunks import Chunk, render_chunk
     from generators.dexed.synth import DexedGenerator
-    from generators.writer import Chunk, render_chunk
     from models.common.stream import StreamSource, StreamSpec
 
     spec = {"kind": "dx7_voices", "collection": str(_collection(tmp_path)), "mix": {"real": 1}}

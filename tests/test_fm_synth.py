@@ -16,8 +16,16 @@ from scipy.signal import get_window, lfilter
 from core.errors import InverSynthError
 from generators import fm_dsp, fm_reference
 from generators.dataset import open_dataset
-from generators.fm_dsp import SAW, SINE, SQUARE, TRIANGLE, WAVEFORMS
-from generators.fm_generator import FM_PARAMETERS, FMGenerator, main, render_fm
+from generators.fm_generator import FMGenerator, main, render_fm
+from generators.fm_parameters import (
+    CONTROL_NAMES,
+    FM_PARAMETERS,
+    SAW,
+    SINE,
+    SQUARE,
+    TRIANGLE,
+    WAVEFORMS,
+)
 from generators.synth import load_generator
 
 SR = 16384
@@ -29,7 +37,7 @@ BLEP_WAVEFORMS = [SAW, TRIANGLE, SQUARE]
 def controls(**overrides: float) -> np.ndarray:
     """One row of controls [1, 23]: all oscillators off, no FM, envelope held at 1,
     filter wide open, gate always open over 1 s; ``overrides`` by control name."""
-    row = dict.fromkeys(fm_dsp.CONTROL_NAMES, 0.0)
+    row = dict.fromkeys(CONTROL_NAMES, 0.0)
     row.update({f"f_{w}": 440.0 for w in WAVEFORMS})
     row.update({f"v_{w}": 1.0 for w in WAVEFORMS})
     row.update(
@@ -37,7 +45,7 @@ def controls(**overrides: float) -> np.ndarray:
     )
     row["gate_hz"] = 0.25  # frac(0.25 t) < 1/2 for all t < 2 s: open throughout
     row.update(overrides)
-    return np.array([[row[name] for name in fm_dsp.CONTROL_NAMES]])
+    return np.array([[row[name] for name in CONTROL_NAMES]])
 
 
 def render(c: np.ndarray, *, note_off_s: float = 2.0, normalise: bool = False) -> np.ndarray:
@@ -342,7 +350,7 @@ def test_other_sample_rates_and_lengths() -> None:
 def test_parameter_table_is_the_papers() -> None:
     ps = FMGenerator().parameter_set
     assert ps.n_parameters == 23 and ps.n_outputs == 368
-    assert ps.names == list(fm_dsp.CONTROL_NAMES)
+    assert ps.names == list(CONTROL_NAMES)
     assert ps["f_saw"].levels[0] == 440.0
     assert ps["f_saw"].levels[12] == pytest.approx(880.0)
     for name, low, high in [("A_tri", 0.001, 1), ("B_sqr", 0, 1500), ("v_sine", 1, 30),

@@ -23,7 +23,7 @@ import pytest
 
 from core import commandline, environment, storage
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.plots import save_png
 from models.common.records import write_json_atomic
 from models.matching.audio_io import write_wav
@@ -216,7 +216,9 @@ RATE, N_SAMPLES = 8192, 4096
 def sine_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generator = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=4)
     path = tmp_path_factory.mktemp("data") / "sine_data.hdf5"
-    return DatasetCreator(generator, path=path, n_examples=160, seed=1, progress=False).run()
+    return DatasetCreator(
+        generator, path=path, plan=DatasetPlan(n_examples=160, seed=1), progress=False
+    ).run()
 
 
 def _train_argv(data: Path, out: Path, *extra: str) -> list[str]:
@@ -358,8 +360,8 @@ def test_wav_files_of_a_dataset_on_a_full_disk_end_the_run_resumably(
 
     def main(argv: Any) -> int:
         DatasetCreator(SineGenerator(sample_rate=8192, n_samples=512), path=path,
-                       n_examples=16, chunk_size=4, wav_directory=wavs, wav_prefix="w",
-                       progress=False).run(resume="--resume" in argv)  # fmt: skip
+                       plan=DatasetPlan(n_examples=16), chunk_size=4, wav_directory=wavs,
+                       wav_prefix="w", progress=False).run(resume="--resume" in argv)  # fmt: skip
         return 0
 
     _disk_full_from(monkeypatch, 7, named=".wav")  # in the second chunk

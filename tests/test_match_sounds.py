@@ -25,11 +25,11 @@ def _needed(what: str, present: bool) -> None:
 
 def test_a_plugin_match_is_written_as_a_preset_the_plugin_loads(tmp_path: Path) -> None:
     _needed(NEKOBI, Path(NEKOBI).exists())
-    from generators.vst.synth import VSTGenerator
+    from generators.vst.synth import PlaySettings, VSTGenerator
 
     gen = VSTGenerator(
         plugin_config=REPO / "plugin_config" / "nekobi.json", sample_rate=16384, n_samples=8192,
-        note_length_s=0.25,
+        play=PlaySettings(note_length_s=0.25),
     )  # fmt: skip
     try:
         ps = gen.parameter_set

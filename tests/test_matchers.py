@@ -12,7 +12,7 @@ from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.matching.distance import MultiResolutionDistance, Resolution
 from models.matching.lookup import DatasetLookup
 from models.matching.matchers import MATCHERS, make_matcher
@@ -48,7 +48,11 @@ def one_hot_scores(parameter_set, indices: np.ndarray):
 
 def make_dataset(path: Path, generator, n_examples: int = 40, seed: int = 3) -> Path:
     creator = DatasetCreator(
-        generator, path=path, n_examples=n_examples, seed=seed, chunk_size=16, progress=False
+        generator,
+        path=path,
+        plan=DatasetPlan(n_examples=n_examples, seed=seed),
+        chunk_size=16,
+        progress=False,
     )
     return creator.run(overwrite=True)
 

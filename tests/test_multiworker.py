@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,12 @@ WORKER = textwrap.dedent(
 @pytest.mark.parametrize("stream", [False, True], ids=["dataset", "stream"])
 def test_two_workers_on_loopback_train_one_model(tmp_path: Path, stream: bool) -> None:
     data = DatasetCreator(
-        SineGenerator(n_levels=4), path=tmp_path / "sine_data.hdf5", n_examples=160, seed=2,
-        workers=1, progress=False,
-    ).run()  # fmt: skip
+        SineGenerator(n_levels=4),
+        path=tmp_path / "sine_data.hdf5",
+        plan=DatasetPlan(n_examples=160, seed=2),
+        workers=1,
+        progress=False,
+    ).run()
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     procs = []
     for index in range(2):

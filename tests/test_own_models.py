@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models import spectrogram_cnn
 from models.common.architectures import build_model, count_trainable
 from models.common.model_table import SPECTROGRAM_MODELS
@@ -40,9 +40,12 @@ def test_m1_size_input_and_saving(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_m1_learns_the_sine_synth(tmp_path: Path) -> None:
     DatasetCreator(
-        SineGenerator(n_levels=4), path=tmp_path / "sine_data.hdf5", n_examples=480, seed=1,
-        workers=1, progress=False,
-    ).run()  # fmt: skip
+        SineGenerator(n_levels=4),
+        path=tmp_path / "sine_data.hdf5",
+        plan=DatasetPlan(n_examples=480, seed=1),
+        workers=1,
+        progress=False,
+    ).run()
     args = [
         "--model", "M1", "--dataset_dir", str(tmp_path), "--dataset_name", "sine",
         "--output_dir", str(tmp_path / "runs"), "--epochs", "5", "--seed", "3",

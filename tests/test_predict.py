@@ -413,7 +413,7 @@ def test_example_shows_the_true_values_beside_the_predicted(run_with_dataset, tm
 
 
 def test_demo_refuses_to_replace_an_earlier_demo(tmp_path):
-    from models.cli.demo import run_demo
+    from models.cli.demo_app import DemoOptions, run_demo
 
     run_dir = tmp_path / "runs" / "C6_sine_demo"
     (run_dir / "predictions").mkdir(parents=True)
@@ -421,7 +421,7 @@ def test_demo_refuses_to_replace_an_earlier_demo(tmp_path):
     (run_dir / "predictions" / "kick.json").write_text("{}")
     (tmp_path / "predictions").mkdir()
     with pytest.raises(InverSynthError, match="pass --overwrite") as caught:
-        run_demo(output_dir=tmp_path, synth="sine")
+        run_demo(DemoOptions(output_dir=tmp_path, synth="sine"))
     message = str(caught.value)
     assert "runs/C6_sine_demo/" in message and "predictions/" in message
     assert "the run folder also holds predictions/" in message
@@ -429,16 +429,16 @@ def test_demo_refuses_to_replace_an_earlier_demo(tmp_path):
 
 
 def test_demo_refuses_to_delete_a_folder_it_did_not_make(tmp_path):
-    from models.cli.demo import run_demo
+    from models.cli.demo_app import DemoOptions, run_demo
 
     foreign = tmp_path / "runs" / "C6_sine_demo"
     foreign.mkdir(parents=True)
     (foreign / "precious.txt").write_text("keep me")
     with pytest.raises(InverSynthError, match="not a run folder"):
-        run_demo(output_dir=tmp_path, synth="sine")
+        run_demo(DemoOptions(output_dir=tmp_path, synth="sine"))
     assert (foreign / "precious.txt").exists()
     with pytest.raises(InverSynthError, match="num_examples"):
-        run_demo(output_dir=tmp_path / "x", num_examples=10)
+        run_demo(DemoOptions(output_dir=tmp_path / "x", num_examples=10))
 
 
 # --------------------------------------------------------------------------
@@ -518,14 +518,17 @@ def test_bad_matching_options_exit_2_in_one_line(tmp_path, tiny_run, capsys, ext
 
 def test_a_lookup_dataset_of_another_synth_exits_2_in_one_line(tmp_path, tiny_run, capsys):
     from core.commandline import run_cli
-    from generators.writer import DatasetCreator
+    from generators.writer import DatasetCreator, DatasetPlan
     from models.predict import main
 
     other = SineGenerator(sample_rate=RATE, n_samples=N_SAMPLES, n_levels=4)  # other levels
     dataset = DatasetCreator(
-        other, path=tmp_path / "other_data.hdf5", n_examples=8, seed=1, chunk_size=8,
+        other,
+        path=tmp_path / "other_data.hdf5",
+        plan=DatasetPlan(n_examples=8, seed=1),
+        chunk_size=8,
         progress=False,
-    ).run(overwrite=True)  # fmt: skip
+    ).run(overwrite=True)
     path = tmp_path / "tone.wav"
     sf.write(path, _tone(RATE, 0.5), RATE)
     argv = [str(path), "--run", str(tiny_run), "--output_dir", str(tmp_path / "out")]

@@ -13,7 +13,7 @@ import soundfile as sf
 from core.errors import InverSynthError
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
-from models.cli.demo import HELD_OUT_SEED
+from models.cli.demo_app import HELD_OUT_SEED
 from models.common.pretrained import PRETRAINED_FM_RUN, export_run, pretrained_run_dir
 from models.common.run import BEST_MODEL, RUN_FILE, load_run
 

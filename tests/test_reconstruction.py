@@ -18,7 +18,7 @@ import pytest
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.data import Split
 from models.common.metrics import evaluate_scores
 from models.common.records import write_json_atomic
@@ -192,7 +192,10 @@ def make_evaluated_run(
     data_path = root / "data" / f"sine{seed}_data.hdf5"
     if not data_path.exists():
         DatasetCreator(
-            generator, path=data_path, n_examples=n_examples, seed=seed, progress=False
+            generator,
+            path=data_path,
+            plan=DatasetPlan(n_examples=n_examples, seed=seed),
+            progress=False,
         ).run()
     with open_dataset(data_path) as dataset:
         split = Split((0.5, 0.25, 0.25), dataset.n_examples)

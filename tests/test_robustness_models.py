@@ -24,7 +24,7 @@ from core.environment import _dotenv
 from core.errors import InverSynthError
 from core.options import default_workers
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models import (
     app,
     compare,
@@ -51,7 +51,7 @@ def make_data(
 ) -> Path:
     generator = SineGenerator(sample_rate=RATE, n_samples=n_samples, n_levels=4)
     return DatasetCreator(
-        generator, path=path, n_examples=n, seed=seed, workers=1, progress=False
+        generator, path=path, plan=DatasetPlan(n_examples=n, seed=seed), workers=1, progress=False
     ).run()
 
 

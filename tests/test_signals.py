@@ -29,7 +29,7 @@ from core import commandline, environment
 from generators import writer
 from generators.schema import lock_path
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,12 @@ def test_a_signal_dropped_in_a_finalizer_still_ends_the_run_and_keeps_a_partial_
 
     def main(argv: Any) -> int:
         DatasetCreator(
-            generator, path=path, n_examples=64, chunk_size=4, workers=1, progress=False
+            generator,
+            path=path,
+            plan=DatasetPlan(n_examples=64),
+            chunk_size=4,
+            workers=1,
+            progress=False,
         ).run()
         return 0
 
@@ -139,8 +144,13 @@ def test_a_ctrl_c_while_the_file_is_made_leaves_nothing_that_blocks_a_resume(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(writer, where, interrupted)
-    creator = DatasetCreator(SineGenerator(sample_rate=8192, n_samples=512), path=path,
-                             n_examples=16, chunk_size=4, progress=False)  # fmt: skip
+    creator = DatasetCreator(
+        SineGenerator(sample_rate=8192, n_samples=512),
+        path=path,
+        plan=DatasetPlan(n_examples=16),
+        chunk_size=4,
+        progress=False,
+    )
     with pytest.raises(KeyboardInterrupt):
         creator.run()
     assert not Path(f"{path}.partial").exists() and not lock_path(path).exists()

@@ -12,7 +12,7 @@ import pytest
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models import spectrogram_cnn
 from models.common.data import EpochClock
 from models.common.stream import StreamInput, StreamSource, StreamSpec, stream_first_index
@@ -24,8 +24,7 @@ def _file(path: Path, n: int, *, seed: int = 4, **synth: Any) -> Path:
     return DatasetCreator(
         SineGenerator(**{**SINE, **synth}),
         path=path,
-        n_examples=n,
-        seed=seed,
+        plan=DatasetPlan(n_examples=n, seed=seed),
         workers=1,
         chunk_size=7,
         progress=False,

@@ -13,7 +13,7 @@ from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.fm_generator import FMGenerator
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.data import Split
 from models.matching.lookup import DatasetLookup
 from models.matching.match_sounds import open_lookup
@@ -23,9 +23,12 @@ from models.matching.synth_lookup import open_synth_lookup, synth_lookup_path
 def _run(tmp_path: Path, generator: Any, *, n_examples: int, seed: int = 7) -> Any:
     """A run's record of a dataset made here: what open_lookup reads of a run."""
     path = DatasetCreator(
-        generator, path=tmp_path / "made" / "fmtiny_data.hdf5", n_examples=n_examples, seed=seed,
-        chunk_size=64, progress=False,
-    ).run()  # fmt: skip
+        generator,
+        path=tmp_path / "made" / "fmtiny_data.hdf5",
+        plan=DatasetPlan(n_examples=n_examples, seed=seed),
+        chunk_size=64,
+        progress=False,
+    ).run()
     with open_dataset(path) as dataset:
         identity, parameter_set = dataset.identity, dataset.parameter_set
     return SimpleNamespace(

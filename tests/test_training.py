@@ -15,7 +15,7 @@ import pytest
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.sine_generator import SineGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 from models import e2e_cnn, spectrogram_cnn
 from models.common.run import load_run
 from models.evaluate import main as evaluate_main
@@ -29,8 +29,7 @@ def make_dataset_file(path: Path, *, n_levels: int = 4, seed: int = 1, n: int = 
     return DatasetCreator(
         SineGenerator(n_levels=n_levels),
         path=path,
-        n_examples=n,
-        seed=seed,
+        plan=DatasetPlan(n_examples=n, seed=seed),
         workers=1,
         progress=False,
     ).run()

@@ -18,13 +18,14 @@ import pytest
 from core.commandline import run_cli
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
+from generators.parameters import ParameterSet
 from generators.synth import load_generator
 from generators.vst import cli as vst_cli
 from generators.vst import hosts
 from generators.vst.config import load_plugin_config
 from generators.vst.describe import describe_plugin, plugin_config_template
-from generators.vst.synth import VSTGenerator
-from generators.writer import DatasetCreator
+from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
+from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]
 AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
@@ -33,7 +34,9 @@ AMSYNTH_CONFIG = REPO / "plugin_config" / "amsynth.json"
 NEKOBI_CONFIG = REPO / "plugin_config" / "nekobi.json"
 SAMPLE_RATE = 16384
 N_SAMPLES = 8192  # half-second examples keep these tests fast
-SHORT: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "n_samples": N_SAMPLES, "note_length_s": 0.25}
+SHORT: dict[str, Any] = {
+    "sample_rate": SAMPLE_RATE, "n_samples": N_SAMPLES, "play": PlaySettings(note_length_s=0.25)
+}  # fmt: skip
 AMSYNTH_VARIED = [p["name"] for p in json.loads(AMSYNTH_CONFIG.read_text())["parameters"]]
 
 
@@ -130,7 +133,9 @@ def test_renders_are_mono_finite_and_depend_on_the_parameters_only(
     assert audio.shape == (6, N_SAMPLES) and audio.dtype == np.float32
     assert np.isfinite(audio).all() and not silent.any()
     # Fresh hosts, two of them, the examples in reverse order: other histories.
-    with VSTGenerator(plugin_config=AMSYNTH_CONFIG, workers=2, **SHORT) as other:
+    with VSTGenerator(
+        plugin_config=AMSYNTH_CONFIG, hosts=HostSettings(workers=2), **SHORT
+    ) as other:
         again = other.render_indices(indices[::-1])[::-1]
     np.testing.assert_allclose(again, audio, atol=1e-4)
 
@@ -198,8 +203,10 @@ def test_silent_examples_are_counted_and_resampled_deterministically(tmp_path: P
     )
     with VSTGenerator(plugin_config=cfg, **SHORT) as plain:
         # Two writer processes, each rebuilding the generator from its config.
-        options: dict[str, Any] = {"n_examples": 12, "seed": 4, "workers": 2, "chunk_size": 4}
-        path = DatasetCreator(plain, path=tmp_path / "s_data.hdf5", progress=False, **options).run()
+        path = DatasetCreator(
+            plain, path=tmp_path / "s_data.hdf5", plan=DatasetPlan(n_examples=12, seed=4),
+            workers=2, chunk_size=4, progress=False,
+        ).run()  # fmt: skip
         first_draw = plain.render_examples(seed=4, start=0, n_examples=12).indices
     with open_dataset(path) as ds:
         _, labels = ds.read_range(0, 12)
@@ -338,12 +345,20 @@ def test_check_command_reports_reproducible_renders(capsys: pytest.CaptureFixtur
 def test_template_of_a_described_plugin_names_every_parameter() -> None:
     info = {
         "plugin": "/p.so",
-        "parameters": [{"index": 0, "name": "a", "default": 0.5, "text": "50", "label": "%"}],
+        "parameters": [
+            {"index": 0, "name": "a", "default": 0.5, "text": "50", "label": "%"},
+            {"index": 1, "name": "lfo_waveform", "default": 0.0, "text": "", "label": ""},
+        ],
     }
     template = plugin_config_template(info)
     assert template["fixed_parameters"] == [
-        {"id": 0, "name": "a", "value": 0.5, "comment": "default shows as '50 %'"}
+        {"id": 0, "name": "a", "value": 0.5, "ordered": True, "comment": "default shows as '50 %'"},
+        {"id": 1, "name": "lfo_waveform", "value": 0.0, "ordered": False},
     ]
+    # An entry moved to the varied ones keeps what it says.
+    entry = {**template["fixed_parameters"].pop(1), "values": [0.0, 0.5, 1.0]}
+    del entry["value"]
+    assert load_plugin_config({**template, "parameters": [entry]}).varied[0].ordered is False
 
 
 # ---- faults: crashing and hanging plugins ---------------------------------------------
@@ -382,9 +397,9 @@ def faulty_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     monkeypatch.setattr(hosts, "_HOST_SCRIPT", script)
     monkeypatch.setenv("FAULT_DIR", str(tmp_path))
 
-    def make(mode: str, **kwargs: Any) -> VSTGenerator:
+    def make(mode: str, **hosts: Any) -> VSTGenerator:
         monkeypatch.setenv("FAULT_MODE", mode)
-        return VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT, **kwargs)
+        return VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT, hosts=HostSettings(**hosts))
 
     yield make
 
@@ -422,7 +437,7 @@ def test_a_plugin_that_always_crashes_names_the_example(
 
 def test_a_host_that_died_while_idle_is_replaced_without_a_retry() -> None:
     row = np.array([[0.0, 0.3, 0.0, 0.0, 0.33]])
-    with VSTGenerator(plugin_config=NEKOBI_CONFIG, retries=0, **SHORT) as gen:
+    with VSTGenerator(plugin_config=NEKOBI_CONFIG, hosts=HostSettings(retries=0), **SHORT) as gen:
         first = gen.render(row)
         assert gen._pool is not None and gen._pool.hosts[0] is not None
         gen._pool.hosts[0].process.kill()  # as when the thread that started it ends
@@ -453,7 +468,7 @@ def test_plugin_hosts_never_import_the_callers_main_module(tmp_path: Path) -> No
                 f.write(f"{{os.getpid()}}\\n")
             sys.path.insert(0, {str(REPO)!r})
             import numpy as np
-            from generators.vst.synth import VSTGenerator
+            from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
 
             if __name__ == "__main__":
                 with VSTGenerator(plugin_config={str(NEKOBI_CONFIG)!r}, n_samples=4096) as gen:
@@ -481,7 +496,9 @@ def test_a_model_trains_on_a_plugin_dataset_and_its_prediction_plays_back(
 
     data = tmp_path / "data"
     with VSTGenerator(plugin_config=NEKOBI_CONFIG, **SHORT) as gen:
-        DatasetCreator(gen, path=data / "nk_data.hdf5", n_examples=64, progress=False).run()
+        DatasetCreator(
+            gen, path=data / "nk_data.hdf5", plan=DatasetPlan(n_examples=64), progress=False
+        ).run()
     args = ["--model", "C1", "--dataset_dir", str(data), "--dataset_name", "nk"]
     args += ["--output_dir", str(tmp_path / "runs"), "--epochs", "1", "--batch_size", "16"]
     assert spectrogram_cnn.main([*args, "--no_progress", "--no_evaluate"]) == 0
@@ -516,3 +533,27 @@ def test_the_synths_parameters_carry_the_config_groups(amsynth: VSTGenerator) ->
     by_name = {p.name: p.group for p in amsynth.parameter_set.parameters}
     assert by_name["filter_resonance"] == "Filter"
     assert by_name["amp_release"] == "Amp envelope"
+
+
+def test_plugin_configs_declare_which_parameters_are_ordered(amsynth: VSTGenerator) -> None:
+    ps = amsynth.parameter_set
+    assert not ps["osc1_waveform"].ordered and not ps["osc2_waveform"].ordered
+    assert ps["filter_cutoff"].ordered and ps["amp_attack"].ordered
+    # What the entry declares wins over what its name suggests.
+    data = json.loads(NEKOBI_CONFIG.read_text())
+    data["parameters"][0]["ordered"] = True  # "Waveform"
+    data["parameters"][1]["ordered"] = False  # "Cutoff"
+    with VSTGenerator(plugin_config=data, **SHORT) as gen:
+        declared = {p.name: p.ordered for p in gen.parameter_set.parameters}
+        # Through the config JSON (as a dataset stores it) and the parameter set's JSON.
+        stored = json.loads(json.dumps(gen.config()))
+        assert ParameterSet.from_json(gen.parameter_set.to_json()).parameters[1].ordered is False
+    assert declared["Waveform"] is True and declared["Cutoff"] is False
+    rebuilt = load_generator("vst", stored)
+    try:
+        assert {p.name: p.ordered for p in rebuilt.parameter_set.parameters} == declared
+    finally:
+        rebuilt.close()
+    data["parameters"][0]["ordered"] = "no"
+    with pytest.raises(InverSynthError, match="'ordered' must be true or false"):
+        load_plugin_config(data)

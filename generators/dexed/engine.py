@@ -31,6 +31,7 @@ read strictly and without dexed-py (:mod:`generators.dexed.sysex`).
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,122 +139,105 @@ def _op_byte(op: int, offset: int) -> int:
     return (6 - op) * 21 + offset
 
 
+def _row(
+    name: str, byte: int, max_value: int, group: str, init: int, meaning: str,
+    *, discrete: bool = False,
+) -> EngineParameter:  # fmt: skip
+    return EngineParameter(name, byte, max_value, discrete, group, init, meaning)
+
+
+_OPS = range(1, 7)
+
+
+def _voice_rows() -> list[EngineParameter]:
+    """The voice's own continuous fields: global, LFO and pitch envelope."""
+    return [
+        _row("feedback", 135, 7, "Global", 0, "feedback of the algorithm's feedback loop"),
+        _row("transpose", 144, 48, "Global", 24, "key transpose in semitones; 24 = none"),
+        _row("pitch_mod_sensitivity", 143, 7, "LFO", 3, "how far the LFO bends the pitch"),
+        _row("lfo_speed", 137, 99, "LFO", 35, "LFO rate"),
+        _row("lfo_delay", 138, 99, "LFO", 0, "time before the LFO starts"),
+        _row("lfo_pitch_mod_depth", 139, 99, "LFO", 0, "vibrato depth"),
+        _row("lfo_amp_mod_depth", 140, 99, "LFO", 0, "tremolo depth"),
+        *(
+            _row(f"pitch_env_rate{j}", 125 + j, 99, "Pitch EG", 99, f"pitch envelope rate {j}")
+            for j in range(1, 5)
+        ),
+        *(
+            _row(f"pitch_env_level{j}", 129 + j, 99, "Pitch EG", 50,
+                 f"pitch envelope level {j}; 50 = no bend")
+            for j in range(1, 5)
+        ),
+    ]  # fmt: skip
+
+
+# Continuous per-operator fields after the envelopes: (field, byte offset, max, meaning).
+_PER_OPERATOR = (
+    ("output_level", 16, 99, "output level (a carrier's loudness, a modulator's depth)"),
+    ("frequency_coarse", 18, 31, "frequency ratio, whole part (0 = 0.5)"),
+    ("frequency_fine", 19, 99, "frequency ratio, + coarse x fine/100"),
+    ("detune", 20, 14, "detune; 7 = none"),
+    ("velocity_sensitivity", 15, 7, "key velocity sensitivity"),
+    ("amp_mod_sensitivity", 14, 3, "how far the LFO's tremolo reaches this operator"),
+    ("rate_scaling", 13, 7, "keyboard rate scaling"),
+    ("breakpoint", 8, 99, "keyboard level scaling break point (39 = C3)"),
+    ("left_depth", 9, 99, "level scaling depth below the break point"),
+    ("right_depth", 10, 99, "level scaling depth above the break point"),
+)
+# Discrete per-operator fields, the same way.
+_PER_OPERATOR_DISCRETE = (
+    ("frequency_mode", 17, 1, "0 = ratio to the note, 1 = fixed frequency"),
+    ("left_curve", 11, 3, "level scaling curve below the break point: -lin, -exp, +exp, +lin"),
+    ("right_curve", 12, 3, "level scaling curve above the break point: -lin, -exp, +exp, +lin"),
+)
+
+
+def _operator_rows() -> list[EngineParameter]:
+    """The operators' continuous fields, field-major like dexed-py's [6, ...] arrays."""
+    rows = [
+        _row(f"op{op}_env_rate{j}", _op_byte(op, j - 1), 99, f"Operator {op}", 99,
+             f"envelope rate {j}")
+        for op in _OPS
+        for j in range(1, 5)
+    ]  # fmt: skip
+    rows += [
+        _row(f"op{op}_env_level{j}", _op_byte(op, 3 + j), 99, f"Operator {op}",
+             0 if j == 4 else 99, f"envelope level {j}")
+        for op in _OPS
+        for j in range(1, 5)
+    ]  # fmt: skip
+    for field, offset, max_value, meaning in _PER_OPERATOR:
+        for op in _OPS:
+            init = {"output_level": 99 if op == 1 else 0, "frequency_coarse": 1, "detune": 7}
+            rows.append(
+                _row(f"op{op}_{field}", _op_byte(op, offset), max_value, f"Operator {op}",
+                     init.get(field, 0), meaning)
+            )  # fmt: skip
+    return rows
+
+
+def _discrete_rows() -> list[EngineParameter]:
+    """The switches and choices: the voice's, then the operators' (field-major)."""
+    return [
+        _row("osc_key_sync", 136, 1, "Global", 1, "oscillators restart at every key",
+             discrete=True),
+        _row("lfo_sync", 141, 1, "LFO", 1, "LFO restarts at every key", discrete=True),
+        _row("algorithm", 134, 31, "Global", 0, "operator routing; DX7 algorithm = value + 1",
+             discrete=True),
+        _row("lfo_wave", 142, 5, "LFO", 0,
+             "0 triangle, 1 saw down, 2 saw up, 3 square, 4 sine, 5 S&H", discrete=True),
+        *(
+            _row(f"op{op}_{field}", _op_byte(op, offset), max_value, f"Operator {op}", 0,
+                 meaning, discrete=True)
+            for field, offset, max_value, meaning in _PER_OPERATOR_DISCRETE
+            for op in _OPS
+        ),
+    ]  # fmt: skip
+
+
 def _table() -> tuple[EngineParameter, ...]:
     """The 145 parameters in the order of dexed-py's ``Preset.to_array()``."""
-    rows: list[EngineParameter] = []
-
-    def add(
-        name: str,
-        byte: int,
-        max_value: int,
-        group: str,
-        init: int,
-        meaning: str,
-        *,
-        discrete: bool = False,
-    ) -> None:
-        rows.append(EngineParameter(name, byte, max_value, discrete, group, init, meaning))
-
-    ops = range(1, 7)
-    add("feedback", 135, 7, "Global", 0, "feedback of the algorithm's feedback loop")
-    add("transpose", 144, 48, "Global", 24, "key transpose in semitones; 24 = none")
-    add("pitch_mod_sensitivity", 143, 7, "LFO", 3, "how far the LFO bends the pitch")
-    add("lfo_speed", 137, 99, "LFO", 35, "LFO rate")
-    add("lfo_delay", 138, 99, "LFO", 0, "time before the LFO starts")
-    add("lfo_pitch_mod_depth", 139, 99, "LFO", 0, "vibrato depth")
-    add("lfo_amp_mod_depth", 140, 99, "LFO", 0, "tremolo depth")
-    for j in range(1, 5):
-        add(f"pitch_env_rate{j}", 125 + j, 99, "Pitch EG", 99, f"pitch envelope rate {j}")
-    for j in range(1, 5):
-        add(
-            f"pitch_env_level{j}",
-            129 + j,
-            99,
-            "Pitch EG",
-            50,
-            f"pitch envelope level {j}; 50 = no bend",
-        )
-    # Per-operator fields, field-major like dexed-py's [6, ...] arrays.
-    for op in ops:
-        for j in range(1, 5):
-            add(
-                f"op{op}_env_rate{j}",
-                _op_byte(op, j - 1),
-                99,
-                f"Operator {op}",
-                99,
-                f"envelope rate {j}",
-            )
-    for op in ops:
-        for j in range(1, 5):
-            add(
-                f"op{op}_env_level{j}",
-                _op_byte(op, 3 + j),
-                99,
-                f"Operator {op}",
-                0 if j == 4 else 99,
-                f"envelope level {j}",
-            )
-    per_op = [
-        ("output_level", 16, 99, "output level (a carrier's loudness, a modulator's depth)"),
-        ("frequency_coarse", 18, 31, "frequency ratio, whole part (0 = 0.5)"),
-        ("frequency_fine", 19, 99, "frequency ratio, + coarse x fine/100"),
-        ("detune", 20, 14, "detune; 7 = none"),
-        ("velocity_sensitivity", 15, 7, "key velocity sensitivity"),
-        ("amp_mod_sensitivity", 14, 3, "how far the LFO's tremolo reaches this operator"),
-        ("rate_scaling", 13, 7, "keyboard rate scaling"),
-        ("breakpoint", 8, 99, "keyboard level scaling break point (39 = C3)"),
-        ("left_depth", 9, 99, "level scaling depth below the break point"),
-        ("right_depth", 10, 99, "level scaling depth above the break point"),
-    ]
-    for field, offset, max_value, meaning in per_op:
-        for op in ops:
-            init = {"output_level": 99 if op == 1 else 0, "frequency_coarse": 1, "detune": 7}
-            add(
-                f"op{op}_{field}",
-                _op_byte(op, offset),
-                max_value,
-                f"Operator {op}",
-                init.get(field, 0),
-                meaning,
-            )
-    add("osc_key_sync", 136, 1, "Global", 1, "oscillators restart at every key", discrete=True)
-    add("lfo_sync", 141, 1, "LFO", 1, "LFO restarts at every key", discrete=True)
-    add(
-        "algorithm",
-        134,
-        31,
-        "Global",
-        0,
-        "operator routing; DX7 algorithm = value + 1",
-        discrete=True,
-    )
-    add(
-        "lfo_wave",
-        142,
-        5,
-        "LFO",
-        0,
-        "0 triangle, 1 saw down, 2 saw up, 3 square, 4 sine, 5 S&H",
-        discrete=True,
-    )
-    per_op_discrete = [
-        ("frequency_mode", 17, 1, "0 = ratio to the note, 1 = fixed frequency"),
-        ("left_curve", 11, 3, "level scaling curve below the break point: -lin, -exp, +exp, +lin"),
-        ("right_curve", 12, 3, "level scaling curve above the break point: -lin, -exp, +exp, +lin"),
-    ]
-    for field, offset, max_value, meaning in per_op_discrete:
-        for op in ops:
-            add(
-                f"op{op}_{field}",
-                _op_byte(op, offset),
-                max_value,
-                f"Operator {op}",
-                0,
-                meaning,
-                discrete=True,
-            )
-    return tuple(rows)
+    return (*_voice_rows(), *_operator_rows(), *_discrete_rows())
 
 
 ENGINE_PARAMETERS: tuple[EngineParameter, ...] = _table()
@@ -279,8 +263,6 @@ def engine_parameter(name: str, *, where: str = "") -> tuple[int, EngineParamete
     ``where`` starts the error message (``"dexed_small.json: parameter"``).
     """
     if name not in _BY_NAME:
-        import difflib
-
         close = difflib.get_close_matches(name, _BY_NAME, n=3)
         hint = f"; did you mean {close}?" if close else ""
         raise InverSynthError(

@@ -48,7 +48,7 @@ from generators.dexed.engine import (
 )
 from generators.parameters import Parameter, ParameterSet
 from generators.synth import RenderedExamples, SoundGenerator
-from generators.writer import DatasetCreator
+from generators.writer import DatasetCreator, DatasetPlan
 
 if TYPE_CHECKING:
     from generators.sampling import ExampleSampler
@@ -514,8 +514,7 @@ def write_bank_dataset(
     DatasetCreator(
         source,
         path=staging,
-        n_examples=len(voices),
-        seed=0,
+        plan=DatasetPlan(n_examples=len(voices), seed=0),
         workers=1,
         chunk_size=chunk_size,
         progress=progress,

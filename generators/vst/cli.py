@@ -40,7 +40,7 @@ from generators.vst.describe import (
     write_text_atomic,
 )
 from generators.vst.hosts import default_retries, default_timeout_s, retries_type, timeout_type
-from generators.vst.synth import VSTGenerator
+from generators.vst.synth import HostSettings, PlaySettings, VSTGenerator
 
 __all__ = ["check_determinism", "get_parser", "main"]
 
@@ -51,13 +51,9 @@ def _generator_from_args(args: argparse.Namespace, *, workers: int = 1) -> VSTGe
         plugin=args.plugin,
         sample_rate=args.sample_rate,
         n_samples=n_samples_from_args(args),
-        pitch=args.pitch,
-        velocity=args.velocity,
-        note_length_s=args.note_length,
+        play=PlaySettings(pitch=args.pitch, velocity=args.velocity, note_length_s=args.note_length),
         resample_silent=getattr(args, "resample_silent", False),
-        workers=workers,
-        timeout_s=args.timeout,
-        retries=args.retries,
+        hosts=HostSettings(workers=workers, timeout_s=args.timeout, retries=args.retries),
     )
 
 

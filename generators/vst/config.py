@@ -8,7 +8,9 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
     {
       "plugin": "/usr/lib/vst/amsynth_vst.so",
       "parameters": [
-        {"id": 11, "name": "filter_cutoff", "values": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
+        {"id": 4, "name": "osc1_waveform", "values": [0.0, 0.25, 0.5], "ordered": false},
+        {"id": 11, "name": "filter_cutoff", "values": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+         "ordered": true},
         {"name": "filter_resonance", "n_levels": 4, "low": 0.0, "high": 0.75, "group": "Filter"}
       ],
       "fixed_parameters": [
@@ -33,9 +35,16 @@ parameters vary, and over which values, is a *plugin config*, a JSON file
     waveforms are 0, 0.25, 0.5, 0.75, 1). ``group`` (optional) is the
     parameter's reporting group (``"Filter"``, ``"Amp envelope"``); without it
     the group follows from the name (:func:`generators.parameters.default_group`).
+    ``ordered`` (true or false) says whether the levels are ordered values (a
+    knob: a prediction one level off is a near miss) or unordered choices (a
+    switch, a waveform: a level is right or wrong); training targets, the
+    search's steps and the reports follow it. A config written before entries
+    declared it gets :func:`generators.parameters.default_ordered` of the name.
 ``fixed_parameters`` (optional)
     Parameters held at ``value`` for every example. Parameters named nowhere
-    keep the plugin's defaults.
+    keep the plugin's defaults. An entry may carry ``ordered`` too (``describe``
+    writes it in its template), for when it is moved to ``parameters``; it is
+    ignored here.
 ``note`` (optional)
     The MIDI note of every example: ``pitch`` (0-127, default 60),
     ``velocity`` (1-127, default 100), ``length_s`` (note-on to note-off,
@@ -82,8 +91,8 @@ __all__ = [
 INSTALL_HINT = "apt-get install -y amsynth dpf-plugins-vst"
 
 _TOP_KEYS = {"plugin", "parameters", "fixed_parameters", "note", "render", "comment"}
-_VARIED_KEYS = {"id", "name", "values", "n_levels", "low", "high", "group", "comment"}
-_FIXED_KEYS = {"id", "name", "value", "comment"}
+_VARIED_KEYS = {"id", "name", "values", "n_levels", "low", "high", "group", "ordered", "comment"}
+_FIXED_KEYS = {"id", "name", "value", "ordered", "comment"}
 _NOTE_KEYS = {"pitch", "velocity", "length_s"}
 _RENDER_KEYS = {"prime_s", "settle_s"}
 
@@ -97,6 +106,7 @@ class VariedEntry:
     levels: tuple[float, ...]
     spacing: str
     group: str | None = None  # reporting group; None: from the name (``default_group``)
+    ordered: bool | None = None  # None: a config of before (``default_ordered`` of the name)
 
 
 @dataclass(frozen=True)
@@ -166,8 +176,20 @@ def _parse_varied(entry: Any, where: str) -> VariedEntry:
     if group is not None and (not isinstance(group, str) or not group.strip()):
         raise InverSynthError(f"{where}: 'group' must be a non-empty string, got {group!r}")
     return VariedEntry(
-        name=name, id=_entry_id(entry, where), levels=levels, spacing=spacing, group=group
+        name=name,
+        id=_entry_id(entry, where),
+        levels=levels,
+        spacing=spacing,
+        group=group,
+        ordered=_ordered(entry, where),
     )
+
+
+def _ordered(entry: dict[str, Any], where: str) -> bool | None:
+    ordered = entry.get("ordered")
+    if ordered is not None and not isinstance(ordered, bool):
+        raise InverSynthError(f"{where}: 'ordered' must be true or false, got {ordered!r}")
+    return ordered
 
 
 def _parse_fixed(entry: Any, where: str) -> FixedEntry:
@@ -176,6 +198,7 @@ def _parse_fixed(entry: Any, where: str) -> FixedEntry:
     check_keys(entry, _FIXED_KEYS, where)
     if "value" not in entry:
         raise InverSynthError(f"{where}: 'value' is required")
+    _ordered(entry, where)  # checked, so that the entry may move to 'parameters' as it is
     return FixedEntry(
         name=name, id=_entry_id(entry, where), value=_unit_value(entry["value"], where)
     )

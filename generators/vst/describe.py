@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InverSynthError
+from generators.parameters import default_ordered
 from generators.vst.config import check_plugin_path
 from generators.vst.hosts import PluginHostPool, default_timeout_s
 
@@ -48,19 +49,28 @@ def plugin_config_template(info: dict[str, Any]) -> dict[str, Any]:
     """A plugin config with every parameter fixed at its default, to edit into a real one.
 
     Move the entries to vary from ``fixed_parameters`` to ``parameters`` and
-    replace their ``value`` with ``values`` (or ``n_levels``).
+    replace their ``value`` with ``values`` (or ``n_levels``). Every entry says
+    whether it is ``ordered``: the plugin does not tell, so the template starts
+    from :func:`~generators.parameters.default_ordered` of the name (a switch or
+    a waveform is not), for the editor to check.
     """
     fixed = []
     for p in info["parameters"]:
         shown = f"{p['text']} {p['label']}".strip()
-        entry: dict[str, Any] = {"id": p["index"], "name": p["name"], "value": p["default"]}
+        entry: dict[str, Any] = {
+            "id": p["index"],
+            "name": p["name"],
+            "value": p["default"],
+            "ordered": default_ordered(p["name"]),
+        }
         if shown:
             entry["comment"] = f"default shows as {shown!r}"
         fixed.append(entry)
     return {
         "plugin": info["plugin"],
         "comment": "move the parameters to vary from fixed_parameters to parameters, "
-        "with 'values' (normalized, in [0, 1]) instead of 'value'",
+        "with 'values' (normalized, in [0, 1]) instead of 'value'; check 'ordered' (false for "
+        "a switch or a waveform)",
         "parameters": [],
         "fixed_parameters": fixed,
         "note": {"pitch": 60, "velocity": 100, "length_s": 0.5},

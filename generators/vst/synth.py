@@ -10,6 +10,7 @@ process, which may have TensorFlow loaded.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +34,7 @@ from generators.vst.hosts import (
 if TYPE_CHECKING:
     from generators.sampling import ExampleSampler
 
-__all__ = ["VSTGenerator", "fxp_bytes"]
+__all__ = ["HostSettings", "PlaySettings", "VSTGenerator", "fxp_bytes"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,59 @@ T = TypeVar("T")
 def _first(*options: T | None) -> T:
     """The first option that is not None."""
     return next(option for option in options if option is not None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaySettings:
+    """How a :class:`VSTGenerator` plays each example's note; ``None``: the config's, else a default.
+
+    Parameters
+    ----------
+    pitch, velocity : int, optional
+        MIDI note (0-127) and velocity (1-127); default the config's ``note``, else 60 and 100.
+    note_length_s : float > 0, optional
+        Note-on to note-off; default the config's ``note.length_s``, else half the example.
+    prime_s, settle_s : float >= 0, optional
+        Lead-in of every render (see :mod:`generators.vst.host_main`); default the
+        config's ``render`` section, else 0.1 and 0.3.
+    block_size : int > 0
+        DawDreamer's processing block, in samples.
+    """
+
+    pitch: int | None = None
+    velocity: int | None = None
+    note_length_s: float | None = None
+    prime_s: float | None = None
+    settle_s: float | None = None
+    block_size: int = 128
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostSettings:
+    """The plugin host processes of a :class:`VSTGenerator` (none of it in :meth:`config`).
+
+    Parameters
+    ----------
+    workers : int > 0
+        Plugin host processes rendering in parallel. The dataset writer's own
+        workers each build a generator with one host.
+    timeout_s : float in [0.01, 86400], optional
+        Longest render before a host counts as hung (default
+        ``INVERSYNTH_VST_TIMEOUT_S``, else 30).
+    retries : int in [0, 100], optional
+        Fresh attempts for an example whose host crashed or hung (default
+        ``INVERSYNTH_VST_RETRIES``, else 2); after them :meth:`VSTGenerator.render`
+        raises and :meth:`VSTGenerator.render_examples` (datasets) marks the example
+        failed.
+    """
+
+    workers: int = 1
+    timeout_s: float | None = None
+    retries: int | None = None
+
+
+_PLAY_KEYS = tuple(f.name for f in fields(PlaySettings))
+_HOST_KEYS = tuple(f.name for f in fields(HostSettings))
 
 
 class VSTGenerator(SoundGenerator):
@@ -57,31 +111,18 @@ class VSTGenerator(SoundGenerator):
         Hz; the plugin renders at this rate.
     n_samples : int > 0
         Length of every example.
-    pitch, velocity : int, optional
-        MIDI note (0-127) and velocity (1-127); default the config's ``note``, else 60 and 100.
-    note_length_s : float > 0, optional
-        Note-on to note-off; default the config's ``note.length_s``, else half the example.
-    prime_s, settle_s : float >= 0, optional
-        Lead-in of every render (see :mod:`generators.vst.host_main`); default the
-        config's ``render`` section, else 0.1 and 0.3.
+    play : PlaySettings
+        The note and the render's lead-in and block (part of :meth:`config`).
     resample_silent : bool
         In :meth:`render_examples` (the dataset writer), redraw the parameters of
         an example that renders silent (peak below 1e-4, or not finite), up to
         ``max_redraws`` times, deterministically (see :meth:`render_examples`).
     max_redraws : int >= 1
-    workers : int > 0
-        Plugin host processes rendering in parallel. Not part of :meth:`config`:
-        the dataset writer's own workers each build a generator with one host.
-    timeout_s : float in [0.01, 86400], optional
-        Longest render before a host counts as hung (default
-        ``INVERSYNTH_VST_TIMEOUT_S``, else 30). Not part of :meth:`config`.
-    retries : int in [0, 100], optional
-        Fresh attempts for an example whose host crashed or hung (default
-        ``INVERSYNTH_VST_RETRIES``, else 2); after them :meth:`render` raises
-        and :meth:`render_examples` (datasets) marks the example failed. Not
-        part of :meth:`config`.
-    block_size : int > 0
-        DawDreamer's processing block, in samples.
+    hosts : HostSettings
+        The plugin host processes: how many, their timeout and retries.
+
+    A generator is rebuilt from :meth:`config` (a flat dictionary, as datasets and
+    runs store it) by :meth:`from_config`.
     """
 
     name = "vst"
@@ -95,17 +136,10 @@ class VSTGenerator(SoundGenerator):
         plugin: str | Path | None = None,
         sample_rate: int = 16384,
         n_samples: int = 16384,
-        pitch: int | None = None,
-        velocity: int | None = None,
-        note_length_s: float | None = None,
-        prime_s: float | None = None,
-        settle_s: float | None = None,
+        play: PlaySettings = PlaySettings(),
         resample_silent: bool = False,
         max_redraws: int = 8,
-        workers: int = 1,
-        timeout_s: float | None = None,
-        retries: int | None = None,
-        block_size: int = 128,
+        hosts: HostSettings = HostSettings(),
     ) -> None:
         super().__init__(sample_rate=sample_rate, n_samples=n_samples)
         self.plugin_config = load_plugin_config(plugin_config)
@@ -117,36 +151,45 @@ class VSTGenerator(SoundGenerator):
         self.plugin = check_plugin_path(chosen)
         # An argument wins over the config's note and render sections, which win over defaults.
         note, render = self.plugin_config.note, self.plugin_config.render
-        self.pitch = check_int(_first(pitch, note.get("pitch"), 60), "pitch", low=0, high=127)
+        self.pitch = check_int(_first(play.pitch, note.get("pitch"), 60), "pitch", low=0, high=127)
         self.velocity = check_int(
-            _first(velocity, note.get("velocity"), 100), "velocity", low=1, high=127
+            _first(play.velocity, note.get("velocity"), 100), "velocity", low=1, high=127
         )
         self.note_length_s = check_float(
-            _first(note_length_s, note.get("length_s"), self.duration_s / 2),
+            _first(play.note_length_s, note.get("length_s"), self.duration_s / 2),
             "note_length_s",
             low=0,
             low_inclusive=False,
         )
         self.prime_s = check_float(
-            _first(prime_s, render.get("prime_s"), 0.1), "prime_s", low=0, high=60, unit="s"
+            _first(play.prime_s, render.get("prime_s"), 0.1), "prime_s", low=0, high=60, unit="s"
         )
         self.settle_s = check_float(
-            _first(settle_s, render.get("settle_s"), 0.3), "settle_s", low=0, high=60, unit="s"
+            _first(play.settle_s, render.get("settle_s"), 0.3),
+            "settle_s",
+            low=0,
+            high=60,
+            unit="s",
         )
         self.resample_silent = bool(resample_silent)
         self.max_redraws = check_int(max_redraws, "max_redraws", low=1, high=1000)
-        self.workers = check_int(workers, "workers", low=1, high=1024)
-        self.block_size = check_int(block_size, "block_size", low=1, high=65536)
-        if timeout_s is None:
-            timeout_s = default_timeout_s()
+        self.workers = check_int(hosts.workers, "workers", low=1, high=1024)
+        self.block_size = check_int(play.block_size, "block_size", low=1, high=65536)
+        timeout_s = default_timeout_s() if hosts.timeout_s is None else hosts.timeout_s
         self.timeout_s = check_float(
             timeout_s, "timeout_s", low=TIMEOUT_RANGE_S[0], high=TIMEOUT_RANGE_S[1], unit="s"
         )
-        self.retries = check_int(
-            default_retries() if retries is None else retries, "retries", low=0, high=MAX_RETRIES
-        )
+        retries = default_retries() if hosts.retries is None else hosts.retries
+        self.retries = check_int(retries, "retries", low=0, high=MAX_RETRIES)
         self._parameters = ParameterSet(
-            Parameter(name=p.name, levels=p.levels, unit="", spacing=p.spacing, group=p.group)
+            Parameter(
+                name=p.name,
+                levels=p.levels,
+                unit="",
+                spacing=p.spacing,
+                group=p.group,
+                ordered=p.ordered,
+            )
             for p in self.plugin_config.varied
         )
         self._pool: PluginHostPool | None = None
@@ -156,6 +199,14 @@ class VSTGenerator(SoundGenerator):
         self._fixed: list[tuple[int, float]] = []
 
     # ---- SoundGenerator --------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> VSTGenerator:
+        """Rebuild from :meth:`config`'s flat keywords (and ``workers``, ``timeout_s``, ``retries``)."""
+        rest = dict(config)
+        play = PlaySettings(**{k: rest.pop(k) for k in _PLAY_KEYS if k in rest})
+        hosts = HostSettings(**{k: rest.pop(k) for k in _HOST_KEYS if k in rest})
+        return cls(**rest, play=play, hosts=hosts)
+
     @property
     def parameter_set(self) -> ParameterSet:
         return self._parameters

@@ -34,6 +34,7 @@ from generators.dataset import SynthDataset
 __all__ = [
     "SPLIT_NAMES",
     "EpochClock",
+    "Shuffle",
     "Split",
     "distribute",
     "epoch_order",
@@ -138,6 +139,22 @@ class EpochClock:
         self.epoch = int(epoch)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Shuffle:
+    """How :func:`make_dataset` orders the examples of each pass.
+
+    Parameters
+    ----------
+    seed : int
+        With the epoch, seeds the pass's order (:func:`epoch_order`).
+    clock : EpochClock, optional
+        Where the current epoch is read from when a pass starts (else epoch 0).
+    """
+
+    seed: int = 0
+    clock: EpochClock | None = None
+
+
 def epoch_order(indices: np.ndarray, *, seed: int, epoch: int) -> np.ndarray:
     """``indices`` shuffled by a generator seeded with ``(seed, epoch)``."""
     rng = np.random.default_rng([int(seed), int(epoch)])
@@ -145,16 +162,13 @@ def epoch_order(indices: np.ndarray, *, seed: int, epoch: int) -> np.ndarray:
 
 
 def _batches(
-    indices: np.ndarray,
-    *,
-    batch_size: int,
-    shuffle: bool,
-    seed: int,
-    clock: EpochClock | None,
-    drop_remainder: bool,
+    indices: np.ndarray, *, batch_size: int, shuffle: Shuffle | None, drop_remainder: bool
 ) -> list[np.ndarray]:
+    clock = shuffle.clock if shuffle else None
     order = (
-        epoch_order(indices, seed=seed, epoch=clock.epoch if clock else 0) if shuffle else indices
+        epoch_order(indices, seed=shuffle.seed, epoch=clock.epoch if clock else 0)
+        if shuffle
+        else indices
     )
     count = n_batches(len(order), batch_size, drop_remainder=drop_remainder)
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]
@@ -221,9 +235,7 @@ def make_dataset(
     indices: np.ndarray,
     *,
     batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    clock: EpochClock | None = None,
+    shuffle: Shuffle | None = None,
     drop_remainder: bool = False,
     replicas: tuple[int, int, int] | None = None,
     with_labels: bool = True,
@@ -237,11 +249,9 @@ def make_dataset(
         Example indices to read (e.g. ``Split.indices("train")``).
     batch_size : int > 0
         Global batch size (all replicas together).
-    shuffle : bool
-        Reorder the examples every epoch (``seed``, ``clock.epoch``).
-    seed : int
-    clock : EpochClock, optional
-        Where the current epoch is read from when a pass starts.
+    shuffle : Shuffle, optional
+        Reorder the examples every epoch (its ``seed`` and ``clock.epoch``); ``None``:
+        in ``indices`` order.
     drop_remainder : bool
         Leave out a last, smaller batch.
     replicas : (first, local, total), optional
@@ -270,12 +280,7 @@ def make_dataset(
 
     def generate() -> Iterator[Any]:
         batches = _batches(
-            idx,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            clock=clock,
-            drop_remainder=drop_remainder,
+            idx, batch_size=batch_size, shuffle=shuffle, drop_remainder=drop_remainder
         )  # the epoch's order, read when a pass starts
         for piece in _replica_pieces(batches, replicas):
             audio, labels = dataset.read(piece)  # sorted read inside, order kept

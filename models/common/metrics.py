@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InverSynthError
-from generators.parameters import ALL_GROUP, ParameterSet, default_group
-from models.common.paper import PAPER_GROUPS
+from generators.parameters import ALL_GROUP, PAPER_GROUPS, ParameterSet, default_group
 
 __all__ = [
     "ALL_GROUP",

@@ -6,12 +6,11 @@ run with them when it was trained on that synth.
 
 from __future__ import annotations
 
-from generators.parameters import ALL_GROUP
+from generators.parameters import ALL_GROUP, PAPER_GROUPS
 
 __all__ = [
     "PAPER_EPOCHS",
     "PAPER_EXAMPLES",
-    "PAPER_GROUPS",
     "PAPER_MPR",
     "PAPER_PARAMETER_MPR",
     "PAPER_RECONSTRUCTION",
@@ -23,26 +22,15 @@ __all__ = [
 PAPER_EXAMPLES = 200_000
 PAPER_EPOCHS = 100
 
-# Table 3's parameter groups, in its column order.
-PAPER_GROUPS: tuple[str, ...] = (
-    "Filter",
-    "Notes",
-    "Amplitude LFO",
-    "Frequency LFO",
-    "Oscillator amplitude",
-    "Amplitude ADSR",
-    "Gate",
-)
-
-# Column headings of the groups in tables and plots.
+# Column headings of the groups (Table 3's, in its order) in tables and plots.
 SHORT_GROUP_NAMES: dict[str, str] = {
-    "Filter": "Filter",
-    "Notes": "Notes",
-    "Amplitude LFO": "AmpLFO",
-    "Frequency LFO": "FreqLFO",
-    "Oscillator amplitude": "OscAmp",
-    "Amplitude ADSR": "ADSR",
-    "Gate": "Gate",
+    **dict(
+        zip(
+            PAPER_GROUPS,
+            ("Filter", "Notes", "AmpLFO", "FreqLFO", "OscAmp", "ADSR", "Gate"),
+            strict=True,
+        )
+    ),
     ALL_GROUP: ALL_GROUP,
 }
 

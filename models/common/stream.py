@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from core.errors import InverSynthError
+from generators.chunks import Chunk, Rendered, render_chunk
 from generators.dataset import SynthDataset
 from generators.pool import map_in_workers
 from generators.synth import generator_class
-from generators.writer import Chunk, Rendered, render_chunk
 from models.common.data import EpochClock, _finish
 
 __all__ = [

@@ -42,6 +42,7 @@ from models.common.checkpoints import (
 )
 from models.common.data import (
     EpochClock,
+    Shuffle,
     Split,
     distribute,
     make_dataset,
@@ -478,9 +479,7 @@ def _input_pipelines(
         strategy,
         make_dataset,
         indices=usable_indices(dataset, info.split.indices("train")),
-        shuffle=True,
-        seed=config.seed,
-        clock=clock,
+        shuffle=Shuffle(seed=config.seed, clock=clock),
         **common,
     )
     return train_data, val_data, lambda: None

@@ -27,15 +27,9 @@ import numpy as np
 
 from core.errors import InverSynthError
 from core.storage import atomic_path, open_atomic
-from generators.parameters import ALL_GROUP
+from generators.parameters import ALL_GROUP, PAPER_GROUPS
 from models.common.markup import markdown_text, plot_text
-from models.common.paper import (
-    PAPER_GROUPS,
-    PAPER_MPR,
-    PAPER_RECONSTRUCTION,
-    SHORT_GROUP_NAMES,
-    describes,
-)
+from models.common.paper import PAPER_MPR, PAPER_RECONSTRUCTION, SHORT_GROUP_NAMES, describes
 from models.common.records import write_text_atomic
 from models.common.run import RUN_FILE, RunInfo
 from models.evaluation.evaluation_folder import (

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from core.commandline import positive_float, positive_int
 from core.options import add_seed_argument
+from models.matching.matchers import MATCHERS
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
 
 if TYPE_CHECKING:
     from models.evaluation.match_evaluation import MatchingOptions
@@ -40,8 +42,6 @@ def add_evaluated_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_budget_arguments(group: argparse._ActionsContainer) -> None:
     """``--budget_renders`` and ``--budget_s``: a match's budget, renders and an optional cap."""
-    from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
-
     group.add_argument(
         "--budget_renders",
         type=positive_int,
@@ -60,8 +60,6 @@ def add_budget_arguments(group: argparse._ActionsContainer) -> None:
 
 def add_match_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     """``--methods``, ``--match_examples``, ``--budget_renders``, ``--budget_s``, ``--seed``."""
-    from models.matching.matchers import MATCHERS
-
     group = parser.add_argument_group("matching methods (Table 4, one row per method)")
     group.add_argument(
         "--methods",

@@ -27,14 +27,16 @@ runs after :func:`run_demo` in the same ``output_dir``, and before it.
 from __future__ import annotations
 
 import contextlib
+import io
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from core.checks import check_positive_int
 from core.errors import InverSynthError
@@ -42,20 +44,42 @@ from core.storage import write_atomic
 from generators.fm_generator import FMGenerator
 from generators.outputs import mark_demo_folder
 from generators.parameters import ALL_GROUP
+from generators.schema import dataset_path
 from generators.sine_generator import SineGenerator
+from generators.synth import load_generator
+from generators.writer import DatasetCreator, DatasetPlan
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
-from models.common.run import BEST_MODEL, RUN_FILE
+from models.common.pretrained import pretrained_run_dir
+from models.common.run import (
+    BEST_MODEL,
+    EVALUATION_DIR,
+    HISTORY_FILE,
+    LATEST_MODEL,
+    RUN_FILE,
+    STATE_FILE,
+    Run,
+    load_run,
+)
+from models.common.training import TrainConfig, train
 from models.evaluation.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
-from models.matching.objective import DEFAULT_BUDGET_RENDERS
-
-if TYPE_CHECKING:
-    from models.common.run import Run
+from models.evaluation.listening_report import write_report
+from models.evaluation.match_evaluation import MatchingOptions
+from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
+from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
+from models.matching.audio_io import write_wav
+from models.matching.legend import legend_lines, with_descriptions
+from models.matching.match_settings import MatchSettings
+from models.matching.match_sounds import match_and_write, run_matcher
+from models.matching.match_text import format_prediction, listening_summary, true_class_note
+from models.matching.objective import DEFAULT_BUDGET_RENDERS, Budget
+from models.matching.prediction import predict_file
 
 __all__ = [
     "DEMO_BUDGET_RENDERS",
     "DEMO_SYNTHS",
     "HELD_OUT_SEED",
     "PRETRAINED_DEMO_DIR",
+    "DemoOptions",
     "DemoResult",
     "plucked_string",
     "run_demo",
@@ -133,6 +157,67 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per step, and "total"
 
 
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    """What :func:`run_demo` makes and how.
+
+    Parameters
+    ----------
+    output_dir : path
+        Everything goes here.
+    synth : {"fm", "sine"}
+        The paper's FM synth, or the one-sine toy synth (for a quick check).
+    model : str
+        Architecture (C1-C6, C6XL, CE2E, CE2E_2D).
+    num_examples, epochs, batch_size : int
+        Dataset size (split 80/10/10), training epochs, minibatch.
+    workers : int
+        Rendering processes.
+    n_matches : int
+        Held-out test sounds matched as files.
+    n_report : int
+        Test sounds in the listening report.
+    seed : int
+        Dataset and training seed.
+    overwrite : bool
+        Replace the outputs of an earlier demo in ``output_dir`` (its dataset,
+        run folder with everything in it, sounds and predictions); without it
+        their presence is an error that names them.
+    budget_renders : int
+        Renders of hybrid matching per sound (the matching table and the sounds).
+    """
+
+    output_dir: str | Path = "demo"
+    synth: str = FMGenerator.name
+    model: str = "C6"
+    num_examples: int = 2000
+    epochs: int = 8
+    batch_size: int = 16
+    workers: int = 2
+    n_matches: int = 3
+    n_report: int = 6
+    seed: int = 0
+    overwrite: bool = False
+    budget_renders: int = DEMO_BUDGET_RENDERS
+
+    def check(self) -> None:
+        """Refuse a bad option before anything is made."""
+        positive = {
+            "num_examples": self.num_examples,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "n_matches": self.n_matches,
+            "n_report": self.n_report,
+            "budget_renders": self.budget_renders,
+        }
+        _check_options(synth=self.synth, num_examples=self.num_examples, positive=positive)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / "runs" / f"{self.model}_{self.synth}_{RUN_NAME_SUFFIX}"
+
+
 def _check_options(*, synth: str, num_examples: int, positive: dict[str, int]) -> None:
     for name, value in positive.items():
         if int(value) != value or value <= 0:
@@ -151,8 +236,6 @@ def _earlier_outputs(out: Path, run_dir: Path, data_path: Path) -> list[Path]:
 
 def _extras(run_dir: Path) -> list[str]:
     """Entries of an earlier demo's run folder that the demo does not make (user's own)."""
-    from models.common.run import EVALUATION_DIR, HISTORY_FILE, LATEST_MODEL, STATE_FILE
-
     made = {RUN_FILE, BEST_MODEL, LATEST_MODEL, STATE_FILE, HISTORY_FILE, EVALUATION_DIR}
     if not run_dir.is_dir():
         return []
@@ -194,15 +277,14 @@ def _clear_outputs(out: Path, earlier: list[Path], extras: list[str], overwrite:
 
 
 def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, workers: int) -> Path:
-    from generators.schema import dataset_path
-    from generators.synth import load_generator
-    from generators.writer import DatasetCreator
-
     generator = load_generator(synth, {})
     data_path = dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}")
     try:
         DatasetCreator(
-            generator, path=data_path, n_examples=num_examples, seed=seed, workers=workers
+            generator,
+            path=data_path,
+            plan=DatasetPlan(n_examples=num_examples, seed=seed),
+            workers=workers,
         ).run(overwrite=True)
     finally:
         generator.close()
@@ -210,22 +292,15 @@ def _make_dataset(out: Path, synth: str, num_examples: int, *, seed: int, worker
     return data_path
 
 
-def _train(
-    data_path: Path, run_dir: Path, *, model: str, epochs: int, batch_size: int, seed: int
-) -> None:
-    # TensorFlow from here on (training imports it without its start-up noise, which a
-    # log level set here would let through: cuInit's line is an ERROR); the rendering
-    # workers never import it.
-    from models.common.training import TrainConfig, train
-
+def _train(data_path: Path, run_dir: Path, options: DemoOptions) -> None:
     config = TrainConfig(
-        model=model,
+        model=options.model,
         dataset=[str(data_path)],
         output_dir=run_dir.parent,
         run_name=run_dir.name,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        seed=options.seed,
         patience=0,
         verbose=2,
     )
@@ -234,8 +309,6 @@ def _train(
 
 def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple[Path, Any]]:
     """Held-out test sounds as WAV files, and the foreign sound: (path, true indices or None)."""
-    from models.matching.audio_io import write_wav
-
     sounds_dir.mkdir(parents=True, exist_ok=True)
     test_indices = run.split.indices("test")
     picks = test_indices[np.linspace(0, test_indices.size - 1, n_matches).astype(int)]
@@ -250,10 +323,6 @@ def _write_test_sounds(run: Run, sounds_dir: Path, n_matches: int) -> list[tuple
 
 def _write_foreign_sound(sounds_dir: Path) -> tuple[Path, None]:
     """The plucked string as a 44.1 kHz stereo WAV: a sound the synth did not make."""
-    import io
-
-    import soundfile as sf
-
     foreign = sounds_dir / "plucked_string_44k_stereo.wav"
     buffer = io.BytesIO()
     sf.write(buffer, plucked_string(), 44100, subtype="PCM_16", format="WAV")
@@ -265,8 +334,6 @@ def _write_held_out_sounds(
     run: Run, sounds_dir: Path, n_sounds: int, *, seed: int
 ) -> list[tuple[Path, Any]]:
     """``n_sounds`` new patches of the run's synth (``seed``) as WAV files, and the foreign one."""
-    from models.matching.audio_io import write_wav
-
     sounds_dir.mkdir(parents=True, exist_ok=True)
     with run.make_generator() as generator:
         rendered = generator.render_examples(seed=seed, start=0, n_examples=n_sounds)
@@ -285,13 +352,6 @@ def _match_sounds(
     Prints the first and the foreign sound in full, how close the network's guess and the
     hybrid match sound for the others.
     """
-    from models.matching.legend import legend_lines, with_descriptions
-    from models.matching.match_settings import MatchSettings
-    from models.matching.match_sounds import match_and_write, run_matcher
-    from models.matching.match_text import format_prediction, listening_summary, true_class_note
-    from models.matching.objective import Budget
-    from models.matching.prediction import predict_file
-
     synth = run.make_generator()
     try:
         matcher = run_matcher(
@@ -331,16 +391,9 @@ def _match_sounds(
     )
 
 
-def _print_summary(
-    result: DemoResult,
-    *,
-    out: Path,
-    synth: str,
-    model: str,
-    epochs: int,
-    num_examples: int,
-    sounds_dir: Path,
-) -> None:
+def _print_summary(result: DemoResult, *, options: DemoOptions, sounds_dir: Path) -> None:
+    out, model, epochs = Path(options.output_dir), options.model, options.epochs
+    synth, num_examples = options.synth, options.num_examples
     times = result.seconds
     paper = PAPER_MPR.get(model) if describes(synth) else None
     paper_note = (
@@ -383,102 +436,40 @@ def _print_summary(
     )
 
 
-def run_demo(
-    *,
-    output_dir: str | Path = "demo",
-    synth: str = FMGenerator.name,
-    model: str = "C6",
-    num_examples: int = 2000,
-    epochs: int = 8,
-    batch_size: int = 16,
-    workers: int = 2,
-    n_matches: int = 3,
-    n_report: int = 6,
-    seed: int = 0,
-    overwrite: bool = False,
-    budget_renders: int = DEMO_BUDGET_RENDERS,
-) -> DemoResult:
-    """Run the demo (see the module docstring).
-
-    Parameters
-    ----------
-    output_dir : path
-        Everything goes here.
-    synth : {"fm", "sine"}
-        The paper's FM synth, or the one-sine toy synth (for a quick check).
-    model : str
-        Architecture (C1-C6, C6XL, CE2E, CE2E_2D).
-    num_examples, epochs, batch_size : int
-        Dataset size (split 80/10/10), training epochs, minibatch.
-    workers : int
-        Rendering processes.
-    n_matches : int
-        Held-out test sounds matched as files.
-    n_report : int
-        Test sounds in the listening report.
-    seed : int
-        Dataset and training seed.
-    overwrite : bool
-        Replace the outputs of an earlier demo in ``output_dir`` (its dataset,
-        run folder with everything in it, sounds and predictions); without it
-        their presence is an error that names them.
-    budget_renders : int
-        Renders of hybrid matching per sound (the matching table and the sounds).
+def run_demo(options: DemoOptions) -> DemoResult:
+    """Run the demo (see the module docstring) with ``options``.
 
     Returns
     -------
     DemoResult
         The paths and figures it printed.
     """
-    positive = {"num_examples": num_examples, "epochs": epochs, "batch_size": batch_size}
-    positive.update(workers=workers, n_matches=n_matches, n_report=n_report)
-    positive.update(budget_renders=budget_renders)
-    _check_options(synth=synth, num_examples=num_examples, positive=positive)
-    out = Path(output_dir)
-    stages = _Stages()
-    run_name = f"{model}_{synth}_{RUN_NAME_SUFFIX}"
-    run_dir = out / "runs" / run_name
-    from generators.schema import dataset_path
-
+    options.check()
+    out, run_dir = Path(options.output_dir), options.run_dir
+    data_name = f"{options.synth}_{RUN_NAME_SUFFIX}"
     _clear_earlier_run(
-        out, run_dir, dataset_path(out / "data", f"{synth}_{RUN_NAME_SUFFIX}"), overwrite=overwrite
+        out, run_dir, dataset_path(out / "data", data_name), overwrite=options.overwrite
     )
     mark_demo_folder(out)  # so that clean_outputs can tell the demo's folders from others
-
-    with stages.step(f"1/6 dataset: {num_examples} examples of the {synth!r} synth", "dataset"):
-        data_path = _make_dataset(out, synth, num_examples, seed=seed, workers=workers)
-    with stages.step(f"2/6 training {model} for {epochs} epochs", "training"):
-        _train(data_path, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed)
-    with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
-        from models.common.run import load_run
-        from models.evaluation.run_evaluation import EvaluationOptions, evaluate_run
-
-        run = load_run(run_dir)
-        evaluated = evaluate_run(run_dir, EvaluationOptions(progress=False), run=run)
-        mpr = evaluated.evaluation.groups[ALL_GROUP].mpr
-    with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
-        from models.evaluation.match_evaluation import MatchingOptions
-        from models.evaluation.resynthesis import ReconstructionOptions, evaluate_reconstruction
-
-        matching = MatchingOptions(
-            methods=("network", "hybrid"), n_examples=DEMO_MATCH_EXAMPLES,
-            max_renders=budget_renders, time_limit_s=None,
-        )  # fmt: skip
-        reconstruction = evaluate_reconstruction(
-            run_dir, ReconstructionOptions(workers=workers, progress=False, matching=matching)
+    stages = _Stages()
+    title = f"1/6 dataset: {options.num_examples} examples of the {options.synth!r} synth"
+    with stages.step(title, "dataset"):
+        data_path = _make_dataset(
+            out, options.synth, options.num_examples, seed=options.seed, workers=options.workers
         )
+    with stages.step(f"2/6 training {options.model} for {options.epochs} epochs", "training"):
+        _train(data_path, run_dir, options)
+    run, mpr, reconstruction = _evaluate(stages, run_dir, options)
     sounds_dir, predictions_dir = out / "sounds", out / "predictions"
-    with stages.step(f"5/6 matching {n_matches} held-out sounds and one foreign sound", "matching"):
+    title = f"5/6 matching {options.n_matches} held-out sounds and one foreign sound"
+    with stages.step(title, "matching"):
         _match_sounds(
-            run, _write_test_sounds(run, sounds_dir, n_matches), predictions_dir,
-            budget_renders=budget_renders,
+            run, _write_test_sounds(run, sounds_dir, options.n_matches), predictions_dir,
+            budget_renders=options.budget_renders,
         )  # fmt: skip
     with stages.step("6/6 listening report", "report"):
-        from models.evaluation.listening_report import write_report
-
-        report = write_report(run_dir, n_examples=n_report, seed=seed)
+        report = write_report(run_dir, n_examples=options.n_report, seed=options.seed)
         print(f"report: {report}")
-
     chance = reconstruction.chance or {}
     result = DemoResult(
         dataset=data_path,
@@ -490,11 +481,26 @@ def run_demo(
         rho_stft_chance=chance["rho_stft"].mean if "rho_stft" in chance else None,
         seconds=dict(stages.times, total=stages.total),
     )
-    _print_summary(
-        result, out=out, synth=synth, model=model, epochs=epochs, num_examples=num_examples,
-        sounds_dir=sounds_dir,
-    )  # fmt: skip
+    _print_summary(result, options=options, sounds_dir=sounds_dir)
     return result
+
+
+def _evaluate(stages: _Stages, run_dir: Path, options: DemoOptions) -> tuple[Run, float, Any]:
+    """Steps 3 and 4: the run, its mean percentile rank, and its resynthesis evaluation."""
+    with stages.step("3/6 evaluation on the held-out test split", "evaluation"):
+        run = load_run(run_dir)
+        evaluated = evaluate_run(run_dir, EvaluationOptions(progress=False), run=run)
+        mpr = evaluated.evaluation.groups[ALL_GROUP].mpr
+    with stages.step("4/6 resynthesis of every test prediction", "reconstruction"):
+        matching = MatchingOptions(
+            methods=("network", "hybrid"), n_examples=DEMO_MATCH_EXAMPLES,
+            max_renders=options.budget_renders, time_limit_s=None,
+        )  # fmt: skip
+        reconstruction = evaluate_reconstruction(
+            run_dir,
+            ReconstructionOptions(workers=options.workers, progress=False, matching=matching),
+        )
+    return run, mpr, reconstruction
 
 
 def run_pretrained_demo(
@@ -522,9 +528,6 @@ def run_pretrained_demo(
     Path
         The predictions folder.
     """
-    from models.common.pretrained import pretrained_run_dir
-    from models.common.run import load_run
-
     check_positive_int(n_matches, "--n_matches")
     check_positive_int(budget_renders, "budget_renders")
     out = Path(output_dir) / PRETRAINED_DEMO_DIR

@@ -6,7 +6,7 @@ Reads the notes listed in ``DIR/manifest.csv`` (``file,instrument,midi_note``), 
 cents of the true note, octave errors, the median error in cents, per instrument and in
 all. Run by hand::
 
-    uv run python -m benchmarks.pitch NOTES_DIR
+    uv run python -m benchmarks.pitch_accuracy NOTES_DIR
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ RATE, N_SAMPLES = 16384, 16384
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pitch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pitch_accuracy", description=__doc__
+    )
     parser.add_argument("folder", type=Path, help="a folder with manifest.csv and its sounds")
     args = parser.parse_args(argv)
     rows = list(csv.DictReader((args.folder / "manifest.csv").open()))
