@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from generators.dataset import open_dataset
-from generators.synth import SoundGenerator, load_generator
+from generators.sound_generator import SoundGenerator, load_generator
 from generators.writer import DatasetCreator, DatasetPlan
 from models.cli.demo_app import HELD_OUT_SEED, plucked_string
 from models.common.run import Run, RunInfo, load_run

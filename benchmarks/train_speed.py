@@ -46,7 +46,7 @@ import numpy as np
 
 from generators.dataset import open_dataset
 from generators.fm_generator import FMGenerator
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from generators.writer import DatasetCreator, DatasetPlan
 from models.common.data import Shuffle, make_dataset, make_memory_dataset
 from models.common.speed import bfloat16_support, configure_threads, resolve_learning_rate

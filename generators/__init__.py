@@ -1,6 +1,6 @@
 """Synthesizers, their parameters, and the datasets made with them (never imports TensorFlow).
 
-* :mod:`generators.synth`: the synth interface and the registry of synths
+* :mod:`generators.sound_generator`: the synth interface and the registry of synths
   (:mod:`generators.fm_generator`, :mod:`generators.sine_generator`, :mod:`generators.vst`);
 * :mod:`generators.parameters`: quantized parameters, sampling, label encoding;
 * :mod:`generators.schema`: the dataset file format; :mod:`generators.writer` writes

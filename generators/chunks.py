@@ -18,7 +18,7 @@ import numpy as np
 from core.storage import write_atomic
 from generators.sampling import load_sampler
 from generators.schema import LABEL_DTYPE, SILENCE_PEAK
-from generators.synth import SoundGenerator
+from generators.sound_generator import SoundGenerator
 
 __all__ = ["Chunk", "Rendered", "render_chunk"]
 

@@ -32,7 +32,7 @@ from generators.schema import (
     dataset_path,
     partial_path,
 )
-from generators.synth import SoundGenerator, load_generator
+from generators.sound_generator import SoundGenerator, load_generator
 
 __all__ = ["SynthDataset", "open_dataset", "resolve_paths"]
 

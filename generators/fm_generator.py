@@ -33,7 +33,7 @@ from generators.dataset_options import add_dataset_arguments, n_samples_from_arg
 from generators.fm_parameters import FM_PARAMETERS
 from generators.generate import create_dataset_from_args
 from generators.parameters import ParameterSet
-from generators.synth import SoundGenerator
+from generators.sound_generator import SoundGenerator
 
 __all__ = ["FMGenerator", "controls_from_values", "render_fm"]
 

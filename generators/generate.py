@@ -16,7 +16,7 @@ from core.options import cap_workers
 from generators.dataset_options import parse_shard
 from generators.pool import started_workers
 from generators.schema import SILENCE_PEAK, dataset_path
-from generators.synth import SoundGenerator
+from generators.sound_generator import SoundGenerator
 
 __all__ = ["check_outcome", "create_dataset_from_args"]
 

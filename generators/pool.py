@@ -35,7 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from core.checks import check_positive_int
-from generators.synth import SoundGenerator, load_generator
+from generators.sound_generator import SoundGenerator, load_generator
 
 __all__ = ["JOBS_PER_WORKER", "map_in_workers", "started_workers"]
 
@@ -120,7 +120,7 @@ def started_workers(
 ) -> Iterator[None]:
     """Start ``workers`` processes of a synth now, for a :func:`map_in_workers` inside the block.
 
-    They spawn, build the synth and :meth:`~generators.synth.SoundGenerator.prepare`
+    They spawn, build the synth and :meth:`~generators.sound_generator.SoundGenerator.prepare`
     it while this process goes on importing and preparing its files. A
     :func:`map_in_workers` of the same synth, config and number of workers in
     the block takes them over; if none does (the command was refused, or had
@@ -164,7 +164,7 @@ def map_in_workers(
         flight, so memory stays flat for any number of jobs.
     generator_name, generator_config
         The synth every worker builds with
-        :func:`~generators.synth.load_generator`.
+        :func:`~generators.sound_generator.load_generator`.
     workers : int > 0
         Processes.
 

@@ -41,7 +41,7 @@ class ExampleSampler(Protocol):
         self, generator: Any, *, seed: int, start: int, n_examples: int
     ) -> np.ndarray:
         """Class indices [n_examples, n_parameters] of the synth ``generator`` (a
-        :class:`~generators.synth.SoundGenerator`), a function of ``(seed, index)`` only."""
+        :class:`~generators.sound_generator.SoundGenerator`), a function of ``(seed, index)`` only."""
 
 
 _CACHE: dict[str, ExampleSampler] = {}  # spec JSON -> sampler, one per process

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from generators.parameters import Parameter, ParameterSet
-from generators.synth import SoundGenerator
+from generators.sound_generator import SoundGenerator
 
 
 class SineGenerator(SoundGenerator):

@@ -45,7 +45,7 @@ from generators.schema import (
     attr_value,
     partial_path,
 )
-from generators.synth import SoundGenerator
+from generators.sound_generator import SoundGenerator
 
 __all__ = ["DatasetCreator", "DatasetPlan"]
 

@@ -16,7 +16,7 @@ def shipped_lookup_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str)
     never at the repository's ``data/``. Rendered once for the whole session: the
     parallel workers share the folder, the first to come renders it under a lock.
     """
-    from generators.synth import load_generator
+    from generators.sound_generator import load_generator
     from models.common.pretrained import PRETRAINED_FM_RUN
     from models.common.run import RunInfo
     from models.matching.synth_lookup import open_synth_lookup

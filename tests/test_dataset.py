@@ -19,7 +19,7 @@ from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.schema import FORMAT_VERSION
 from generators.sine_generator import SineGenerator
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]

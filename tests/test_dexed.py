@@ -20,7 +20,7 @@ from generators.dexed.commands import main
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import read_bank
 from generators.dexed.synth import DexedGenerator, write_bank_dataset
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from generators.writer import DatasetCreator, DatasetPlan
 
 REPO = Path(__file__).resolve().parents[1]

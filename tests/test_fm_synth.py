@@ -26,7 +26,7 @@ from generators.fm_parameters import (
     TRIANGLE,
     WAVEFORMS,
 )
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 
 SR = 16384
 N = 16384

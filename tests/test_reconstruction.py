@@ -179,16 +179,16 @@ def make_evaluated_run(
     model_name: str = "C6",
     run_name: str = "C6_sine",
     seed: int = 0,
-    sample_rate: int = 8192,
-    n_samples: int = 4096,
-    n_levels: int = 8,
+    generator: SineGenerator | None = None,
 ) -> Path:
     """A run folder with run.json and evaluation/{predictions.npz, metrics.json}.
 
     The "model" predicts the true class except for about ``wrong_fraction``
-    of the (example, parameter) pairs, which are off by one class.
+    of the (example, parameter) pairs, which are off by one class. Its synth:
+    ``generator`` (default a sine of 8 levels, 4,096 samples at 8,192 Hz).
     """
-    generator = SineGenerator(sample_rate=sample_rate, n_samples=n_samples, n_levels=n_levels)
+    if generator is None:
+        generator = SineGenerator(sample_rate=8192, n_samples=4096, n_levels=8)
     data_path = root / "data" / f"sine{seed}_data.hdf5"
     if not data_path.exists():
         DatasetCreator(
@@ -348,7 +348,7 @@ def test_resynthesis_with_a_plugin_synth_uses_its_own_hosts():
         if os.environ.get("CI"):
             pytest.fail(f"{message}; CI must install it")
         pytest.skip(message)
-    from generators.synth import load_generator
+    from generators.sound_generator import load_generator
 
     generator = load_generator(
         "vst", {"plugin_config": str(config_path), "sample_rate": 16384, "n_samples": 4096}

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import generators.dataset
-import generators.synth
+import generators.sound_generator
 from core.errors import InverSynthError
 from generators.parameters import Parameter, ParameterSet
 from models.common.plots import (
@@ -465,7 +465,7 @@ def test_the_report_reads_the_evaluation_folder_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(h5py, "File", refused)
     monkeypatch.setattr(generators.dataset, "open_dataset", refused)
-    monkeypatch.setattr(generators.synth, "load_generator", refused)
+    monkeypatch.setattr(generators.sound_generator, "load_generator", refused)
     monkeypatch.setattr(resynthesis, "load_generator", refused)
     monkeypatch.setattr(resynthesis, "map_in_workers", refused)
     page = write_report(run_dir, n_examples=2, seed=1, output=tmp_path / "b.html")

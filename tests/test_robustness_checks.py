@@ -19,6 +19,7 @@ import pytest
 
 from core.commandline import run_cli
 from core.errors import InverSynthError
+from generators.sine_generator import SineGenerator
 from models.common.run import BEST_MODEL, RUN_FILE, RunInfo
 from models.evaluation.comparison import compare_runs, write_comparison
 from models.evaluation.evaluation_folder import METRICS_FILE, RECONSTRUCTION_JSON
@@ -131,9 +132,8 @@ def test_an_evaluation_of_another_synth_is_named(
         ("C6_4levels_bare", 4, 8192, "no metrics", r"predictions of 2 parameters \(8 outputs\)"),
     )
     for name, n_levels, sample_rate, kept, expected in cases:
-        theirs = make_evaluated_run(
-            tmp_path / name, run_name=name, n_levels=n_levels, sample_rate=sample_rate
-        )
+        synth = SineGenerator(sample_rate=sample_rate, n_samples=4096, n_levels=n_levels)
+        theirs = make_evaluated_run(tmp_path / name, run_name=name, generator=synth)
         metrics = theirs / "evaluation" / METRICS_FILE
         data = json.loads(metrics.read_text())
         del data["run_fingerprint"]

@@ -31,7 +31,7 @@ from generators.generate import create_dataset_from_args
 from generators.parameters import Parameter
 from generators.schema import dataset_path, lock_path
 from generators.sine_generator import SineGenerator
-from generators.synth import RenderedExamples
+from generators.sound_generator import RenderedExamples
 from generators.vst.config import load_plugin_config
 from generators.writer import DatasetCreator, DatasetPlan
 
@@ -106,7 +106,7 @@ SLOW_SYNTH = textwrap.dedent(
     import os, time
     from pathlib import Path
     from generators.sine_generator import SineGenerator
-    from generators.synth import GENERATORS
+    from generators.sound_generator import GENERATORS
 
     GENERATORS["slow_sine"] = "slow_synth:SlowSine"  # workers rebuild it by name
 

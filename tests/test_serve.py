@@ -31,7 +31,7 @@ from core.errors import InverSynthError
 from generators.outputs import match_record_files
 from generators.parameters import ParameterSet
 from generators.sine_generator import SineGenerator
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from models.common.data import Split
 from models.common.pretrained import PRETRAINED_FM_RUN
 from models.matching.objective import DEFAULT_BUDGET_RENDERS

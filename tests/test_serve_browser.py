@@ -233,7 +233,7 @@ def record_from_the_microphone_and_match_it(url: str, browser: Any) -> None:
 def a_dx7_match_gives_a_syx_that_reads_back(
     url: str, browser: Any, sounds: dict[str, Path], folder: Path
 ) -> None:
-    from generators.synth import load_generator
+    from generators.sound_generator import load_generator
 
     page = browser.new_page()
     page.goto(url)

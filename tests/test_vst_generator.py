@@ -19,7 +19,7 @@ from core.commandline import run_cli
 from core.errors import InverSynthError
 from generators.dataset import open_dataset
 from generators.parameters import ParameterSet
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from generators.vst import cli as vst_cli
 from generators.vst import hosts
 from generators.vst.config import load_plugin_config

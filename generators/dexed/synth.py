@@ -47,7 +47,7 @@ from generators.dexed.engine import (
     write_voice_syx,
 )
 from generators.parameters import Parameter, ParameterSet
-from generators.synth import RenderedExamples, SoundGenerator
+from generators.sound_generator import RenderedExamples, SoundGenerator
 from generators.writer import DatasetCreator, DatasetPlan
 
 if TYPE_CHECKING:

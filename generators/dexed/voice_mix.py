@@ -41,7 +41,7 @@ from generators.dexed.engine import ENGINE_PARAMETERS, N_ENGINE_PARAMETERS
 from generators.dexed.voices import TRAINING, VoiceCollection
 
 if TYPE_CHECKING:
-    from generators.synth import SoundGenerator
+    from generators.sound_generator import SoundGenerator
 
 __all__ = ["MIX_KINDS", "VoiceMix"]
 

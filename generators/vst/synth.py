@@ -21,7 +21,7 @@ from core.errors import InverSynthError
 from core.storage import write_atomic, write_failed
 from generators.parameters import Parameter, ParameterSet, example_uniforms
 from generators.schema import SILENCE_PEAK
-from generators.synth import RenderedExamples, SoundGenerator
+from generators.sound_generator import RenderedExamples, SoundGenerator
 from generators.vst.config import check_plugin_path, load_plugin_config, resolve_index
 from generators.vst.hosts import (
     MAX_RETRIES,

@@ -46,7 +46,7 @@ from generators.outputs import mark_demo_folder
 from generators.parameters import ALL_GROUP
 from generators.schema import dataset_path
 from generators.sine_generator import SineGenerator
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from generators.writer import DatasetCreator, DatasetPlan
 from models.common.paper import PAPER_EPOCHS, PAPER_EXAMPLES, PAPER_MPR, describes
 from models.common.pretrained import pretrained_run_dir

@@ -516,11 +516,11 @@ class Run:
         """The synth the training data was made with (a ``SoundGenerator``).
 
         ``workers``: rendering threads or processes of a synth that has its own
-        (:attr:`~generators.synth.SoundGenerator.renders_in_parallel`: the DX7's
+        (:attr:`~generators.sound_generator.SoundGenerator.renders_in_parallel`: the DX7's
         engine threads, a plugin's hosts), for a matcher that renders batches;
         other synths render in the calling thread.
         """
-        from generators.synth import generator_class, load_generator
+        from generators.sound_generator import generator_class, load_generator
 
         config = dict(self.generator_config)
         if workers > 1 and generator_class(self.generator_name).renders_in_parallel:

@@ -34,7 +34,7 @@ from core.errors import InverSynthError
 from generators.chunks import Chunk, Rendered, render_chunk
 from generators.dataset import SynthDataset
 from generators.pool import map_in_workers
-from generators.synth import generator_class
+from generators.sound_generator import generator_class
 from models.common.data import EpochClock, _finish
 
 __all__ = [

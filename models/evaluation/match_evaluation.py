@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from core.checks import check_positive_int
 from core.errors import InverSynthError
-from generators.synth import load_generator
+from generators.sound_generator import load_generator
 from models.common.run import RunInfo
 from models.evaluation.evaluation_folder import Matches, MatchingRecord, Predictions
 from models.matching.distance import MultiResolutionDistance

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from core.checks import check_positive_int
 from core.errors import InverSynthError
 from generators.pool import map_in_workers
-from generators.synth import generator_class, load_generator
+from generators.sound_generator import generator_class, load_generator
 from models.common.run import RunInfo, check_dataset
 from models.evaluation.evaluation_folder import (
     MATCHES_FILE,

@@ -34,7 +34,7 @@ def _synth_parameters(
     if generator_name not in _CHEAP_SYNTHS or generator_config is None:
         return None
     from core.errors import InverSynthError
-    from generators.synth import load_generator
+    from generators.sound_generator import load_generator
 
     try:
         with load_generator(generator_name, generator_config) as synth:
