@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +264,39 @@ def test_threads_give_the_same_examples_in_any_order_of_requests(small: DexedGen
             np.testing.assert_array_equal(got[1], want[1])
         values = small.parameter_set.to_values(want[0])
         np.testing.assert_array_equal(threaded.render(values), small.render(values))
+
+
+def test_a_dropped_guess_and_the_next_request_never_share_an_engine(
+    small: DexedGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The guessed chunk's blocks run on until their next stop check; a new request's
+    # block must not start on an engine one of them still renders on (it would
+    # interleave two voices in one engine). Engine 0 is made slow, so that another
+    # block's thread frees first and picks up the new request's block 0.
+    from generators.dexed import synth as dexed_synth
+
+    real, busy, clashes, guard = dexed_synth.render_voices, set(), [], threading.Lock()
+    slow: list[int] = []
+
+    def watched(engine_: Any, voices: np.ndarray, **kwargs: Any) -> np.ndarray:
+        with guard:
+            slow[:] = slow or [id(engine_)]
+            clashes.extend([id(engine_)] if id(engine_) in busy else [])
+            busy.add(id(engine_))
+        try:
+            time.sleep(0.2 if id(engine_) == slow[0] else 0.0)
+            return real(engine_, voices, **kwargs)
+        finally:
+            with guard:
+                busy.discard(id(engine_))
+
+    monkeypatch.setattr(dexed_synth, "render_voices", watched)
+    with DexedGenerator(dexed_config=CONFIGS["small"], workers=3, **SHORT) as threaded:
+        threaded.render_examples(seed=4, start=0, n_examples=6)  # guesses [6, 12)
+        got = threaded.render_examples(seed=4, start=40, n_examples=6)  # drops the guess
+    monkeypatch.setattr(dexed_synth, "render_voices", real)
+    np.testing.assert_array_equal(got[1], small.render_examples(seed=4, start=40, n_examples=6)[1])
+    assert clashes == []
 
 
 def write_random_bank(extra: Any, path: Path, seed: int) -> list[Any]:

@@ -189,6 +189,9 @@ class DexedGenerator(SoundGenerator):
         self.workers = _int_in(workers, "workers", 1, 256)
         require_dexed()  # after the config: a bad config is reported with or without the extra
         self._engines: list[Engine] = []  # one per thread, made on first use
+        # An engine renders one voice at a time: a dropped guess's block runs on to
+        # its next stop check, and the next request's block for that engine waits.
+        self._engine_locks: list[threading.Lock] = []
         self._pool: ThreadPoolExecutor | None = None
         self._lookahead: _Job | None = None
 
@@ -295,28 +298,33 @@ class DexedGenerator(SoundGenerator):
         self, engine: int, voices: np.ndarray, stop: threading.Event | None
     ) -> np.ndarray:
         """Render voices [b, 155] on engine number ``engine``; a set ``stop`` ends it early."""
-        while len(self._engines) <= engine:
-            self._engines.append(Engine(self.sample_rate))
+        self._make_engines(engine + 1)
         out = np.zeros((len(voices), self.n_samples), dtype=np.float32)
-        for first in range(0, len(voices), _STOP_CHECK):
-            if stop is not None and stop.is_set():
-                break  # a dropped guess: nobody reads it
-            out[first : first + _STOP_CHECK] = render_voices(
-                self._engines[engine],
-                voices[first : first + _STOP_CHECK],
-                pitch=self.pitch,
-                velocity=self.velocity,
-                note_length_s=self.note_length_s,
-                n_samples=self.n_samples,
-            )
+        with self._engine_locks[engine]:
+            for first in range(0, len(voices), _STOP_CHECK):
+                if stop is not None and stop.is_set():
+                    break  # a dropped guess: nobody reads it
+                out[first : first + _STOP_CHECK] = render_voices(
+                    self._engines[engine],
+                    voices[first : first + _STOP_CHECK],
+                    pitch=self.pitch,
+                    velocity=self.velocity,
+                    note_length_s=self.note_length_s,
+                    n_samples=self.n_samples,
+                )
         return out
+
+    def _make_engines(self, n: int) -> None:
+        """At least ``n`` engines, each with its lock (called where no render runs on them)."""
+        while len(self._engines) < n:
+            self._engines.append(Engine(self.sample_rate))
+            self._engine_locks.append(threading.Lock())
 
     def _submit(self, voices: np.ndarray, stop: threading.Event | None) -> list[Future[np.ndarray]]:
         """Split voices [b, 155] into one block of consecutive rows per thread, and start them."""
         if self._pool is None:
             # Engines are made here, in this thread, so that threads never append at once.
-            while len(self._engines) < self.workers:
-                self._engines.append(Engine(self.sample_rate))
+            self._make_engines(self.workers)
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dexed")
         parts = np.array_split(voices, self.workers)
         return [
