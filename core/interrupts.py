@@ -22,10 +22,19 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Terminated", "install", "raise_if_interrupted", "signal_exception"]
+R = TypeVar("R")
+
+__all__ = [
+    "Terminated",
+    "install",
+    "raise_if_interrupted",
+    "result_or_interrupt",
+    "signal_exception",
+]
 
 
 class Terminated(KeyboardInterrupt):
@@ -72,6 +81,22 @@ def raise_if_interrupted() -> None:
     """
     if _received is not None:
         raise signal_exception(_received)
+
+
+def result_or_interrupt(future: Future[R], *, poll_s: float = 0.25) -> R:
+    """``future.result()``, raising a recorded signal while it waits.
+
+    A signal whose first raise was dropped in a finalizer is only recorded: a
+    command waiting for a job that takes long (a worker held up, a plugin that
+    hangs) would wait on, so the wait looks at the record every ``poll_s``.
+    """
+    while True:
+        try:
+            return future.result(timeout=poll_s)
+        except TimeoutError:
+            if future.done():  # the job's own TimeoutError
+                raise
+            raise_if_interrupted()
 
 
 def install() -> Callable[[], None]:

@@ -35,6 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from core.checks import check_positive_int
+from core.interrupts import result_or_interrupt
 from generators.sound_generator import SoundGenerator, load_generator
 
 __all__ = ["JOBS_PER_WORKER", "map_in_workers", "started_workers"]
@@ -196,7 +197,7 @@ def map_in_workers(
         for job in itertools.islice(queue, JOBS_PER_WORKER * workers):
             submit(job)
         while pending:
-            result = pending.popleft().result()
+            result = result_or_interrupt(pending.popleft())
             for job in itertools.islice(queue, 1):
                 submit(job)
             yield result

@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 import pytest
 
-from core import commandline, environment
-from generators import writer
+from core import commandline, environment, interrupts
+from generators import pool, writer
 from generators.schema import lock_path
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator, DatasetPlan
@@ -156,6 +156,40 @@ def test_a_ctrl_c_while_the_file_is_made_leaves_nothing_that_blocks_a_resume(
     assert not Path(f"{path}.partial").exists() and not lock_path(path).exists()
     monkeypatch.setattr(writer, where, real)
     assert creator.run(resume=True) == path  # starts afresh, as nothing was kept
+
+
+def held_until_gate_goes(synth: Any, gate: str) -> int:
+    """A job that waits while ``gate`` exists (at most a minute)."""
+    deadline = time.monotonic() + 60
+    while Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return 0
+
+
+def test_a_signal_dropped_in_a_finalizer_ends_the_wait_for_a_held_up_worker(
+    tmp_path: Path,
+) -> None:
+    # The first raise was lost (as in a finalizer): only the record is left, and the
+    # command waits for a worker that will not answer soon. It must stop waiting.
+    gate = tmp_path / "gate"
+    gate.touch()
+    restore = interrupts.install()
+    record = threading.Timer(0.5, lambda: setattr(interrupts, "_received", signal.SIGTERM))
+    try:
+        record.start()
+        started = time.monotonic()
+        with pytest.raises(interrupts.Terminated):
+            list(
+                pool.map_in_workers(
+                    held_until_gate_goes, [str(gate)] * 2, generator_name="sine",
+                    generator_config={"sample_rate": 8192, "n_samples": 512}, workers=2,
+                )
+            )  # fmt: skip
+        assert time.monotonic() - started < 30  # not the job's minute
+    finally:
+        record.cancel()
+        restore()
+        gate.unlink(missing_ok=True)
 
 
 # ---- 2. many signals at random moments of real runs ---------------------------------------

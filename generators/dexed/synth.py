@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from core.errors import InverSynthError
+from core.interrupts import result_or_interrupt
 from generators.dexed.config import load_dexed_config
 from generators.dexed.engine import (
     ENGINE_PARAMETERS,
@@ -91,7 +92,9 @@ class _Job:
         return same and n <= self.n
 
     def result(self, n: int) -> RenderedExamples:
-        audio = np.concatenate([block.result() for block in self.blocks])  # [self.n, n_samples]
+        audio = np.concatenate(
+            [result_or_interrupt(block) for block in self.blocks]
+        )  # [self.n, n_samples]
         return RenderedExamples(self.indices[:n], audio[:n], np.zeros(n, dtype=bool))
 
     def drop(self) -> None:
@@ -291,7 +294,7 @@ class DexedGenerator(SoundGenerator):
         if self.workers == 1 or len(v) < 2:
             return self._render_block(0, v, None)
         blocks = self._submit(v, None)
-        return np.concatenate([block.result() for block in blocks])
+        return np.concatenate([result_or_interrupt(block) for block in blocks])
 
     # ---- threads ---------------------------------------------------------------
     def _render_block(
