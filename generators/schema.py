@@ -43,13 +43,12 @@ while it runs. A dataset name is plain: no folders, not starting with ".".
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import InverSynthError
+from core.options import check_plain_name
 
 if TYPE_CHECKING:  # only for annotations: a process that opens no file need not import HDF5
     import h5py
@@ -126,18 +125,7 @@ def check_dataset_name(name: str) -> str:
 
     A name like ``../../escape`` would put the file outside the dataset folder.
     """
-    if (
-        not isinstance(name, str)
-        or not name
-        or name.startswith(".")
-        or any(sep in name for sep in ("/", "\\", os.sep, "\0"))
-        or name != name.strip()
-    ):
-        raise InverSynthError(
-            f"a dataset name must be a plain name (no folders, not starting with '.', "
-            f"no surrounding spaces), got {name!r}; choose the folder with --dataset_directory"
-        )
-    return name
+    return check_plain_name(name, what="a dataset name", folder_option="--dataset_directory")
 
 
 def dataset_path(directory: Path, name: str, shard: tuple[int, int] | None = None) -> Path:

@@ -1,11 +1,25 @@
-"""What tests share across files: the shipped model's lookup, rendered once per test session."""
+"""What tests share across files: dexed-py (the extra), the shipped model's lookup rendered once."""
 
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def extra() -> Any:
+    """The ``dexed`` module of the extra: a skip without it, a failure under CI (which installs it)."""
+    try:
+        import dexed
+    except ImportError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"dexed-py not installed ({exc}): CI installs the extra")
+        pytest.skip(f"dexed-py not installed ({exc}): uv sync --extra dexed")
+    return dexed
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -29,19 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {n: REPO / "plugin_config" / f"dexed_{n}.json" for n in ("small", "medium", "full")}
 SAMPLE_RATE = 16384
 SHORT: dict[str, Any] = {"sample_rate": SAMPLE_RATE, "n_samples": 4096, "note_length_s": 0.15}
-
-
-@pytest.fixture(scope="module")
-def extra() -> Any:
-    """dexed-py, the optional extra: skipped without it, except in CI where it must be there."""
-    try:
-        import dexed
-    except ImportError as exc:
-        message = f"dexed-py not installed ({exc}): uv sync --extra dexed"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs the extra; a skip there would hide a broken setup
-        pytest.skip(message)
-    return dexed
 
 
 @pytest.fixture(scope="module")

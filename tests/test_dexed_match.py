@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "plugin_config" / "dexed_small.json"
 VOICE = REPO / "plugin_config" / "dexed_voice.json"
 RATE, N_SAMPLES = 16384, 8192
-
-
-@pytest.fixture(scope="module")
-def extra() -> Any:
-    try:
-        import dexed
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dexed-py not installed ({exc}): CI installs the extra")
-        pytest.skip(f"dexed-py not installed ({exc}): uv sync --extra dexed")
-    return dexed
 
 
 def _saw(note: int, rate: int, seconds: float) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 VOICE_CONFIG = REPO / "plugin_config" / "dexed_voice.json"
 _TOP = np.array([p.max_value for p in engine.ENGINE_PARAMETERS])
 _BYTE = np.array([p.byte for p in engine.ENGINE_PARAMETERS])
-
-
-@pytest.fixture(scope="module")
-def extra() -> Any:
-    try:
-        import dexed
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dexed-py not installed ({exc}): CI installs the extra")
-        pytest.skip(f"dexed-py not installed ({exc}): uv sync --extra dexed")
-    return dexed
 
 
 def random_voices(seed: int, n: int) -> np.ndarray:

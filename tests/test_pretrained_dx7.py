@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,6 @@ from models.common.run import BEST_MODEL, RUN_FILE
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 VOICE = REPOSITORY / "plugin_config" / "dexed_voice.json"
-
-
-@pytest.fixture(scope="module")
-def extra() -> Any:
-    try:
-        import dexed
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dexed-py not installed ({exc}): CI installs the extra")
-        pytest.skip(f"dexed-py not installed ({exc}): uv sync --extra dexed")
-    return dexed
 
 
 @pytest.fixture(scope="module")
