@@ -125,8 +125,12 @@ def command_seconds(
 
 
 def _fresh_sources(source: Path, into: Path) -> Path:
-    """A copy of the toolkit's packages without bytecode caches, as a fresh checkout has."""
-    for package in ("generators",):
+    """A copy of the toolkit's packages without bytecode caches, as a fresh checkout has.
+
+    The packages the FM command imports: ``generators`` and the ``core`` it builds on
+    (``generators`` never imports ``models``).
+    """
+    for package in ("core", "generators"):
         shutil.copytree(
             source / package, into / package, ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -198,6 +198,11 @@ def a_second_tab_waits_its_turn_and_both_hear_their_match(
     )
     assert len(wait_for_result(first)) == 3
     assert len(wait_for_result(second)) == 3
+    # Each tab keeps its own result: the first one never takes up the second's match
+    # (one session, two tabs) and shows it in place of its own.
+    first.wait_for_timeout(1500)
+    assert first.inner_text("article.result h2").startswith("tone.wav")
+    assert second.inner_text("article.result h2").startswith("short.wav")
     first.close()
     # While it matches: renders done of the budget and the best distance so far, the bar
     # following them; Cancel stops it at once, the page says so and keeps the earlier result.

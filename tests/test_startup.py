@@ -137,3 +137,23 @@ def test_workers_started_for_a_command_that_is_refused_end_with_it_at_once() -> 
     for process in processes:
         assert exit_code_of(process) == -signal.SIGTERM  # ended, not left to finish starting
     assert pool._started == {}
+
+
+def test_the_start_up_benchmark_runs_the_fm_command_from_its_copy_of_the_sources(
+    tmp_path: Path,
+) -> None:
+    # benchmarks/generate_speed.py --startup times the command in a fresh copy of the
+    # sources, with no PYTHON* variable: the copy must hold every package it imports.
+    from benchmarks.generate_speed import _fresh_sources
+
+    source = _fresh_sources(REPO, tmp_path / "copy")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVERSYNTH_", "PYTHON"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "generators.fm_generator", "--help"],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

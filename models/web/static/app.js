@@ -183,7 +183,10 @@ async function loadPlayer(audio, canvas) {
   }
 }
 
-async function refreshHistory() {
+// adopt: follow a match of this session still under way (on opening the page, so that a
+// reload keeps following its match); never after this tab's own match, whose result would
+// be replaced by another tab's.
+async function refreshHistory(adopt = false) {
   let jobs;
   try { jobs = await api("/api/jobs"); } catch (error) { return; }
   const list = $("history");
@@ -208,7 +211,7 @@ async function refreshHistory() {
     list.appendChild(item);
   }
   const active = jobs.find((j) => j.status === "queued" || j.status === "running");
-  if (active && !current) follow(active);
+  if (adopt && active && !current) follow(active);
 }
 
 // ---- spectrograms: the page reads its own PCM WAV files, no audio device needed ----
@@ -374,7 +377,7 @@ function setUp() {
     $("record").hidden = false;
     $("record").addEventListener("click", record);
   }
-  refreshHistory();
+  refreshHistory(true);
 }
 
 document.addEventListener("DOMContentLoaded", setUp);
