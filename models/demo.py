@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.checks import check_int
-from core.commandline import make_parser, positive_int, run_cli
+from core.commandline import bounded_int, make_parser, positive_int, run_cli
 from core.options import add_output_dir_argument, add_seed_argument, add_workers_argument
 from models.cli.demo_app import (
     DEMO_BUDGET_RENDERS,
@@ -35,6 +35,7 @@ from models.cli.demo_app import (
 )
 from models.common.model_table import MODELS
 from models.common.training import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SEED
+from models.matching.objective import MAX_BUDGET_RENDERS
 
 __all__ = ["get_parser", "main"]
 
@@ -72,7 +73,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--budget_renders",
-        type=positive_int,
+        type=bounded_int(1, MAX_BUDGET_RENDERS),
         default=DEMO_BUDGET_RENDERS,
         help="renders of hybrid matching per sound (about 1 s on 2 cores)",
     )

@@ -193,7 +193,9 @@ def test_a_dexed_stream_draws_its_examples_from_the_sampler(extra: Any, tmp_path
     np.testing.assert_array_equal(got.audio, want.audio)
 
 
-def test_the_collect_command_writes_a_collection(extra: Any, tmp_path: Path) -> None:
+def test_the_collect_command_writes_a_collection(
+    extra: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     engine.write_bank(tmp_path / "a.syx", random_voices(9, 32))
     out = tmp_path / "v.npz"
     args = ["collect", str(tmp_path / "a.syx"), "--output", str(out), "--validation", "4"]
@@ -202,3 +204,10 @@ def test_the_collect_command_writes_a_collection(extra: Any, tmp_path: Path) -> 
     assert len(collection.part(VALIDATION)) == 4 and len(collection.voices) <= 32
     with pytest.raises(InverSynthError, match="already exists"):
         main(args)
+    # an output under a file of the user's is refused by name, before any bank is read
+    (tmp_path / "notes").write_text("mine")
+    args[3] = str(tmp_path / "notes" / "v.npz")
+    with pytest.raises(SystemExit) as refused:
+        main(args)
+    assert refused.value.code == 2
+    assert "/notes' is a file" in capsys.readouterr().err

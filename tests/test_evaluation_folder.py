@@ -70,6 +70,11 @@ def test_missing_or_malformed_files_say_so(tmp_path: Path) -> None:
         Predictions.load(folder)
     assert evaluation_dataset_paths(folder, ["default"]) == ["default"]
     assert read_reconstruction(folder) is None
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for read in (read_metrics, Predictions.load):
+        with pytest.raises(InverSynthError, match=r"'.*notes\.txt' is a file, not a folder$"):
+            read(a_file)
     folder.mkdir(parents=True)
     (folder / METRICS_FILE).write_text('{"model": "C6"}')
     with pytest.raises(InverSynthError, match="malformed"):

@@ -319,9 +319,11 @@ def test_bad_matcher_requests_are_refused_in_one_line(kwargs: dict, match: str) 
 @pytest.mark.parametrize(
     ("budget", "match"),
     [
-        ({"max_renders": 0}, "max_renders must be a positive integer, got 0"),
+        ({"max_renders": 0}, r"max_renders must be an integer in \[1, 1000000\], got 0"),
         ({"max_renders": -3}, "got -3"),
-        ({"time_limit_s": 0.0}, "time_limit_s must be > 0"),
+        ({"max_renders": 10**9}, "got 1000000000"),  # a budget no match ends
+        ({"time_limit_s": 0.0}, r"time_limit_s must be in \(0, 86400\] seconds"),
+        ({"time_limit_s": 1e9}, "got 1000000000.0"),
         ({"max_renders": None}, "give a budget"),  # neither: the default is renders
     ],
 )

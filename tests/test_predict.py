@@ -498,6 +498,11 @@ def test_hybrid_records_its_budget_and_is_never_farther_than_the_network(
     [
         (["--budget_renders", "0"], "--budget_renders"),
         (["--budget_s", "-1"], "--budget_s"),
+        (
+            ["--budget_renders", "1000000000"],
+            "--budget_renders: expected an integer in [1, 1000000]",
+        ),
+        (["--budget_s", "1e9"], "--budget_s: expected a number in [0.01, 86400] s"),
         (["--method", "guess"], "--method"),
         (["--method", "lookup"], "--lookup_dataset"),
     ],

@@ -28,7 +28,7 @@ from core.checks import MAX_CHECK_EXAMPLES, check_render_size
 from core.commandline import HelpFormatter, bounded_int, make_parser
 from core.environment import env_default
 from core.errors import InverSynthError
-from core.options import add_seed_argument
+from core.options import add_seed_argument, output_file
 from generators.dataset_options import (
     add_dataset_arguments,
     add_length_argument,
@@ -151,7 +151,7 @@ def _add_collect_parser(commands: Any) -> None:
     )
     collect.add_argument("banks", type=Path, nargs="+", help="DX7 32-voice bank files (.syx)")
     collect.add_argument(
-        "--output", type=Path, required=True, help="the collection file to write (.npz)"
+        "--output", type=output_file, required=True, help="the collection file to write (.npz)"
     )
     collect.add_argument(
         "--held_out",

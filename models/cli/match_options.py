@@ -13,10 +13,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.commandline import positive_float, positive_int
+from core.commandline import bounded_float, bounded_int, positive_int
 from core.options import add_seed_argument
 from models.matching.matchers import MATCHERS
-from models.matching.objective import DEFAULT_BUDGET_RENDERS, DEFAULT_BUDGET_S
+from models.matching.objective import (
+    DEFAULT_BUDGET_RENDERS,
+    DEFAULT_BUDGET_S,
+    MAX_BUDGET_RENDERS,
+    MAX_BUDGET_S,
+    MIN_BUDGET_S,
+)
 
 if TYPE_CHECKING:
     from models.evaluation.match_evaluation import MatchingOptions
@@ -44,14 +50,14 @@ def add_budget_arguments(group: argparse._ActionsContainer) -> None:
     """``--budget_renders`` and ``--budget_s``: a match's budget, renders and an optional cap."""
     group.add_argument(
         "--budget_renders",
-        type=positive_int,
+        type=bounded_int(1, MAX_BUDGET_RENDERS),
         default=DEFAULT_BUDGET_RENDERS,
         help="renders per sound matched: the same renders and seed give the same match on any "
         "machine",
     )
     group.add_argument(
         "--budget_s",
-        type=positive_float,
+        type=bounded_float(MIN_BUDGET_S, MAX_BUDGET_S, "s"),
         default=DEFAULT_BUDGET_S,
         help="an optional time limit per sound matched, seconds (default: none; whichever "
         "budget ends first)",

@@ -113,6 +113,9 @@ def _not_evaluated(path: Path, run_dir: str | Path | None = None) -> InverSynthE
     """The error for a missing evaluation file, naming what is missing and the command that writes it."""
     folder = path.parent
     command = _evaluate_command(folder, None if run_dir is None else Path(run_dir))
+    if folder.exists() and not folder.is_dir():
+        # a file given as the folder: "does not exist" would send the user looking elsewhere
+        return InverSynthError(f"evaluation folder {str(folder)!r} is a file, not a folder")
     if not folder.is_dir():
         where = f"evaluation folder {str(folder)!r} does not exist"
     else:

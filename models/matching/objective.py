@@ -28,6 +28,9 @@ __all__ = [
     "BUDGET_REFERENCE_S",
     "DEFAULT_BUDGET_RENDERS",
     "DEFAULT_BUDGET_S",
+    "MAX_BUDGET_RENDERS",
+    "MAX_BUDGET_S",
+    "MIN_BUDGET_S",
     "SAME_SOUND_DB",
     "Budget",
     "MatchProgress",
@@ -50,6 +53,10 @@ SAME_SOUND_DB = 1e-3  # a distance this small is the target itself (float32 roun
 BUDGET_REFERENCE_S = 2.0
 DEFAULT_BUDGET_RENDERS = 4000
 DEFAULT_BUDGET_S: float | None = None
+# The largest budget a match takes: a million renders is minutes with the FM synth and
+# hours with a plugin, a day of seconds any real need; beyond them a typo runs for ever.
+MAX_BUDGET_RENDERS = 1_000_000
+MIN_BUDGET_S, MAX_BUDGET_S = 0.01, 86_400.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,10 +248,18 @@ def check_budget(*, max_renders: int | None, time_limit_s: float | None) -> None
     if max_renders is None and time_limit_s is None:
         raise InverSynthError("give a budget: max_renders, time_limit_s or both")
     if max_renders is not None and (
-        isinstance(max_renders, bool) or int(max_renders) != max_renders or max_renders <= 0
+        isinstance(max_renders, bool)
+        or int(max_renders) != max_renders
+        or not 0 < max_renders <= MAX_BUDGET_RENDERS
     ):
-        raise InverSynthError(f"max_renders must be a positive integer, got {max_renders!r}")
+        raise InverSynthError(
+            f"max_renders must be an integer in [1, {MAX_BUDGET_RENDERS}], got {max_renders!r}"
+        )
     if time_limit_s is not None and not (
-        isinstance(time_limit_s, (int, float)) and np.isfinite(time_limit_s) and time_limit_s > 0
+        isinstance(time_limit_s, (int, float))
+        and np.isfinite(time_limit_s)
+        and 0 < time_limit_s <= MAX_BUDGET_S
     ):
-        raise InverSynthError(f"time_limit_s must be > 0 seconds, got {time_limit_s!r}")
+        raise InverSynthError(
+            f"time_limit_s must be in (0, {MAX_BUDGET_S:g}] seconds, got {time_limit_s!r}"
+        )

@@ -56,6 +56,8 @@ from models.matching.objective import (
     BUDGET_REFERENCE_S,
     DEFAULT_BUDGET_RENDERS,
     DEFAULT_BUDGET_S,
+    MAX_BUDGET_RENDERS,
+    MIN_BUDGET_S,
     Budget,
 )
 from models.web.catalog import ModelChoice, find_model, list_models
@@ -90,8 +92,7 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "inversynth_session"
 POST_HEADER = "x-inversynth"
-MIN_BUDGET_S, MAX_BUDGET_S = 0.01, 60.0  # the optional time cap, seconds
-MAX_BUDGET_RENDERS = 1_000_000
+MAX_BUDGET_S = 60.0  # the page's optional time cap, seconds (a command line takes more)
 # A cancel's answer waits this long for a running match to stop (it stops at its next
 # progress report, a batch of renders: a fraction of a second), so the page can say so at once.
 CANCEL_WAIT_S = 2.0
