@@ -20,17 +20,6 @@ from generators.dexed.engine import read_bank, read_syx_voices, read_voice_syx
 from generators.dexed.sysex import MAX_SYX_BYTES, checksum
 
 
-def _dexed() -> Any:
-    """dexed-py, or a skip (a failure in CI, which installs it)."""
-    try:
-        import dexed
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"dexed-py not installed ({exc})")
-        pytest.skip(f"dexed-py not installed ({exc}): uv sync --extra dexed")
-    return dexed
-
-
 def _bank(seed: int, *, channel: int = 0) -> bytes:
     """A 32-voice bulk dump of random packed voices (data bytes 0..127), checksum right."""
     payload = np.random.default_rng(seed).integers(0, 128, 4096).astype(np.uint8).tobytes()
@@ -65,8 +54,8 @@ def test_every_voice_of_every_message_in_file_order(tmp_path: Path) -> None:
         read_voice_syx(path, voice=66)
 
 
-def test_a_bank_is_read_as_dexed_reads_it(tmp_path: Path) -> None:
-    dexed = _dexed()
+def test_a_bank_is_read_as_dexed_reads_it(tmp_path: Path, extra: Any) -> None:
+    dexed = extra
     path = tmp_path / "noise.syx"  # random bytes: many fields out of their DX7 range
     path.write_bytes(_bank(7))
     theirs = [np.frombuffer(p.to_sysex()[:155], np.uint8) for p in dexed.Patch.load_bank(str(path))]
@@ -125,9 +114,8 @@ def test_files_are_bounded_and_regular(tmp_path: Path) -> None:
 
 
 def test_the_bank_command_makes_a_dataset_of_every_bank_and_refuses_other_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: Any
 ) -> None:
-    _dexed()
     from generators.dataset import open_dataset
     from generators.dexed.commands import main
 
