@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "check_float",
     "check_int",
     "check_non_negative_int",
+    "check_plain_name",
     "check_positive_int",
     "check_render_size",
 ]
@@ -186,3 +188,37 @@ def check_audio(
     if not np.isfinite(x).all():
         raise InverSynthError(f"{name} contains NaN or infinite samples")
     return x
+
+
+def check_plain_name(name: str, *, what: str, folder_option: str) -> str:
+    """``name`` if it names a file or folder directly inside its folder, never elsewhere.
+
+    A plain name has no folder separators, does not start with "." (so not
+    ``.`` or ``..``) and has no surrounding spaces: ``../../escape`` would put
+    the output outside its folder, ``.`` into the folder itself.
+
+    Parameters
+    ----------
+    name : str
+    what : str
+        What the name is, for the message ("a run name").
+    folder_option : str
+        The option that chooses the folder instead ("--output_dir").
+
+    Raises
+    ------
+    InverSynthError
+        ``name`` is not a plain name.
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or any(sep in name for sep in ("/", "\\", os.sep, "\0"))
+        or name != name.strip()
+    ):
+        raise InverSynthError(
+            f"{what} must be a plain name (no folders, not starting with '.', no surrounding "
+            f"spaces), got {name!r}; choose the folder with {folder_option}"
+        )
+    return name

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
+from core.checks import check_plain_name
 from core.commandline import BooleanFlag, bounded_int
 from core.environment import env_default
 from core.errors import InverSynthError
@@ -38,7 +39,6 @@ __all__ = [
     "add_workers_argument",
     "available_cpus",
     "cap_workers",
-    "check_plain_name",
     "default_workers",
     "output_file",
     "output_folder",
@@ -184,40 +184,6 @@ def add_max_examples_argument(
     """``--max_examples``: an integer in [1, 1e9], default all (None; ``INVERSYNTH_<env>`` if given)."""
     default = env_default(env, None, _max_examples) if env else None
     parser.add_argument("--max_examples", type=_max_examples, default=default, help=help)
-
-
-def check_plain_name(name: str, *, what: str, folder_option: str) -> str:
-    """``name`` if it names a file or folder directly inside its folder, never elsewhere.
-
-    A plain name has no folder separators, does not start with "." (so not
-    ``.`` or ``..``) and has no surrounding spaces: ``../../escape`` would put
-    the output outside its folder, ``.`` into the folder itself.
-
-    Parameters
-    ----------
-    name : str
-    what : str
-        What the name is, for the message ("a run name").
-    folder_option : str
-        The option that chooses the folder instead ("--output_dir").
-
-    Raises
-    ------
-    InverSynthError
-        ``name`` is not a plain name.
-    """
-    if (
-        not isinstance(name, str)
-        or not name
-        or name.startswith(".")
-        or any(sep in name for sep in ("/", "\\", os.sep, "\0"))
-        or name != name.strip()
-    ):
-        raise InverSynthError(
-            f"{what} must be a plain name (no folders, not starting with '.', no surrounding "
-            f"spaces), got {name!r}; choose the folder with {folder_option}"
-        )
-    return name
 
 
 def plain_name(what: str, *, folder_option: str) -> Callable[[str], str]:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.options import check_plain_name
+from core.checks import check_plain_name
 
 if TYPE_CHECKING:  # only for annotations: a process that opens no file need not import HDF5
     import h5py

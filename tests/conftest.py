@@ -1,13 +1,27 @@
-"""What tests share across files: dexed-py (the extra), the shipped model's lookup rendered once."""
+"""What tests share across files: a clean environment, dexed-py (the extra), the shipped model's lookup."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from core import environment
+
+
+@pytest.fixture
+def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The test runs in its own folder, without the INVERSYNTH_* variables of the environment."""
+    monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
+    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
+        monkeypatch.delenv(key)
+    environment._dotenv.cache_clear()
+    yield
+    environment._dotenv.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from core import commandline, environment, storage
+from core import commandline, storage
 from generators.sine_generator import SineGenerator
 from generators.writer import DatasetCreator, DatasetPlan
 from models.common.plots import save_png
@@ -31,14 +30,8 @@ from models.matching.audio_io import write_wav
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
-    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
-        monkeypatch.delenv(key)
-    environment._dotenv.cache_clear()
-    yield
-    environment._dotenv.cache_clear()
+# Each test in a folder of its own, with no INVERSYNTH_* variable and no .env leaking in.
+pytestmark = pytest.mark.usefixtures("no_dotenv")
 
 
 _REAL_SYNC = storage._sync_file

@@ -34,7 +34,6 @@ from tests.test_robustness_generators import (
     NEKOBI_CONFIG,
     REPO,
     _FailingSine,
-    _no_dotenv,  # noqa: F401 - its autouse fixture
     assert_same_examples,
     fm_args,
     make,
@@ -43,6 +42,10 @@ from tests.test_robustness_generators import (
     run_command,
     sine,
 )
+
+# Each test in a folder of its own, with no INVERSYNTH_* variable and no .env leaking in.
+pytestmark = pytest.mark.usefixtures("no_dotenv")
+
 
 # ---- guards: sizes and counts ---------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from core import commandline, environment
+from core import commandline
 from core.errors import InverSynthError
 from generators import dataset_options
 from generators.dataset import open_dataset
@@ -40,14 +40,8 @@ N_SAMPLES = 2048
 NEKOBI_CONFIG = REPO / "plugin_config" / "nekobi.json"
 
 
-@pytest.fixture(autouse=True)
-def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
-    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
-        monkeypatch.delenv(key)
-    environment._dotenv.cache_clear()
-    yield
-    environment._dotenv.cache_clear()
+# Each test in a folder of its own, with no INVERSYNTH_* variable and no .env leaking in.
+pytestmark = pytest.mark.usefixtures("no_dotenv")
 
 
 def sine() -> SineGenerator:

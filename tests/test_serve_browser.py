@@ -22,19 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.serve_speed import CHROMIUM, CHROMIUM_ARGS
 from models.common.pretrained import PRETRAINED_FM_RUN
 from tests.test_serve import REPO, dexed_installed, make_dx7_run, wav_bytes
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # A microphone that plays a test tone, allowed without asking.
 FAKE_MICROPHONE = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 TIMEOUT_MS = 120_000

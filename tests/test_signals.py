@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 import pytest
 
-from core import commandline, environment, interrupts
+from core import commandline, interrupts
 from generators import pool, writer
 from generators.schema import lock_path
 from generators.sine_generator import SineGenerator
@@ -34,14 +34,8 @@ from generators.writer import DatasetCreator, DatasetPlan
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)  # no .env of the repository leaks in
-    for key in [k for k in os.environ if k.startswith("INVERSYNTH_")]:
-        monkeypatch.delenv(key)
-    environment._dotenv.cache_clear()
-    yield
-    environment._dotenv.cache_clear()
+# Each test in a folder of its own, with no INVERSYNTH_* variable and no .env leaking in.
+pytestmark = pytest.mark.usefixtures("no_dotenv")
 
 
 @pytest.fixture

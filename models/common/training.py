@@ -30,9 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.checks import check_float, check_int, check_non_negative_int
+from core.checks import check_float, check_int, check_non_negative_int, check_plain_name
 from core.errors import InverSynthError
-from core.options import check_plain_name
 from generators.dataset import SynthDataset, open_dataset
 from generators.parameters import DECODINGS
 from models.common.checkpoints import (
