@@ -250,7 +250,12 @@ def _interrupt_one(kind: str, signum: int, folder: Path, delay_s: float, anchor:
                 while not writing.wait(0.05) and proc.poll() is None:
                     pass
             time.sleep(delay_s)
-            finished_first = proc.poll() is not None
+            # A run whose dataset is already complete has only its exit left: a signal
+            # then meets the default handler (-15) or nothing (0), and says nothing of
+            # whether signals are kept. Such a run counts as finished, and a larger one
+            # is tried. (A signal that is lost still fails: the dataset is completed
+            # after it was sent.)
+            finished_first = proc.poll() is not None or (folder / "d_data.hdf5").exists()
             if not finished_first:
                 if signum == signal.SIGINT:
                     os.killpg(proc.pid, signum)  # Ctrl-C reaches the terminal's whole group
